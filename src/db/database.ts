@@ -1,0 +1,116 @@
+import type pg from "pg";
+import { poolOf } from "./client";
+
+/** Anything that runs one SQL statement with positional parameters ($1, $2...). */
+export interface Sql {
+  query<R>(text: string, values?: readonly unknown[]): Promise<R[]>;
+}
+
+/** A Prisma client or interactive-transaction client: the subset Skein uses for raw SQL. */
+export interface RawQueryClient {
+  $queryRawUnsafe<T = unknown>(query: string, ...values: unknown[]): Promise<T>;
+}
+
+/** A Prisma client that can open interactive transactions. */
+export interface TransactionalClient extends RawQueryClient {
+  $transaction<R>(fn: (tx: never) => Promise<R>, options?: { maxWait?: number; timeout?: number }): Promise<R>;
+}
+
+/**
+ * The one seam between Skein and PostgreSQL: every hand-written statement runs
+ * through a `Database`. Two implementations exist: one over the `pg` pool of a
+ * client made by `createPrismaClient` (fast path, no Prisma layer), and one over
+ * any Prisma client or transaction client (used for `{ tx }` and for clients the
+ * caller built themselves). Both return rows the same way: jsonb parsed,
+ * timestamps as `Date`, integers as `number` (statements cast counts to int).
+ */
+export interface Database extends Sql {
+  /** Runs `fn` inside one transaction (or inside the caller's transaction, if this database is one). */
+  transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
+}
+
+class PoolDatabase implements Database {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async query<R>(text: string, values: readonly unknown[] = []): Promise<R[]> {
+    const result = await this.pool.query(text, values as unknown[]);
+    return result.rows as R[];
+  }
+
+  async transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query("BEGIN");
+      const sql: Sql = {
+        query: async <R>(text: string, values: readonly unknown[] = []) =>
+          (await client.query(text, values as unknown[])).rows as R[],
+      };
+      const value = await fn(sql);
+      await client.query("COMMIT");
+      return value;
+    } catch (error) {
+      await client.query("ROLLBACK").catch((rollbackError: Error) => {
+        broken = rollbackError;
+      });
+      throw error;
+    } finally {
+      // A connection whose rollback failed is in an unknown state: discard it.
+      client.release(broken);
+    }
+  }
+}
+
+class PrismaDatabase implements Database {
+  constructor(
+    private readonly client: RawQueryClient,
+    private readonly inTransaction: boolean,
+  ) {}
+
+  query<R>(text: string, values: readonly unknown[] = []): Promise<R[]> {
+    return this.client.$queryRawUnsafe<R[]>(text, ...values);
+  }
+
+  transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    if (this.inTransaction) return fn(this);
+    const client = this.client as TransactionalClient;
+    return client.$transaction((tx: never) => fn(new PrismaDatabase(tx as RawQueryClient, true)), {
+      maxWait: 10_000,
+      timeout: 120_000,
+    });
+  }
+}
+
+/**
+ * The {@link Database} for a Prisma client: its `pg` pool when it was made by
+ * `createPrismaClient`, else the client itself.
+ */
+export function databaseFor(prisma: RawQueryClient): Database {
+  const pool = poolOf(prisma);
+  return pool ? new PoolDatabase(pool) : new PrismaDatabase(prisma, false);
+}
+
+/** A {@link Database} that runs everything inside the caller's open Prisma transaction. */
+export function databaseInTransaction(tx: RawQueryClient): Database {
+  return new PrismaDatabase(tx, true);
+}
+
+/** The PostgreSQL error code (SQLSTATE) of an error from `pg` or Prisma, if it has one. */
+export function sqlState(error: unknown): string | undefined {
+  if (typeof error !== "object" || error === null) return undefined;
+  const e = error as { code?: unknown; meta?: { code?: unknown; driverAdapterError?: { cause?: { originalCode?: unknown } } }; cause?: unknown };
+  if (typeof e.code === "string" && /^[0-9A-Z]{5}$/.test(e.code)) return e.code;
+  const original = e.meta?.driverAdapterError?.cause?.originalCode;
+  if (typeof original === "string") return original;
+  if (typeof e.meta?.code === "string" && /^[0-9A-Z]{5}$/.test(e.meta.code)) return e.meta.code;
+  return e.cause ? sqlState(e.cause) : undefined;
+}
+
+/** SQLSTATE codes Skein reacts to. */
+export const SqlState = {
+  uniqueViolation: "23505",
+  foreignKeyViolation: "23503",
+  deadlockDetected: "40P01",
+  serializationFailure: "40001",
+  undefinedTable: "42P01",
+} as const;

@@ -1,0 +1,110 @@
+import type { Sql } from "../database";
+import { archiveInsert, LIVE_COLUMNS, type JobRow } from "./rows";
+
+/** What a worker asks for when it claims. */
+export interface ClaimRequest {
+  workerId: string;
+  /** Free slots: the most jobs to take. */
+  limit: number;
+  /** Lease length in seconds; the worker renews it with heartbeats. */
+  leaseSeconds: number;
+}
+
+/**
+ * Claims up to `limit` ready jobs in one statement: highest priority first,
+ * then earliest run time. The CTE is materialised on purpose: it is an
+ * optimisation fence, so PostgreSQL evaluates LIMIT ... FOR UPDATE SKIP LOCKED
+ * once over the readiness index (jobs_ready_idx) instead of re-planning it
+ * as a join that could lock more rows than it returns. SKIP LOCKED lets
+ * concurrent workers take disjoint sets without waiting on each other.
+ */
+export async function claimJobs(sql: Sql, request: ClaimRequest): Promise<JobRow[]> {
+  const rows = await sql.query<JobRow>(
+    `WITH candidates AS MATERIALIZED (
+       SELECT id FROM jobs
+       WHERE status = 'pending' AND pending_dependencies = 0 AND run_at <= now()
+       ORDER BY priority DESC, run_at, id
+       LIMIT $2
+       FOR UPDATE SKIP LOCKED
+     ), j AS (
+       UPDATE jobs SET status = 'running', locked_by = $1, lease_token = gen_random_uuid(),
+         lease_expires_at = now() + make_interval(secs => $3), started_at = now(),
+         attempts = attempts + 1, updated_at = now()
+       FROM candidates c WHERE jobs.id = c.id
+       RETURNING jobs.*
+     )
+     SELECT ${LIVE_COLUMNS} FROM j`,
+    [request.workerId, request.limit, request.leaseSeconds],
+  );
+  return rows.sort((a, b) => b.priority - a.priority || a.run_at.getTime() - b.run_at.getTime() || (a.id < b.id ? -1 : 1));
+}
+
+/** Extends the leases a worker still holds; returns the ids whose lease it still holds. */
+export async function renewLeases(sql: Sql, workerId: string, leaseTokens: readonly string[], leaseSeconds: number): Promise<string[]> {
+  if (leaseTokens.length === 0) return [];
+  const rows = await sql.query<{ lease_token: string }>(
+    `UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3)
+     WHERE locked_by = $1 AND status = 'running'
+       AND lease_token IN (SELECT (jsonb_array_elements_text($2::jsonb))::uuid)
+     RETURNING lease_token`,
+    [workerId, JSON.stringify(leaseTokens), leaseSeconds],
+  );
+  return rows.map((r) => r.lease_token);
+}
+
+/**
+ * Returns running jobs to pending without using a retry (graceful shutdown
+ * gave up on them). Only jobs whose lease still matches are touched.
+ */
+export async function releaseJobs(sql: Sql, leases: ReadonlyArray<{ id: string; leaseToken: string }>, reason: string): Promise<string[]> {
+  if (leases.length === 0) return [];
+  const rows = await sql.query<{ id: string }>(
+    `UPDATE jobs j SET status = 'pending', locked_by = NULL, lease_token = NULL, lease_expires_at = NULL,
+       error_message = $2, run_at = now(), updated_at = now()
+     FROM jsonb_to_recordset($1::jsonb) AS x(id text, lease_token uuid)
+     WHERE j.id = x.id AND j.lease_token = x.lease_token AND j.status = 'running'
+     RETURNING j.id`,
+    [JSON.stringify(leases.map((l) => ({ id: l.id, lease_token: l.leaseToken }))), reason],
+  );
+  return rows.map((r) => r.id);
+}
+
+/**
+ * Jobs whose lease expired (their worker died or hung) count a failed attempt:
+ * back to pending while retries are left. Returns the ids retried.
+ */
+export async function retryExpiredLeases(sql: Sql, batch: number): Promise<string[]> {
+  const rows = await sql.query<{ id: string }>(
+    `WITH expired AS MATERIALIZED (
+       SELECT id FROM jobs
+       WHERE status = 'running' AND lease_expires_at < now() AND retry_count < max_retries
+       ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+     )
+     UPDATE jobs j SET status = 'pending', retry_count = j.retry_count + 1,
+       error_message = format('lease expired: worker %s stopped renewing it', j.locked_by),
+       locked_by = NULL, lease_token = NULL, lease_expires_at = NULL, run_at = now(), updated_at = now()
+     FROM expired e WHERE j.id = e.id
+     RETURNING j.id`,
+    [batch],
+  );
+  return rows.map((r) => r.id);
+}
+
+/** Jobs whose lease expired with no retries left end failed. Returns the ids archived. */
+export async function failExpiredLeases(sql: Sql, batch: number): Promise<string[]> {
+  const rows = await sql.query<{ id: string }>(
+    `WITH expired AS MATERIALIZED (
+       SELECT id FROM jobs
+       WHERE status = 'running' AND lease_expires_at < now() AND retry_count >= max_retries
+       ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+     ), done AS (
+       DELETE FROM jobs j USING expired e WHERE j.id = e.id RETURNING j.*
+     ), archived AS (
+       ${archiveInsert("done", "'failed'", "format('lease expired: worker %s stopped renewing it', s.locked_by)", "NULL")}
+       RETURNING job_id
+     )
+     SELECT job_id AS id FROM archived`,
+    [batch],
+  );
+  return rows.map((r) => r.id);
+}

@@ -1,0 +1,108 @@
+import type { Sql } from "../database";
+import { READY_CHANNEL } from "./insert";
+import { archiveInsert } from "./rows";
+
+/** One finished attempt to record as completed, with the lease it ran under. */
+export interface Completion {
+  id: string;
+  leaseToken: string;
+  result: unknown;
+}
+
+/**
+ * Archives completed jobs whose lease still matches, in one statement; a job
+ * whose lease was lost (reclaimed, cancelled) is left alone. Returns the ids
+ * archived. Run {@link unblockDependents} in the same transaction afterwards.
+ */
+export async function archiveCompleted(sql: Sql, completions: readonly Completion[]): Promise<string[]> {
+  const rows = await sql.query<{ id: string }>(
+    `WITH input AS (
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, lease_token uuid, result jsonb)
+     ), done AS (
+       DELETE FROM jobs j USING input i
+       WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = 'running'
+       RETURNING j.*, i.result AS new_result
+     ), archived AS (
+       ${archiveInsert("done", "'completed'", "NULL", "s.new_result")}
+       RETURNING job_id
+     )
+     SELECT job_id AS id FROM archived`,
+    [JSON.stringify(completions.map((c) => ({ id: c.id, lease_token: c.leaseToken, result: c.result ?? null })))],
+  );
+  return rows.map((r) => r.id);
+}
+
+/**
+ * Decrements the unfinished-dependency count of every live dependent of the
+ * completed jobs, locking the dependents in id order (no deadlocks between
+ * concurrent completions), and notifies workers when any became ready.
+ *
+ * This must be a separate statement from the archiving: a statement that waited
+ * for a row lock keeps its old snapshot, so a dependent created while the
+ * completion waited would be missed and stay blocked forever.
+ */
+export async function unblockDependents(sql: Sql, completedIds: readonly string[]): Promise<number> {
+  if (completedIds.length === 0) return 0;
+  const rows = await sql.query<{ ready: number }>(
+    `WITH deps AS (
+       SELECT d.job_id, count(*)::int AS n
+       FROM job_dependencies d
+       WHERE d.depends_on_id IN (SELECT jsonb_array_elements_text($1::jsonb))
+       GROUP BY d.job_id
+     ), locked AS (
+       SELECT c.id FROM jobs c JOIN deps ON deps.job_id = c.id ORDER BY c.id FOR UPDATE OF c
+     ), unblocked AS (
+       UPDATE jobs c SET pending_dependencies = c.pending_dependencies - deps.n, updated_at = now()
+       FROM deps JOIN locked ON locked.id = deps.job_id
+       WHERE c.id = deps.job_id
+       RETURNING c.pending_dependencies, c.run_at
+     ), counts AS (
+       SELECT count(*) FILTER (WHERE pending_dependencies = 0 AND run_at <= now())::int AS ready FROM unblocked
+     )
+     SELECT ready, (SELECT pg_notify($2, '') FROM counts WHERE ready > 0) IS NULL AS quiet FROM counts`,
+    [JSON.stringify(completedIds), READY_CHANNEL],
+  );
+  return rows[0]?.ready ?? 0;
+}
+
+/** What became of a failed attempt. */
+export type FailureOutcome = "retried" | "failed" | "refused";
+
+/** A failed attempt to record. */
+export interface Failure {
+  id: string;
+  leaseToken: string;
+  error: string;
+  /** Delay before the retry, in seconds. */
+  retryDelaySeconds: number;
+  /** Fail finally even when retries are left (e.g. no executor accepts the job). */
+  final: boolean;
+}
+
+/**
+ * Records a failed attempt whose lease still matches: back to pending after a
+ * delay while retries are left, else archived as failed. Returns the outcome;
+ * when `failed`, cancel the job's dependents in the same transaction.
+ */
+export async function recordFailure(sql: Sql, failure: Failure): Promise<FailureOutcome> {
+  const retried = await sql.query<{ id: string }>(
+    `UPDATE jobs SET status = 'pending', retry_count = retry_count + 1, error_message = $3,
+       run_at = now() + make_interval(secs => $4), locked_by = NULL, lease_token = NULL,
+       lease_expires_at = NULL, updated_at = now()
+     WHERE id = $1 AND lease_token = $2::uuid AND status = 'running' AND retry_count < max_retries AND NOT $5::boolean
+     RETURNING id`,
+    [failure.id, failure.leaseToken, failure.error, failure.retryDelaySeconds, failure.final],
+  );
+  if (retried.length > 0) return "retried";
+  const failed = await sql.query<{ id: string }>(
+    `WITH done AS (
+       DELETE FROM jobs WHERE id = $1 AND lease_token = $2::uuid AND status = 'running' RETURNING *
+     ), archived AS (
+       ${archiveInsert("done", "'failed'", "$3::text", "NULL")}
+       RETURNING job_id
+     )
+     SELECT job_id AS id FROM archived`,
+    [failure.id, failure.leaseToken, failure.error],
+  );
+  return failed.length > 0 ? "failed" : "refused";
+}

@@ -1,0 +1,120 @@
+import type { Sql } from "../database";
+import { HISTORY_COLUMNS, LIVE_COLUMNS, type JobRow } from "./rows";
+
+/** A job row to insert, already validated. */
+export interface NewJobRow {
+  id: string;
+  job_type: string;
+  name: string;
+  description: string | null;
+  payload: unknown;
+  dependencies: string[];
+  max_retries: number;
+  priority: number;
+  /** ISO timestamp, or null for the database's now(). */
+  run_at: string | null;
+  pending_dependencies: number;
+  timeout_seconds: number | null;
+}
+
+/** A dependency edge: `job_id` waits on `depends_on_id`. */
+export interface EdgeRow {
+  job_id: string;
+  depends_on_id: string;
+}
+
+/** Notification channel that tells workers jobs became ready. */
+export const READY_CHANNEL = "skein_jobs_ready";
+
+const ids = (list: readonly string[]) => JSON.stringify(list);
+
+/**
+ * Share-locks the live jobs among `jobIds`, in id order, and returns their
+ * statuses. Holding the lock until commit makes a concurrent completion of
+ * one of them wait, so that its dependent-decrement sees the new edges.
+ */
+export function lockLiveJobs(sql: Sql, jobIds: readonly string[]): Promise<Array<{ id: string; status: string }>> {
+  return sql.query(
+    `SELECT id, status FROM jobs WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY id FOR SHARE`,
+    [ids(jobIds)],
+  );
+}
+
+/** Statuses of the archived jobs among `jobIds`. */
+export function archivedStatuses(sql: Sql, jobIds: readonly string[]): Promise<Array<{ id: string; status: string }>> {
+  return sql.query(
+    `SELECT job_id AS id, status FROM job_history WHERE job_id IN (SELECT jsonb_array_elements_text($1::jsonb))`,
+    [ids(jobIds)],
+  );
+}
+
+/** The ids among `jobIds` that are taken by a live or archived job. */
+export async function existingIds(sql: Sql, jobIds: readonly string[]): Promise<string[]> {
+  const rows = await sql.query<{ id: string }>(
+    `WITH wanted AS (SELECT jsonb_array_elements_text($1::jsonb) AS id)
+     SELECT w.id FROM wanted w
+     WHERE EXISTS (SELECT 1 FROM jobs j WHERE j.id = w.id)
+        OR EXISTS (SELECT 1 FROM job_history h WHERE h.job_id = w.id)`,
+    [ids(jobIds)],
+  );
+  return rows.map((r) => r.id);
+}
+
+/** Inserts pending jobs in one statement and returns them. */
+export function insertJobs(sql: Sql, rows: readonly NewJobRow[]): Promise<JobRow[]> {
+  return sql.query<JobRow>(
+    `WITH input AS (
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+         id text, job_type text, name text, description text, payload jsonb, dependencies jsonb,
+         max_retries int, priority int, run_at timestamptz, pending_dependencies int, timeout_seconds int)
+     ), j AS (
+       INSERT INTO jobs (id, job_type, name, description, payload, dependencies, max_retries, priority,
+                         run_at, pending_dependencies, timeout_seconds)
+       SELECT id, job_type, name, description, payload, dependencies, max_retries, priority,
+              COALESCE(run_at, now()), pending_dependencies, timeout_seconds
+       FROM input
+       RETURNING *
+     )
+     SELECT ${LIVE_COLUMNS} FROM j`,
+    [JSON.stringify(rows)],
+  );
+}
+
+/** Inserts dependency edges. */
+export async function insertEdges(sql: Sql, edges: readonly EdgeRow[]): Promise<void> {
+  if (edges.length === 0) return;
+  await sql.query(
+    `INSERT INTO job_dependencies (job_id, depends_on_id)
+     SELECT job_id, depends_on_id FROM jsonb_to_recordset($1::jsonb) AS x(job_id text, depends_on_id text)`,
+    [JSON.stringify(edges)],
+  );
+}
+
+/**
+ * Records jobs that are cancelled from the start (a dependency had already
+ * failed or been cancelled) directly in history, each with its reason.
+ */
+export function insertCancelled(sql: Sql, rows: ReadonlyArray<NewJobRow & { error_message: string }>): Promise<JobRow[]> {
+  return sql.query<JobRow>(
+    `WITH input AS (
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+         id text, job_type text, name text, description text, payload jsonb, dependencies jsonb,
+         max_retries int, priority int, run_at timestamptz, timeout_seconds int, error_message text)
+     ), h AS (
+       INSERT INTO job_history (job_id, job_type, name, description, payload, dependencies, max_retries,
+         retry_count, attempts, status, error_message, priority, run_at, queue, rate_limit_cost,
+         timeout_seconds, completed_at, created_at, updated_at)
+       SELECT id, job_type, name, description, payload, dependencies, max_retries, 0, 0, 'cancelled',
+              error_message, priority, COALESCE(run_at, now()), 'default', 1, timeout_seconds, now(), now(), now()
+       FROM input
+       RETURNING *
+     )
+     SELECT ${HISTORY_COLUMNS} FROM h`,
+    [JSON.stringify(rows)],
+  );
+}
+
+/** Tells listening workers that jobs are ready (delivered when the transaction commits). */
+export async function notifyReady(sql: Sql): Promise<void> {
+  await sql.query(`SELECT pg_notify($1, '')`, [READY_CHANNEL]);
+}

@@ -1,0 +1,93 @@
+import type { Job, JobStatus, JsonObject, JsonValue } from "../../jobs/types";
+
+/** A job row as the statements in this folder return it (live and archived alike). */
+export interface JobRow {
+  id: string;
+  job_type: string;
+  name: string;
+  description: string | null;
+  payload: JsonObject;
+  dependencies: string[];
+  max_retries: number;
+  retry_count: number;
+  attempts: number;
+  status: JobStatus;
+  error_message: string | null;
+  result: JsonValue | null;
+  priority: number;
+  run_at: Date;
+  pending_dependencies: number;
+  queue: string;
+  timeout_seconds: number | null;
+  locked_by: string | null;
+  lease_token: string | null;
+  lease_expires_at: Date | null;
+  started_at: Date | null;
+  completed_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+  duration_seconds: number | null;
+  archived: boolean;
+}
+
+/** Columns of a live job, in the shape of {@link JobRow}. */
+export const LIVE_COLUMNS = `j.id, j.job_type, j.name, j.description, j.payload, j.dependencies, j.max_retries,
+  j.retry_count, j.attempts, j.status, j.error_message, j.result, j.priority, j.run_at, j.pending_dependencies,
+  j.queue, j.timeout_seconds, j.locked_by, j.lease_token, j.lease_expires_at, j.started_at, j.completed_at,
+  j.created_at, j.updated_at, NULL::float8 AS duration_seconds, false AS archived`;
+
+/** Columns of an archived job, in the shape of {@link JobRow}. */
+export const HISTORY_COLUMNS = `h.job_id AS id, h.job_type, h.name, h.description, h.payload, h.dependencies,
+  h.max_retries, h.retry_count, h.attempts, h.status, h.error_message, h.result, h.priority, h.run_at,
+  0 AS pending_dependencies, h.queue, h.timeout_seconds, h.locked_by, NULL::uuid AS lease_token,
+  NULL::timestamptz AS lease_expires_at, h.started_at, h.completed_at, h.created_at, h.updated_at,
+  h.duration_seconds, true AS archived`;
+
+/**
+ * The INSERT ... SELECT that archives rows of `source` (a CTE holding deleted
+ * `jobs` rows) into job_history. `status`, `error` and `result` are SQL
+ * expressions over the source row.
+ */
+export function archiveInsert(source: string, status: string, error: string, result: string): string {
+  return `INSERT INTO job_history (job_id, job_type, name, description, payload, dependencies, max_retries,
+      retry_count, attempts, status, error_message, result, priority, run_at, queue, tenant, rate_limit_key,
+      rate_limit_cost, concurrency_key, tags, timeout_seconds, parent_id, task_id, locked_by, duration_seconds,
+      started_at, completed_at, created_at, updated_at)
+    SELECT s.id, s.job_type, s.name, s.description, s.payload, s.dependencies, s.max_retries,
+      s.retry_count, s.attempts, ${status}, ${error}, ${result}, s.priority, s.run_at, s.queue, s.tenant,
+      s.rate_limit_key, s.rate_limit_cost, s.concurrency_key, s.tags, s.timeout_seconds, s.parent_id, s.task_id,
+      s.locked_by, EXTRACT(EPOCH FROM (clock_timestamp() - s.started_at))::float8, s.started_at,
+      clock_timestamp(), s.created_at, clock_timestamp()
+    FROM ${source} s`;
+}
+
+/** Converts a row to the public {@link Job} shape. */
+export function toJob(row: JobRow): Job {
+  return {
+    id: row.id,
+    jobType: row.job_type,
+    name: row.name,
+    description: row.description,
+    payload: row.payload,
+    dependencies: row.dependencies,
+    maxRetries: row.max_retries,
+    retryCount: row.retry_count,
+    attempts: row.attempts,
+    status: row.status,
+    errorMessage: row.error_message,
+    result: row.result,
+    priority: row.priority,
+    runAt: row.run_at,
+    pendingDependencies: row.pending_dependencies,
+    queue: row.queue,
+    timeoutSeconds: row.timeout_seconds,
+    lockedBy: row.locked_by,
+    leaseExpiresAt: row.lease_expires_at,
+    startedAt: row.started_at,
+    completedAt: row.completed_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    durationSeconds: row.duration_seconds,
+    archived: row.archived,
+  };
+}

@@ -1,0 +1,88 @@
+import { databaseFor, sqlState, SqlState, type Database, type RawQueryClient } from "./database";
+import { cancelDownstream } from "./sql/cancel";
+import { claimJobs, failExpiredLeases, releaseJobs, renewLeases, retryExpiredLeases, type ClaimRequest } from "./sql/claim";
+import { archiveCompleted, recordFailure, unblockDependents, type Completion, type Failure, type FailureOutcome } from "./sql/finish";
+import type { JobRow } from "./sql/rows";
+
+/**
+ * The worker's seam to the database: claim, complete, fail, renew, release
+ * and rescue. Each method is one transaction built from the statements in
+ * ./sql; nothing above this class writes SQL for these paths.
+ */
+export class JobStore {
+  readonly db: Database;
+
+  constructor(prisma: RawQueryClient) {
+    this.db = databaseFor(prisma);
+  }
+
+  /** Claims up to `limit` ready jobs for a worker. */
+  claim(request: ClaimRequest): Promise<JobRow[]> {
+    if (request.limit <= 0) return Promise.resolve([]);
+    return claimJobs(this.db, request);
+  }
+
+  /**
+   * Records completed attempts in one transaction: archives those whose lease
+   * still matches and unblocks their dependents. Returns the ids accepted (the
+   * rest lost their lease) and how many dependents became ready.
+   */
+  complete(completions: readonly Completion[]): Promise<{ accepted: string[]; ready: number }> {
+    return retryTransient(() =>
+      this.db.transaction(async (sql) => {
+        const accepted = await archiveCompleted(sql, completions);
+        const ready = await unblockDependents(sql, accepted);
+        return { accepted, ready };
+      }),
+    );
+  }
+
+  /** Records a failed attempt: a retry later, or final failure with its dependents cancelled. */
+  fail(failure: Failure): Promise<FailureOutcome> {
+    return retryTransient(() =>
+      this.db.transaction(async (sql) => {
+        const outcome = await recordFailure(sql, failure);
+        if (outcome === "failed") await cancelDownstream(sql, [{ id: failure.id, status: "failed" }]);
+        return outcome;
+      }),
+    );
+  }
+
+  /** Renews a worker's leases; returns the lease tokens it still holds. */
+  renew(workerId: string, leaseTokens: readonly string[], leaseSeconds: number): Promise<string[]> {
+    return renewLeases(this.db, workerId, leaseTokens, leaseSeconds);
+  }
+
+  /** Returns jobs to pending without using a retry (shutdown gave up on them). */
+  release(leases: ReadonlyArray<{ id: string; leaseToken: string }>, reason: string): Promise<string[]> {
+    return releaseJobs(this.db, leases, reason);
+  }
+
+  /**
+   * Rescues jobs whose lease expired: retried while retries are left, else
+   * failed with dependents cancelled. Returns the counts.
+   */
+  async rescueExpired(batch = 1000): Promise<{ retried: number; failed: number }> {
+    const retried = await retryExpiredLeases(this.db, batch);
+    const failed = await retryTransient(() =>
+      this.db.transaction(async (sql) => {
+        const ids = await failExpiredLeases(sql, batch);
+        if (ids.length > 0) await cancelDownstream(sql, ids.map((id) => ({ id, status: "failed" as const })));
+        return ids;
+      }),
+    );
+    return { retried: retried.length, failed: failed.length };
+  }
+}
+
+/** Retries a transaction that lost a deadlock or serialization race. */
+export async function retryTransient<T>(fn: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (error) {
+      const state = sqlState(error);
+      if ((state !== SqlState.deadlockDetected && state !== SqlState.serializationFailure) || attempt >= attempts) throw error;
+    }
+  }
+}

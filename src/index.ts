@@ -1,0 +1,8 @@
+/**
+ * Skein: a dependency-aware job manager for Node.js on PostgreSQL.
+ * @packageDocumentation
+ */
+export { createPrismaClient, migrate, MigrationError, startEmbeddedDatabase, PrismaClient } from "./db";
+export type { EmbeddedDatabase, EmbeddedDatabaseOptions, MigrateOptions, MigrateResult, PrismaClientOptions, RawQueryClient } from "./db";
+export * from "./jobs";
+export { createLogger, silentLogger, type Logger, type LoggerOptions, type LogLevel } from "./logging";

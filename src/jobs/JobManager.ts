@@ -1,0 +1,260 @@
+import { databaseFor, databaseInTransaction, sqlState, SqlState, type Database, type RawQueryClient, type Sql } from "../db/database";
+import { retryTransient } from "../db/store";
+import { ReadyNotifier } from "../db/notifier";
+import { archiveCancelled, cancelDownstream } from "../db/sql/cancel";
+import { archivedStatuses, existingIds, insertCancelled, insertEdges, insertJobs, lockLiveJobs, notifyReady, type NewJobRow } from "../db/sql/insert";
+import { findJob, historyJobs, liveJobs, pruneHistory, readyJobs, restoreFromHistory } from "../db/sql/read";
+import { toJob, type JobRow } from "../db/sql/rows";
+import { silentLogger, type Logger } from "../logging";
+import { orderBatch, planJobs, type DependencyState, type JobPlan } from "./dependencies";
+import { DuplicateJobIdError, InvalidJobStateError, JobNotFoundError, UnknownDependencyError, ValidationError } from "./errors";
+import { FINAL_STATUSES, JobStatus, type CreateJobInput, type Job } from "./types";
+import { normalizeJobInput } from "./validation";
+
+/** Options for {@link JobManager}. */
+export interface JobManagerOptions {
+  /** Where the manager logs. @defaultValue a silent logger */
+  logger?: Logger;
+}
+
+/** Options for `createJob` and `createJobs`. */
+export interface CreateJobOptions {
+  /**
+   * A Prisma interactive-transaction client (`prisma.$transaction(async (tx) => ...)`).
+   * The jobs are written in that transaction: if it rolls back, they never existed.
+   */
+  tx?: RawQueryClient;
+}
+
+/** Options for {@link JobManager.getJobHistory}. */
+export interface HistoryQuery {
+  /** @defaultValue 100 */
+  limit?: number;
+  offset?: number;
+  /** Only jobs that ended with this status. */
+  status?: JobStatus;
+}
+
+/** Options for {@link JobManager.listJobs}. */
+export interface ListQuery {
+  /** `pending`/`running` list live jobs; `completed`/`failed`/`cancelled` list history. Default: all live jobs. */
+  status?: JobStatus;
+  /** @defaultValue 100 */
+  limit?: number;
+}
+
+/**
+ * Creates, reads and steers jobs. Jobs wait on other jobs (a DAG): a job is
+ * ready once every dependency has completed, and is cancelled as soon as one
+ * fails or is cancelled. All writes are atomic.
+ */
+export class JobManager {
+  private readonly db: Database;
+  private readonly notifier: ReadyNotifier;
+  private readonly logger: Logger;
+
+  /** @param prisma a client from `createPrismaClient` (fast path) or any Prisma client for PostgreSQL. */
+  constructor(prisma: RawQueryClient, options: JobManagerOptions = {}) {
+    this.db = databaseFor(prisma);
+    this.logger = options.logger ?? silentLogger();
+    this.notifier = new ReadyNotifier(this.db, (error) => this.logger.warn("ready notification failed", { error: String(error) }));
+  }
+
+  /**
+   * Creates one job. Throws {@link ValidationError}, {@link UnknownDependencyError},
+   * {@link DependencyCycleError} or {@link DuplicateJobIdError} without writing anything.
+   */
+  async createJob(input: CreateJobInput, options: CreateJobOptions = {}): Promise<Job> {
+    const [job] = await this.createJobs([input], options);
+    return job;
+  }
+
+  /**
+   * Creates many jobs atomically (all or nothing). Jobs of one call may depend
+   * on each other by caller-supplied ids, so a whole DAG is created at once.
+   * Returns the jobs in input order.
+   */
+  async createJobs(inputs: readonly CreateJobInput[], options: CreateJobOptions = {}): Promise<Job[]> {
+    if (!Array.isArray(inputs)) throw new ValidationError("jobs", "must be an array");
+    const normalized = inputs.map((input, i) => normalizeJobInput(input, inputs.length > 1 ? `jobs[${i}].` : ""));
+    if (normalized.length === 0) return [];
+    const ordered = orderBatch(normalized);
+    const inCallerTx = options.tx !== undefined;
+    const db = inCallerTx ? databaseInTransaction(options.tx as RawQueryClient) : this.db;
+    const { rows, ready } = await this.retryDeadlocks(inCallerTx, () =>
+      db.transaction(async (sql) => {
+        const written = await this.writeJobs(sql, ordered);
+        // In the caller's transaction the notification is sent at its commit (and never on rollback).
+        if (inCallerTx && written.ready) await notifyReady(sql);
+        return written;
+      }),
+    );
+    if (ready && !inCallerTx) this.notifier.poke();
+    const byId = new Map(rows.map((row) => [row.id, toJob(row)]));
+    return normalized.map((job) => byId.get(job.id) as Job);
+  }
+
+  private async writeJobs(sql: Sql, ordered: ReturnType<typeof orderBatch>): Promise<{ rows: JobRow[]; ready: boolean }> {
+    const ids = ordered.map((job) => job.id);
+    const taken = await existingIds(sql, ids);
+    if (taken.length > 0) throw new DuplicateJobIdError(taken);
+    const plans = planJobs(ordered, await this.dependencyStates(sql, ordered));
+    const toRow = (plan: JobPlan): NewJobRow => ({
+      id: plan.job.id,
+      job_type: plan.job.jobType,
+      name: plan.job.name,
+      description: plan.job.description,
+      payload: plan.job.payload,
+      dependencies: plan.job.dependencies,
+      max_retries: plan.job.maxRetries,
+      priority: plan.job.priority,
+      run_at: plan.job.runAt ? plan.job.runAt.toISOString() : null,
+      pending_dependencies: plan.pendingDependencies,
+      timeout_seconds: plan.job.timeoutSeconds,
+    });
+    const live = plans.filter((p) => !p.cancelledBy);
+    const cancelled = plans.filter((p) => p.cancelledBy);
+    try {
+      const rows = live.length > 0 ? await insertJobs(sql, live.map(toRow)) : [];
+      await insertEdges(sql, live.flatMap((p) => p.job.dependencyIds.map((dep) => ({ job_id: p.job.id, depends_on_id: dep }))));
+      const cancelledRows =
+        cancelled.length > 0
+          ? await insertCancelled(
+              sql,
+              cancelled.map((p) => ({
+                ...toRow(p),
+                error_message: `cancelled because job ${JSON.stringify(p.cancelledBy?.id)} ${p.cancelledBy?.status}`,
+              })),
+            )
+          : [];
+      const now = Date.now();
+      const ready = rows.some((r) => r.pending_dependencies === 0 && r.run_at.getTime() <= now);
+      return { rows: [...rows, ...cancelledRows], ready };
+    } catch (error) {
+      // Two calls raced to create the same id: the loser gets the typed error.
+      if (sqlState(error) === SqlState.uniqueViolation) throw new DuplicateJobIdError(await existingIds(sql, ids).catch(() => ids));
+      throw error;
+    }
+  }
+
+  /** Where every dependency outside the batch stands; throws for unknown ids. */
+  private async dependencyStates(sql: Sql, ordered: ReturnType<typeof orderBatch>): Promise<Map<string, DependencyState>> {
+    const batch = new Set(ordered.map((job) => job.id));
+    const external = [...new Set(ordered.flatMap((job) => job.dependencyIds))].filter((id) => !batch.has(id));
+    const states = new Map<string, DependencyState>();
+    if (external.length === 0) return states;
+    for (const row of await lockLiveJobs(sql, external)) states.set(row.id, "live");
+    const missing = external.filter((id) => !states.has(id));
+    if (missing.length > 0) {
+      for (const row of await archivedStatuses(sql, missing)) states.set(row.id, row.status as DependencyState);
+      const unknown = missing.filter((id) => !states.has(id));
+      if (unknown.length > 0) throw new UnknownDependencyError(unknown);
+    }
+    return states;
+  }
+
+  /** The job, live or archived in history; `null` if no job has this id. */
+  async getJob(id: string): Promise<Job | null> {
+    if (typeof id !== "string") throw new ValidationError("id", "must be a string");
+    const row = await findJob(this.db, id);
+    return row ? toJob(row) : null;
+  }
+
+  /** Pending jobs whose dependencies have all completed and whose `runAt` has come, in the order workers take them. */
+  async getReadyJobs(options: { limit?: number } = {}): Promise<Job[]> {
+    return (await readyJobs(this.db, checkLimit(options.limit))).map(toJob);
+  }
+
+  /** Jobs by status: live ones for `pending`/`running` (or no status), archived ones for final statuses. */
+  async listJobs(options: ListQuery = {}): Promise<Job[]> {
+    const status = checkStatus(options.status);
+    const limit = checkLimit(options.limit);
+    const rows = status && FINAL_STATUSES.includes(status) ? await historyJobs(this.db, { status, limit }) : await liveJobs(this.db, { status, limit });
+    return rows.map(toJob);
+  }
+
+  /** Finished jobs, most recently finished first. */
+  async getJobHistory(options: HistoryQuery = {}): Promise<Job[]> {
+    const status = checkStatus(options.status);
+    if (status && !FINAL_STATUSES.includes(status)) throw new ValidationError("status", `history holds only ${FINAL_STATUSES.join(", ")} jobs`);
+    const offset = options.offset ?? 0;
+    if (!Number.isInteger(offset) || offset < 0) throw new ValidationError("offset", "must be a non-negative integer");
+    return (await historyJobs(this.db, { status, limit: checkLimit(options.limit), offset })).map(toJob);
+  }
+
+  /**
+   * Cancels a pending or running job and, transitively, every job that depends
+   * on it. A running job's worker loses its lease: its result is refused.
+   * Cancelling an already cancelled job returns it unchanged.
+   */
+  async cancelJob(id: string, reason = "cancelled by request"): Promise<Job> {
+    await this.retryDeadlocks(false, () =>
+      this.db.transaction(async (sql) => {
+        if (await archiveCancelled(sql, id, reason)) {
+          await cancelDownstream(sql, [{ id, status: "cancelled" }]);
+          return;
+        }
+        const existing = await findJob(sql, id);
+        if (!existing) throw new JobNotFoundError(id);
+        if (existing.status !== JobStatus.CANCELLED) throw new InvalidJobStateError(id, `job ${JSON.stringify(id)} has already ${existing.status}; it cannot be cancelled`);
+      }),
+    );
+    return (await this.getJob(id)) as Job;
+  }
+
+  /**
+   * Puts a failed or cancelled job back to pending with its retry count reset.
+   * Its dependencies must not have failed or been cancelled themselves (retry them first).
+   */
+  async retryJob(id: string): Promise<Job> {
+    const row = await this.retryDeadlocks(false, () =>
+      this.db.transaction(async (sql) => {
+        const existing = await findJob(sql, id);
+        if (!existing) throw new JobNotFoundError(id);
+        if (existing.status !== JobStatus.FAILED && existing.status !== JobStatus.CANCELLED) {
+          throw new InvalidJobStateError(id, `job ${JSON.stringify(id)} is ${existing.status}; only failed or cancelled jobs can be retried`);
+        }
+        const deps = [...new Set(existing.dependencies)];
+        const states = new Map<string, string>();
+        for (const r of await lockLiveJobs(sql, deps)) states.set(r.id, "live");
+        for (const r of await archivedStatuses(sql, deps.filter((d) => !states.has(d)))) states.set(r.id, r.status);
+        const blocked = deps.filter((d) => states.get(d) !== "live" && states.get(d) !== "completed");
+        if (blocked.length > 0) {
+          const what = blocked.map((d) => `${JSON.stringify(d)} (${states.get(d) ?? "pruned from history"})`).join(", ");
+          throw new InvalidJobStateError(id, `job ${JSON.stringify(id)} cannot run again: its dependencies ${what} will never complete; retry them first`);
+        }
+        const pending = deps.filter((d) => states.get(d) === "live").length;
+        const restored = await restoreFromHistory(sql, id, pending);
+        if (!restored) throw new InvalidJobStateError(id, `job ${JSON.stringify(id)} changed while retrying; try again`);
+        await insertEdges(sql, deps.map((dep) => ({ job_id: id, depends_on_id: dep })));
+        return restored;
+      }),
+    );
+    if (row.pending_dependencies === 0) this.notifier.poke();
+    return toJob(row);
+  }
+
+  /** Deletes history older than `days` days; returns how many rows were deleted. Live jobs are never affected. */
+  async cleanupOldHistory(days: number): Promise<number> {
+    if (typeof days !== "number" || !Number.isFinite(days) || days < 0) throw new ValidationError("days", "must be a non-negative number");
+    return pruneHistory(this.db, days);
+  }
+
+  private retryDeadlocks<T>(inCallerTx: boolean, fn: () => Promise<T>): Promise<T> {
+    // Inside the caller's transaction a conflict aborts their transaction: only they can retry it.
+    return inCallerTx ? fn() : retryTransient(fn);
+  }
+}
+
+function checkLimit(limit: number | undefined): number {
+  if (limit === undefined) return 100;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new ValidationError("limit", "must be an integer from 1 to 100000");
+  return limit;
+}
+
+function checkStatus(status: unknown): JobStatus | undefined {
+  if (status === undefined || status === null) return undefined;
+  const all: readonly unknown[] = Object.values(JobStatus);
+  if (!all.includes(status)) throw new ValidationError("status", `must be one of ${all.join(", ")}`);
+  return status as JobStatus;
+}

@@ -1,0 +1,58 @@
+/** Base class of the errors Skein raises on purpose. */
+export class SkeinError extends Error {
+  override name = "SkeinError";
+}
+
+/** An input value is not acceptable; `field` names it. Nothing was written. */
+export class ValidationError extends SkeinError {
+  override name = "ValidationError";
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+  }
+}
+
+/** Dependencies name jobs that do not exist (live or in history). Nothing was written. */
+export class UnknownDependencyError extends SkeinError {
+  override name = "UnknownDependencyError";
+  constructor(readonly ids: string[]) {
+    super(`unknown dependency id${ids.length > 1 ? "s" : ""}: ${ids.map((id) => JSON.stringify(id)).join(", ")}`);
+  }
+}
+
+/** The dependencies form a cycle (a job depending on itself is the shortest). Nothing was written. */
+export class DependencyCycleError extends SkeinError {
+  override name = "DependencyCycleError";
+  constructor(readonly ids: string[]) {
+    super(`dependency cycle: ${ids.map((id) => JSON.stringify(id)).join(" -> ")}`);
+  }
+}
+
+/** A job with one of these ids exists already (or the ids repeat within one call). Nothing was written. */
+export class DuplicateJobIdError extends SkeinError {
+  override name = "DuplicateJobIdError";
+  constructor(readonly ids: string[]) {
+    super(`duplicate job id${ids.length > 1 ? "s" : ""}: ${ids.map((id) => JSON.stringify(id)).join(", ")}`);
+  }
+}
+
+/** No job has this id. */
+export class JobNotFoundError extends SkeinError {
+  override name = "JobNotFoundError";
+  constructor(readonly id: string) {
+    super(`job ${JSON.stringify(id)} not found`);
+  }
+}
+
+/** The job is not in a state that allows the operation. */
+export class InvalidJobStateError extends SkeinError {
+  override name = "InvalidJobStateError";
+  constructor(
+    readonly id: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}

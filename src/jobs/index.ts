@@ -1,0 +1,12 @@
+export { JobManager, type CreateJobOptions, type HistoryQuery, type JobManagerOptions, type ListQuery } from "./JobManager";
+export { JobStatus, JobType, FINAL_STATUSES, type CreateJobInput, type Job, type JsonObject, type JsonValue } from "./types";
+export {
+  SkeinError,
+  ValidationError,
+  UnknownDependencyError,
+  DependencyCycleError,
+  DuplicateJobIdError,
+  JobNotFoundError,
+  InvalidJobStateError,
+} from "./errors";
+export { LIMITS } from "./validation";

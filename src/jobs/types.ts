@@ -1,0 +1,87 @@
+/** Kinds of job the built-in executors run. */
+export const JobType = {
+  /** Runs `payload.agent_name` from the agent registry with `payload.parameters`. */
+  AGENT: "agent",
+  /** Passes `payload.query` and `payload.inferred_goal_output` to the query engine. */
+  QUERY: "query",
+} as const;
+/** A job type: `"agent"` or `"query"`. */
+export type JobType = (typeof JobType)[keyof typeof JobType];
+
+/** Where a job is in its life. */
+export const JobStatus = {
+  PENDING: "pending",
+  RUNNING: "running",
+  COMPLETED: "completed",
+  FAILED: "failed",
+  CANCELLED: "cancelled",
+} as const;
+/** A job status string. */
+export type JobStatus = (typeof JobStatus)[keyof typeof JobStatus];
+
+/** Statuses a job ends in; a job in one of them lives in `job_history`. */
+export const FINAL_STATUSES: readonly JobStatus[] = [JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED];
+
+/** A value that survives a round trip through JSON (and PostgreSQL's jsonb) unchanged. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+/** A JSON object. */
+export type JsonObject = { [key: string]: JsonValue };
+
+/** What to create: the input of `createJob` and `createJobs`. */
+export interface CreateJobInput {
+  /** The job's id. Supply your own to reference jobs of the same `createJobs` call; else a UUID. */
+  id?: string;
+  /** `"agent"` or `"query"` ({@link JobType}). */
+  jobType: JobType;
+  /** A short, non-empty name. */
+  name: string;
+  description?: string | null;
+  /** Executor input: a JSON object. @defaultValue `{}` */
+  payload?: JsonObject;
+  /** Ids of jobs that must complete before this one may run (existing jobs or jobs of the same call). */
+  dependencies?: string[];
+  /** How many times a failed attempt is retried. @defaultValue 3 */
+  maxRetries?: number;
+  /** Higher runs first. @defaultValue 0 */
+  priority?: number;
+  /** Earliest time the job may start. @defaultValue now */
+  runAt?: Date | string;
+  /** Abort an attempt that runs longer than this many seconds (counts as a failure). */
+  timeoutSeconds?: number | null;
+}
+
+/** A job, live (pending or running) or archived in history. */
+export interface Job {
+  id: string;
+  jobType: string;
+  name: string;
+  description: string | null;
+  payload: JsonObject;
+  /** The dependency ids as given at creation. */
+  dependencies: string[];
+  maxRetries: number;
+  /** Retries used so far. */
+  retryCount: number;
+  /** Attempts started so far. */
+  attempts: number;
+  status: JobStatus;
+  errorMessage: string | null;
+  result: JsonValue | null;
+  priority: number;
+  runAt: Date;
+  /** Dependencies that have not completed yet (0 for archived jobs). */
+  pendingDependencies: number;
+  queue: string;
+  timeoutSeconds: number | null;
+  /** Worker holding the job's lease while it runs. */
+  lockedBy: string | null;
+  leaseExpiresAt: Date | null;
+  startedAt: Date | null;
+  completedAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+  /** Seconds from start to finish (archived jobs only). */
+  durationSeconds: number | null;
+  /** True when the job has finished and lives in `job_history`. */
+  archived: boolean;
+}

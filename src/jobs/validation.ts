@@ -1,0 +1,164 @@
+import { randomUUID } from "node:crypto";
+import { ValidationError } from "./errors";
+import { JobType, type CreateJobInput, type JsonObject } from "./types";
+
+/** Limits on what a job may carry. */
+export const LIMITS = {
+  idLength: 255,
+  nameLength: 1000,
+  descriptionLength: 100_000,
+  payloadBytes: 16 * 1024 * 1024,
+  jsonDepth: 100,
+  dependencies: 100_000,
+  maxRetries: 1000,
+  timeoutSeconds: 7 * 24 * 3600,
+} as const;
+
+const INT4_MAX = 2_147_483_647;
+const JOB_TYPES: readonly string[] = Object.values(JobType);
+
+/** A validated job, ready to be planned and written. */
+export interface NormalizedJob {
+  id: string;
+  jobType: JobType;
+  name: string;
+  description: string | null;
+  payload: JsonObject;
+  /** As given (for the `dependencies` column). */
+  dependencies: string[];
+  /** Distinct dependency ids (for the edges). */
+  dependencyIds: string[];
+  maxRetries: number;
+  priority: number;
+  runAt: Date | null;
+  timeoutSeconds: number | null;
+}
+
+/** Validates one input; `where` prefixes field names in errors (e.g. `jobs[3].`). */
+export function normalizeJobInput(input: CreateJobInput, where = ""): NormalizedJob {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    throw new ValidationError(where || "input", "must be an object");
+  }
+  const field = (name: string) => `${where}${name}`;
+  const id = input.id === undefined || input.id === null ? randomUUID() : checkText(input.id, field("id"), LIMITS.idLength, false);
+  if (!JOB_TYPES.includes(input.jobType as string)) {
+    throw new ValidationError(field("jobType"), `must be one of ${JOB_TYPES.map((t) => `"${t}"`).join(", ")} (got ${describe(input.jobType)})`);
+  }
+  const name = checkText(input.name, field("name"), LIMITS.nameLength, false);
+  const description =
+    input.description === undefined || input.description === null
+      ? null
+      : checkText(input.description, field("description"), LIMITS.descriptionLength, true);
+  const payload = input.payload === undefined ? {} : checkPayload(input.payload, field("payload"));
+  const dependencies = checkDependencies(input.dependencies, field("dependencies"));
+  return {
+    id,
+    jobType: input.jobType,
+    name,
+    description,
+    payload,
+    dependencies,
+    dependencyIds: [...new Set(dependencies)],
+    maxRetries: checkInteger(input.maxRetries, field("maxRetries"), 3, 0, LIMITS.maxRetries),
+    priority: checkInteger(input.priority, field("priority"), 0, -INT4_MAX, INT4_MAX),
+    runAt: checkDate(input.runAt, field("runAt")),
+    timeoutSeconds:
+      input.timeoutSeconds === undefined || input.timeoutSeconds === null
+        ? null
+        : checkInteger(input.timeoutSeconds, field("timeoutSeconds"), 0, 1, LIMITS.timeoutSeconds),
+  };
+}
+
+function describe(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (value === undefined) return "nothing";
+  return typeof value;
+}
+
+/** Text PostgreSQL stores exactly as given: no NUL, no lone UTF-16 surrogate. */
+export function checkText(value: unknown, field: string, maxLength: number, allowEmpty: boolean): string {
+  if (typeof value !== "string") throw new ValidationError(field, `must be a string (got ${describe(value)})`);
+  if (!allowEmpty && value.trim() === "") throw new ValidationError(field, "must not be empty");
+  if (value.length > maxLength) throw new ValidationError(field, `must be at most ${maxLength} characters (got ${value.length})`);
+  checkStorableString(value, field);
+  return value;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function checkStorableString(value: string, field: string): void {
+  if (value.includes("\u0000")) throw new ValidationError(field, "must not contain the NUL character (\\u0000), which PostgreSQL cannot store");
+  if (LONE_SURROGATE.test(value)) throw new ValidationError(field, "contains a lone UTF-16 surrogate, which is not valid Unicode");
+}
+
+function checkInteger(value: unknown, field: string, fallback: number, min: number, max: number): number {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value)) throw new ValidationError(field, `must be an integer (got ${describe(value)}${typeof value === "number" ? ` ${value}` : ""})`);
+  if (value < min || value > max) throw new ValidationError(field, `must be between ${min} and ${max} (got ${value})`);
+  return value;
+}
+
+function checkDate(value: unknown, field: string): Date | null {
+  if (value === undefined || value === null) return null;
+  const date = value instanceof Date ? value : typeof value === "string" ? new Date(value) : undefined;
+  if (!date || Number.isNaN(date.getTime())) throw new ValidationError(field, "must be a valid Date or ISO 8601 string");
+  const year = date.getUTCFullYear();
+  if (year < 1 || year > 9999) throw new ValidationError(field, `year must be between 1 and 9999 (got ${year})`);
+  return date;
+}
+
+function checkDependencies(value: unknown, field: string): string[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw new ValidationError(field, "must be an array of job ids");
+  if (value.length > LIMITS.dependencies) throw new ValidationError(field, `must list at most ${LIMITS.dependencies} jobs (got ${value.length})`);
+  return value.map((id, i) => checkText(id, `${field}[${i}]`, LIMITS.idLength, false));
+}
+
+/** Checks that a payload is a JSON object that survives the round trip through jsonb unchanged. */
+function checkPayload(value: unknown, field: string): JsonObject {
+  if (typeof value !== "object" || value === null || Array.isArray(value) || !isPlainObject(value)) {
+    throw new ValidationError(field, "must be a plain JSON object");
+  }
+  checkJson(value, field, 0, new Set());
+  const size = Buffer.byteLength(JSON.stringify(value));
+  if (size > LIMITS.payloadBytes) throw new ValidationError(field, `is ${size} bytes as JSON; the limit is ${LIMITS.payloadBytes}`);
+  return value as JsonObject;
+}
+
+function isPlainObject(value: object): boolean {
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+function checkJson(value: unknown, path: string, depth: number, seen: Set<object>): void {
+  if (depth > LIMITS.jsonDepth) throw new ValidationError(path, `nests deeper than ${LIMITS.jsonDepth} levels`);
+  switch (typeof value) {
+    case "string":
+      checkStorableString(value, path);
+      return;
+    case "boolean":
+      return;
+    case "number":
+      if (!Number.isFinite(value)) throw new ValidationError(path, `${value} is not representable in JSON`);
+      return;
+    case "object": {
+      if (value === null) return;
+      if (seen.has(value)) throw new ValidationError(path, "contains a circular reference");
+      seen.add(value);
+      if (Array.isArray(value)) {
+        value.forEach((item, i) => checkJson(item, `${path}[${i}]`, depth + 1, seen));
+      } else {
+        if (!isPlainObject(value)) throw new ValidationError(path, `is a ${value.constructor?.name ?? "non-plain"} object, not plain JSON`);
+        for (const [key, item] of Object.entries(value)) {
+          checkStorableString(key, `${path} key ${JSON.stringify(key)}`);
+          if (item === undefined) throw new ValidationError(`${path}.${key}`, "is undefined, which JSON cannot hold");
+          checkJson(item, `${path}.${key}`, depth + 1, seen);
+        }
+      }
+      seen.delete(value);
+      return;
+    }
+    default:
+      throw new ValidationError(path, `is a ${typeof value}, which JSON cannot hold`);
+  }
+}
