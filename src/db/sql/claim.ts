@@ -45,9 +45,9 @@ export async function renewLeases(sql: Sql, workerId: string, leaseTokens: reado
   const rows = await sql.query<{ lease_token: string }>(
     `UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3)
      WHERE locked_by = $1 AND status = 'running'
-       AND lease_token IN (SELECT (jsonb_array_elements_text($2::jsonb))::uuid)
+       AND lease_token = ANY($2::uuid[])
      RETURNING lease_token`,
-    [workerId, JSON.stringify(leaseTokens), leaseSeconds],
+    [workerId, leaseTokens, leaseSeconds],
   );
   return rows.map((r) => r.lease_token);
 }

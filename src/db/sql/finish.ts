@@ -47,20 +47,20 @@ export async function unblockDependents(sql: Sql, completedIds: readonly string[
     `WITH deps AS (
        SELECT d.job_id, count(*)::int AS n
        FROM job_dependencies d
-       WHERE d.depends_on_id IN (SELECT jsonb_array_elements_text($1::jsonb))
+       WHERE d.depends_on_id = ANY($1::text[])
        GROUP BY d.job_id
      ), locked AS (
-       SELECT c.id FROM jobs c JOIN deps ON deps.job_id = c.id ORDER BY c.id FOR UPDATE OF c
+       SELECT c.id, deps.n FROM jobs c JOIN deps ON deps.job_id = c.id ORDER BY c.id FOR UPDATE OF c
      ), unblocked AS (
-       UPDATE jobs c SET pending_dependencies = c.pending_dependencies - deps.n, updated_at = now()
-       FROM deps JOIN locked ON locked.id = deps.job_id
-       WHERE c.id = deps.job_id
+       UPDATE jobs c SET pending_dependencies = c.pending_dependencies - l.n, updated_at = now()
+       FROM locked l
+       WHERE c.id = l.id
        RETURNING c.pending_dependencies, c.run_at
      ), counts AS (
        SELECT count(*) FILTER (WHERE pending_dependencies = 0 AND run_at <= now())::int AS ready FROM unblocked
      )
      SELECT ready, (SELECT pg_notify($2, '') FROM counts WHERE ready > 0) IS NULL AS quiet FROM counts`,
-    [JSON.stringify(completedIds), READY_CHANNEL],
+    [completedIds, READY_CHANNEL],
   );
   return rows[0]?.ready ?? 0;
 }

@@ -26,8 +26,6 @@ export interface EdgeRow {
 /** Notification channel that tells workers jobs became ready. */
 export const READY_CHANNEL = "skein_jobs_ready";
 
-const ids = (list: readonly string[]) => JSON.stringify(list);
-
 /**
  * Share-locks the live jobs among `jobIds`, in id order, and returns their
  * statuses. Holding the lock until commit makes a concurrent completion of
@@ -35,27 +33,27 @@ const ids = (list: readonly string[]) => JSON.stringify(list);
  */
 export function lockLiveJobs(sql: Sql, jobIds: readonly string[]): Promise<Array<{ id: string; status: string }>> {
   return sql.query(
-    `SELECT id, status FROM jobs WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY id FOR SHARE`,
-    [ids(jobIds)],
+    `SELECT id, status FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE`,
+    [jobIds],
   );
 }
 
 /** Statuses of the archived jobs among `jobIds`. */
 export function archivedStatuses(sql: Sql, jobIds: readonly string[]): Promise<Array<{ id: string; status: string }>> {
   return sql.query(
-    `SELECT job_id AS id, status FROM job_history WHERE job_id IN (SELECT jsonb_array_elements_text($1::jsonb))`,
-    [ids(jobIds)],
+    `SELECT job_id AS id, status FROM job_history WHERE job_id = ANY($1::text[])`,
+    [jobIds],
   );
 }
 
 /** The ids among `jobIds` that are taken by a live or archived job. */
 export async function existingIds(sql: Sql, jobIds: readonly string[]): Promise<string[]> {
   const rows = await sql.query<{ id: string }>(
-    `WITH wanted AS (SELECT jsonb_array_elements_text($1::jsonb) AS id)
+    `WITH wanted AS (SELECT unnest($1::text[]) AS id)
      SELECT w.id FROM wanted w
      WHERE EXISTS (SELECT 1 FROM jobs j WHERE j.id = w.id)
         OR EXISTS (SELECT 1 FROM job_history h WHERE h.job_id = w.id)`,
-    [ids(jobIds)],
+    [jobIds],
   );
   return rows.map((r) => r.id);
 }
@@ -116,5 +114,5 @@ export function insertCancelled(sql: Sql, rows: ReadonlyArray<NewJobRow & { erro
 
 /** Tells listening workers that jobs are ready (delivered when the transaction commits). */
 export async function notifyReady(sql: Sql): Promise<void> {
-  await sql.query(`SELECT pg_notify($1, '')`, [READY_CHANNEL]);
+  await sql.query(`SELECT 1 AS sent FROM (SELECT pg_notify($1, '')) AS n`, [READY_CHANNEL]);
 }
