@@ -6,3 +6,4 @@ export { createPrismaClient, migrate, MigrationError, startEmbeddedDatabase, Pri
 export type { EmbeddedDatabase, EmbeddedDatabaseOptions, MigrateOptions, MigrateResult, PrismaClientOptions, RawQueryClient } from "./db";
 export * from "./jobs";
 export { createLogger, silentLogger, type Logger, type LoggerOptions, type LogLevel } from "./logging";
+export * from "./worker";

@@ -56,3 +56,13 @@ export type JobDependency = Prisma.JobDependencyModel
  * A finished job (completed, failed or cancelled), kept for auditing.
  */
 export type JobHistory = Prisma.JobHistoryModel
+/**
+ * Model Worker
+ * A running worker process. Deleted when the worker stops; a stale heartbeat means it died.
+ */
+export type Worker = Prisma.WorkerModel
+/**
+ * Model MaintenanceRun
+ * When each periodic maintenance task (e.g. history pruning) last ran, across all workers.
+ */
+export type MaintenanceRun = Prisma.MaintenanceRunModel

@@ -11,4 +11,6 @@
 export type * from './models/Job'
 export type * from './models/JobDependency'
 export type * from './models/JobHistory'
+export type * from './models/Worker'
+export type * from './models/MaintenanceRun'
 export type * from './commonInputTypes'

@@ -53,7 +53,9 @@ export const AnyNull = runtime.AnyNull
 export const ModelName = {
   Job: 'Job',
   JobDependency: 'JobDependency',
-  JobHistory: 'JobHistory'
+  JobHistory: 'JobHistory',
+  Worker: 'Worker',
+  MaintenanceRun: 'MaintenanceRun'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -153,6 +155,28 @@ export const JobHistoryScalarFieldEnum = {
 } as const
 
 export type JobHistoryScalarFieldEnum = (typeof JobHistoryScalarFieldEnum)[keyof typeof JobHistoryScalarFieldEnum]
+
+
+export const WorkerScalarFieldEnum = {
+  id: 'id',
+  host: 'host',
+  pid: 'pid',
+  startedAt: 'startedAt',
+  lastHeartbeatAt: 'lastHeartbeatAt',
+  concurrency: 'concurrency',
+  executors: 'executors',
+  status: 'status'
+} as const
+
+export type WorkerScalarFieldEnum = (typeof WorkerScalarFieldEnum)[keyof typeof WorkerScalarFieldEnum]
+
+
+export const MaintenanceRunScalarFieldEnum = {
+  task: 'task',
+  lastRunAt: 'lastRunAt'
+} as const
+
+export type MaintenanceRunScalarFieldEnum = (typeof MaintenanceRunScalarFieldEnum)[keyof typeof MaintenanceRunScalarFieldEnum]
 
 
 export const SortOrder = {

@@ -1,0 +1,69 @@
+import type { Sql } from "../database";
+
+/** A worker's registration. */
+export interface WorkerRegistration {
+  id: string;
+  host: string;
+  pid: number;
+  concurrency: number;
+  executors: string[];
+}
+
+/** Inserts (or refreshes) a worker's row. */
+export async function registerWorker(sql: Sql, worker: WorkerRegistration): Promise<void> {
+  await sql.query(
+    `INSERT INTO workers (id, host, pid, concurrency, executors)
+     VALUES ($1, $2, $3, $4, $5::jsonb)
+     ON CONFLICT (id) DO UPDATE SET last_heartbeat_at = now(), status = 'running'`,
+    [worker.id, worker.host, worker.pid, worker.concurrency, JSON.stringify(worker.executors)],
+  );
+}
+
+/** Records a heartbeat (re-registering a worker whose row was removed). */
+export async function touchWorker(sql: Sql, worker: WorkerRegistration, status: "running" | "stopping"): Promise<void> {
+  await sql.query(
+    `INSERT INTO workers (id, host, pid, concurrency, executors, status)
+     VALUES ($1, $2, $3, $4, $5::jsonb, $6)
+     ON CONFLICT (id) DO UPDATE SET last_heartbeat_at = now(), status = $6`,
+    [worker.id, worker.host, worker.pid, worker.concurrency, JSON.stringify(worker.executors), status],
+  );
+}
+
+/** Removes a worker's row (it stopped). */
+export async function deregisterWorker(sql: Sql, workerId: string): Promise<void> {
+  await sql.query(`DELETE FROM workers WHERE id = $1`, [workerId]);
+}
+
+/** Removes rows of workers that have not sent a heartbeat for `seconds`. Returns their ids. */
+export async function forgetDeadWorkers(sql: Sql, seconds: number): Promise<string[]> {
+  const rows = await sql.query<{ id: string }>(
+    `DELETE FROM workers WHERE last_heartbeat_at < now() - make_interval(secs => $1) RETURNING id`,
+    [seconds],
+  );
+  return rows.map((r) => r.id);
+}
+
+/**
+ * Claims the right to run a periodic task: true for exactly one caller per
+ * interval, however many workers ask at once.
+ */
+export async function claimMaintenance(sql: Sql, task: string, intervalSeconds: number): Promise<boolean> {
+  const rows = await sql.query<{ task: string }>(
+    `INSERT INTO maintenance_runs (task, last_run_at) VALUES ($1, now())
+     ON CONFLICT (task) DO UPDATE SET last_run_at = now()
+       WHERE maintenance_runs.last_run_at <= now() - make_interval(secs => $2)
+     RETURNING task`,
+    [task, intervalSeconds],
+  );
+  return rows.length > 0;
+}
+
+/** Results of finished jobs, by id (for a running job's `ctx.dependencyResults`). */
+export async function dependencyResults(sql: Sql, ids: readonly string[]): Promise<Map<string, unknown>> {
+  if (ids.length === 0) return new Map();
+  const rows = await sql.query<{ id: string; result: unknown }>(
+    `SELECT job_id AS id, result FROM job_history WHERE job_id = ANY($1::text[])`,
+    [ids],
+  );
+  return new Map(rows.map((r) => [r.id, r.result]));
+}

@@ -1,0 +1,342 @@
+import { randomBytes } from "node:crypto";
+import { EventEmitter } from "node:events";
+import os from "node:os";
+import cron from "node-cron";
+import pLimit from "p-limit";
+import type pg from "pg";
+import { poolOf } from "../db/client";
+import type { RawQueryClient } from "../db/database";
+import { READY_CHANNEL } from "../db/sql/insert";
+import { toJob, type JobRow } from "../db/sql/rows";
+import { dependencyResults, deregisterWorker, registerWorker, touchWorker, type WorkerRegistration } from "../db/sql/workers";
+import { JobStore } from "../db/store";
+import type { Job, JsonValue } from "../jobs/types";
+import { silentLogger, type Logger } from "../logging";
+import { backoffMs, systemClock, type Clock } from "./clock";
+import { CompletionBatcher } from "./completer";
+import { AgentExecutor, QueryExecutor } from "./executors";
+import { ReadyListener } from "./listener";
+import { rescueExpiredLeases, runHistoryPruning } from "./maintenance";
+import { runAttempt, type RunningJob } from "./runner";
+import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from "./options";
+import type { Executor } from "./types";
+
+/** Events a {@link Worker} emits. */
+export interface WorkerEvents {
+  "job:start": [job: Job];
+  "job:complete": [job: Job, result: JsonValue | null];
+  "job:fail": [job: Job, error: string, outcome: "retried" | "failed" | "refused"];
+  stopped: [];
+}
+
+/**
+ * Claims ready jobs and runs them through executors, up to
+ * `maxConcurrentJobs` at a time. Custom executors (`addExecutor`) are tried
+ * first, then the built-in agent and query executors.
+ *
+ * Life cycle: `start()` registers the worker, starts listening for ready
+ * jobs and returns; `stop()` stops claiming, lets running jobs finish for
+ * `shutdownTimeout` seconds, then aborts the rest and returns them to pending
+ * without using a retry.
+ */
+export class Worker extends EventEmitter<WorkerEvents> {
+  /** This worker's id (in the `workers` table and in `locked_by`). */
+  readonly workerId: string;
+  private readonly options: ResolvedWorkerOptions;
+  private readonly store: JobStore;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly custom: Executor[] = [];
+  private readonly builtIn: Executor[];
+  private readonly running = new Map<string, RunningJob>();
+  private readonly limit: ReturnType<typeof pLimit>;
+  private readonly completer: CompletionBatcher;
+  private state: "new" | "running" | "stopping" | "stopped" = "new";
+  private fetching = false;
+  private fetchAgain = false;
+  private idleRounds = 0;
+  private pollTimer: unknown;
+  private heartbeatTimer: unknown;
+  private listener: ReadyListener | undefined;
+  private pruneTask: ReturnType<typeof cron.schedule> | undefined;
+  private stopping: Promise<void> | undefined;
+  private forceStop: (() => void) | undefined;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(options: WorkerOptions) {
+    super();
+    this.options = resolveWorkerOptions(options);
+    this.workerId = this.options.workerId ?? `${os.hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+    this.clock = this.options.clock ?? systemClock;
+    this.logger = (this.options.logger ?? silentLogger()).child({ workerId: this.workerId });
+    this.store = new JobStore(this.options.prisma);
+    this.builtIn = [new AgentExecutor(this.options.agentRegistry), new QueryExecutor(this.options.queryEngine)];
+    this.limit = pLimit(this.options.maxConcurrentJobs);
+    this.completer = new CompletionBatcher(this.store, {
+      clock: this.clock,
+      logger: this.logger,
+      giveUpMs: this.options.staleTimeout * 1000,
+      random: this.options.random,
+      onReady: () => this.wake(),
+    });
+  }
+
+  /** Adds an executor, tried before those added later and before the built-in ones. */
+  addExecutor(executor: Executor): this {
+    if (typeof executor?.canExecute !== "function" || typeof executor.execute !== "function") {
+      throw new TypeError("addExecutor: an executor needs canExecute(job) and execute(job, ctx) functions");
+    }
+    this.custom.push(executor);
+    return this;
+  }
+
+  /** Jobs this worker is running now. */
+  get runningJobs(): Job[] {
+    return [...this.running.values()].map((r) => r.job);
+  }
+
+  /** Registers the worker and starts claiming. Resolves once running. */
+  async start(): Promise<void> {
+    if (this.state !== "new") throw new Error(`worker ${this.workerId} was already started`);
+    this.state = "running";
+    await registerWorker(this.store.db, this.registration());
+    const listenConfig = this.listenConfig();
+    if (listenConfig) {
+      this.listener = new ReadyListener(
+        listenConfig,
+        READY_CHANNEL,
+        { onNotify: () => this.wake(true), onReconnect: () => this.wake(true) },
+        { clock: this.clock, logger: this.logger, random: this.options.random },
+      );
+      await this.listener.start();
+    } else {
+      this.logger.warn("no connection details for LISTEN; relying on polling", { pollInterval: this.options.pollInterval });
+    }
+    this.scheduleHeartbeat();
+    if (this.options.maintenance) {
+      this.pruneTask = cron.schedule("* * * * *", () => void this.pruneHistory(), { name: `skein-prune-${this.workerId}` });
+    }
+    this.logger.info("worker started", { concurrency: this.options.maxConcurrentJobs, executors: this.executorNames() });
+    this.wake(true);
+  }
+
+  /**
+   * Stops the worker: no new claims; running jobs get `shutdownTimeout`
+   * seconds to finish (none with `force`), then are aborted and returned to
+   * pending without using a retry. Calling it again with `force` cuts the wait.
+   */
+  stop(options: { force?: boolean } = {}): Promise<void> {
+    if (options.force) this.forceStop?.();
+    if (this.state === "new" || this.state === "stopped") {
+      this.state = "stopped";
+      return Promise.resolve();
+    }
+    this.stopping ??= this.shutdown(options.force === true);
+    return this.stopping;
+  }
+
+  private async shutdown(force: boolean): Promise<void> {
+    this.state = "stopping";
+    this.clock.clearTimeout(this.pollTimer);
+    this.pruneTask?.destroy();
+    await this.listener?.stop();
+    await touchWorker(this.store.db, this.registration(), "stopping").catch(() => undefined);
+    if (this.running.size > 0) {
+      this.logger.info("waiting for running jobs to finish", { running: this.running.size, graceSeconds: force ? 0 : this.options.shutdownTimeout });
+      await this.waitForIdle(force ? 0 : this.options.shutdownTimeout * 1000);
+    }
+    const abandoned = [...this.running.values()].filter((r) => r.phase === "executing");
+    for (const r of abandoned) r.abandon("shutdown");
+    if (abandoned.length > 0) {
+      const released = await this.store
+        .release(abandoned.map((r) => ({ id: r.job.id, leaseToken: r.leaseToken })), `worker ${this.workerId} shut down before the job finished`)
+        .catch((error: unknown) => {
+          this.logger.error("could not return jobs to pending; they run again after their leases expire", { error: String(error) });
+          return [];
+        });
+      this.logger.warn("returned unfinished jobs to pending", { jobIds: released });
+    }
+    await this.completer.drain();
+    this.clock.clearTimeout(this.heartbeatTimer);
+    await deregisterWorker(this.store.db, this.workerId).catch(() => undefined);
+    this.state = "stopped";
+    this.logger.info("worker stopped");
+    this.emit("stopped");
+  }
+
+  private waitForIdle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.clock.clearTimeout(timer);
+        this.forceStop = undefined;
+        resolve();
+      };
+      const timer = this.clock.setTimeout(done, ms);
+      this.forceStop = done;
+      this.idleWaiters.push(done);
+    });
+  }
+
+  /** Asks the fetch loop to claim; `reset` ends the idle backoff (a notification arrived). */
+  private wake(reset = false): void {
+    if (reset) this.idleRounds = 0;
+    if (this.state !== "running") return;
+    if (this.fetching) {
+      this.fetchAgain = true;
+      return;
+    }
+    this.fetching = true;
+    void this.fetchLoop().finally(() => {
+      this.fetching = false;
+      this.schedulePoll();
+    });
+  }
+
+  private async fetchLoop(): Promise<void> {
+    do {
+      this.fetchAgain = false;
+      const free = this.options.maxConcurrentJobs - this.running.size;
+      if (free <= 0 || this.state !== "running") return;
+      let rows: JobRow[];
+      try {
+        rows = await this.store.claim({ workerId: this.workerId, limit: free, leaseSeconds: this.options.staleTimeout });
+      } catch (error) {
+        this.idleRounds++;
+        this.logger.warn("claiming jobs failed", { error: String(error) });
+        return;
+      }
+      this.idleRounds = rows.length === 0 ? this.idleRounds + 1 : 0;
+      if (rows.length > 0) await this.startJobs(rows);
+      if (rows.length === free) this.fetchAgain = true; // there may be more
+    } while (this.fetchAgain);
+  }
+
+  private schedulePoll(): void {
+    if (this.state !== "running") return;
+    this.clock.clearTimeout(this.pollTimer);
+    const cap = this.options.pollInterval * 1000;
+    const delay = this.idleRounds > 0 ? Math.min(cap, 100 * 2 ** Math.min(this.idleRounds - 1, 20)) : cap;
+    this.pollTimer = this.clock.setTimeout(() => this.wake(), Math.round(delay * (0.8 + 0.4 * this.options.random())));
+  }
+
+  private async startJobs(rows: JobRow[]): Promise<void> {
+    const depIds = [...new Set(rows.flatMap((r) => r.dependencies))];
+    let results = new Map<string, unknown>();
+    if (depIds.length > 0) {
+      try {
+        results = await dependencyResults(this.store.db, depIds);
+      } catch (error) {
+        this.logger.warn("could not read dependency results", { error: String(error) });
+      }
+    }
+    for (const row of rows) {
+      const job = toJob(row);
+      const dependencyResultsOfJob: Record<string, JsonValue | null> = {};
+      for (const id of job.dependencies) dependencyResultsOfJob[id] = (results.get(id) ?? null) as JsonValue | null;
+      const entry: RunningJob = new RunningJobState(job, row.lease_token as string, dependencyResultsOfJob);
+      this.running.set(job.id, entry);
+      this.emit("job:start", job);
+      void this.limit(() => this.run(entry));
+    }
+  }
+
+  private async run(entry: RunningJob): Promise<void> {
+    try {
+      await runAttempt(entry, {
+        workerId: this.workerId,
+        executors: [...this.custom, ...this.builtIn],
+        logger: this.logger,
+        clock: this.clock,
+        store: this.store,
+        completer: this.completer,
+        retryBackoff: this.options.retryBackoff,
+        random: this.options.random,
+        onComplete: (job, result) => this.emit("job:complete", job, result),
+        onFail: (job, error, outcome, retryInMs) => {
+          this.emit("job:fail", job, error, outcome);
+          if (outcome === "retried") this.clock.setTimeout(() => this.wake(true), retryInMs + 5);
+        },
+      });
+    } finally {
+      this.running.delete(entry.job.id);
+      if (this.running.size === 0) for (const done of this.idleWaiters.splice(0)) done();
+      this.wake();
+    }
+  }
+
+  private scheduleHeartbeat(): void {
+    const ms = this.options.heartbeatInterval * 1000 * (0.9 + 0.2 * this.options.random());
+    this.heartbeatTimer = this.clock.setTimeout(() => {
+      void this.heartbeat().finally(() => {
+        if (this.state === "running" || this.state === "stopping") this.scheduleHeartbeat();
+      });
+    }, ms);
+  }
+
+  /** Renews leases, aborts jobs whose lease was lost, and rescues jobs of dead workers. */
+  private async heartbeat(): Promise<void> {
+    try {
+      await touchWorker(this.store.db, this.registration(), this.state === "stopping" ? "stopping" : "running");
+      const executing = [...this.running.values()].filter((r) => r.phase === "executing");
+      const held = new Set(await this.store.renew(this.workerId, executing.map((r) => r.leaseToken), this.options.staleTimeout));
+      for (const r of executing) {
+        if (held.has(r.leaseToken) || r.phase !== "executing") continue;
+        this.logger.warn("lease lost (job reclaimed or cancelled); aborting the attempt", { jobId: r.job.id });
+        r.abandon("lease-lost");
+      }
+      if (this.options.maintenance && this.state === "running") {
+        const rescued = await rescueExpiredLeases(this.store, this.options.staleTimeout, this.logger);
+        if (rescued > 0) this.wake(true);
+      }
+    } catch (error) {
+      this.logger.warn("heartbeat failed", { error: String(error) });
+    }
+  }
+
+  private async pruneHistory(): Promise<void> {
+    try {
+      const outcome = await runHistoryPruning(this.options.prisma, {
+        retentionDays: this.options.historyRetentionDays,
+        intervalHours: this.options.cleanupIntervalHours,
+      });
+      if (outcome.ran) this.logger.info("pruned job history", { deleted: outcome.deleted, retentionDays: this.options.historyRetentionDays });
+    } catch (error) {
+      this.logger.warn("pruning history failed", { error: String(error) });
+    }
+  }
+
+  private executorNames(): string[] {
+    return [...this.custom, ...this.builtIn].map((e, i) => e.name ?? `custom-${i + 1}`);
+  }
+
+  private registration(): WorkerRegistration {
+    return { id: this.workerId, host: os.hostname(), pid: process.pid, concurrency: this.options.maxConcurrentJobs, executors: this.executorNames() };
+  }
+
+  private listenConfig(): pg.ClientConfig | undefined {
+    if (this.options.databaseUrl) return { connectionString: this.options.databaseUrl };
+    const pool = poolOf(this.options.prisma as RawQueryClient & object) as (pg.Pool & { options: pg.PoolConfig }) | undefined;
+    if (!pool) return undefined;
+    const { max: _max, idleTimeoutMillis: _idle, ...config } = pool.options;
+    return config as pg.ClientConfig;
+  }
+}
+
+/** A claimed job while this worker runs it. */
+class RunningJobState implements RunningJob {
+  readonly controller = new AbortController();
+  phase: RunningJob["phase"] = "executing";
+  constructor(
+    readonly job: Job,
+    readonly leaseToken: string,
+    readonly dependencyResults: Record<string, JsonValue | null>,
+  ) {}
+
+  abandon(reason: "shutdown" | "lease-lost"): void {
+    if (this.phase !== "executing") return;
+    this.phase = reason;
+    this.controller.abort(new Error(reason === "shutdown" ? "the worker is shutting down" : "the job's lease was lost"));
+  }
+}
+
+export { backoffMs };

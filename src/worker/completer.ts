@@ -1,0 +1,70 @@
+import type { JobStore } from "../db/store";
+import type { Completion } from "../db/sql/finish";
+import type { Logger } from "../logging";
+import { backoffMs, sleep, type Clock } from "./clock";
+
+interface Pending {
+  completion: Completion;
+  resolve: (accepted: boolean) => void;
+}
+
+/**
+ * Batches completions: the first one is written at once; those that finish
+ * while a write is in flight go together in the next one. Under load this
+ * turns N completions into a handful of transactions at no added latency.
+ * A write that fails (database restarting) is retried with backoff until
+ * `giveUpMs`; after that the jobs are left to lease expiry (and run again).
+ */
+export class CompletionBatcher {
+  private queue: Pending[] = [];
+  private flushing: Promise<void> | undefined;
+
+  constructor(
+    private readonly store: JobStore,
+    private readonly options: { clock: Clock; logger: Logger; giveUpMs: number; random: () => number; onReady: (count: number) => void },
+  ) {}
+
+  /** Queues a completion; resolves with whether the job's lease was still held. */
+  add(completion: Completion): Promise<boolean> {
+    return new Promise((resolve) => {
+      this.queue.push({ completion, resolve });
+      this.flushing ??= this.flushAll().finally(() => {
+        this.flushing = undefined;
+      });
+    });
+  }
+
+  /** Resolves once everything queued so far is written (or given up). */
+  async drain(): Promise<void> {
+    while (this.flushing) await this.flushing;
+  }
+
+  private async flushAll(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, 1000);
+      const accepted = await this.write(batch.map((p) => p.completion));
+      for (const p of batch) p.resolve(accepted.has(p.completion.id));
+    }
+  }
+
+  private async write(completions: Completion[]): Promise<Set<string>> {
+    const started = this.options.clock.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const { accepted, ready } = await this.store.complete(completions);
+        if (ready > 0) this.options.onReady(ready);
+        return new Set(accepted);
+      } catch (error) {
+        if (this.options.clock.now() - started > this.options.giveUpMs) {
+          this.options.logger.error("giving up recording completions; the jobs will run again after their leases expire", {
+            error: String(error),
+            jobIds: completions.map((c) => c.id),
+          });
+          return new Set();
+        }
+        this.options.logger.warn("recording completions failed; retrying", { error: String(error), attempt });
+        await sleep(this.options.clock, backoffMs(attempt, 100, 5000, this.options.random));
+      }
+    }
+  }
+}

@@ -1,0 +1,101 @@
+import type { RawQueryClient } from "../db/database";
+import { ValidationError } from "../jobs/errors";
+import type { Logger } from "../logging";
+import type { Clock } from "./clock";
+import type { AgentRegistry, QueryEngine } from "./types";
+
+/** Options for {@link Worker}. Times are in seconds. */
+export interface WorkerOptions {
+  /** A client from `createPrismaClient` (or any Prisma client for PostgreSQL, with `databaseUrl` for LISTEN). */
+  prisma: RawQueryClient;
+  /** Agents the built-in agent executor can run, by name. @defaultValue `{}` */
+  agentRegistry?: AgentRegistry;
+  /** Answers `query` jobs. Without it, query jobs fail with "no query engine configured". */
+  queryEngine?: QueryEngine;
+  /** Most jobs run at once. @defaultValue 4 */
+  maxConcurrentJobs?: number;
+  /** Seconds between polls when no notification arrives (jittered). @defaultValue 5 */
+  pollInterval?: number;
+  /** The worker's id. @defaultValue `<host>-<pid>-<random>` */
+  workerId?: string;
+  /** Lease length: a job whose worker stopped renewing it for this long is reclaimed. @defaultValue 60 */
+  staleTimeout?: number;
+  /** Seconds between heartbeats that renew leases. Must be below `staleTimeout`. @defaultValue 10 */
+  heartbeatInterval?: number;
+  /** Grace period for running jobs on stop. @defaultValue 30 */
+  shutdownTimeout?: number;
+  /** History older than this many days is pruned. @defaultValue 30 */
+  historyRetentionDays?: number;
+  /** Hours between prunes (one worker prunes per interval). @defaultValue 24 */
+  cleanupIntervalHours?: number;
+  /** Retry delay: base·2^retry seconds, jittered, capped at max. @defaultValue `{ baseSeconds: 1, maxSeconds: 300 }` */
+  retryBackoff?: { baseSeconds?: number; maxSeconds?: number };
+  /** Connection URL for the LISTEN connection when `prisma` was not made by `createPrismaClient`. */
+  databaseUrl?: string;
+  /** Rescue expired leases and prune history from this worker. @defaultValue true */
+  maintenance?: boolean;
+  /** @defaultValue a silent logger */
+  logger?: Logger;
+  /** @defaultValue the system clock */
+  clock?: Clock;
+  /** Source of jitter. @defaultValue Math.random */
+  random?: () => number;
+}
+
+/** Options with defaults applied. */
+export type ResolvedWorkerOptions = Required<Omit<WorkerOptions, "workerId" | "databaseUrl" | "logger" | "clock" | "retryBackoff" | "queryEngine">> &
+  Pick<WorkerOptions, "workerId" | "databaseUrl" | "logger" | "clock" | "queryEngine"> & { retryBackoff: { baseSeconds: number; maxSeconds: number } };
+
+/** Applies defaults and validates, naming the bad option. */
+export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOptions {
+  if (!options || typeof options !== "object") throw new ValidationError("options", "Worker needs an options object with `prisma`");
+  if (!options.prisma || typeof options.prisma.$queryRawUnsafe !== "function") throw new ValidationError("prisma", "must be a Prisma client (see createPrismaClient)");
+  const resolved: ResolvedWorkerOptions = {
+    prisma: options.prisma,
+    agentRegistry: options.agentRegistry ?? {},
+    queryEngine: options.queryEngine,
+    maxConcurrentJobs: positive(options.maxConcurrentJobs, "maxConcurrentJobs", 4, true),
+    pollInterval: positive(options.pollInterval, "pollInterval", 5),
+    workerId: options.workerId,
+    staleTimeout: positive(options.staleTimeout, "staleTimeout", 60),
+    heartbeatInterval: positive(options.heartbeatInterval, "heartbeatInterval", 10),
+    shutdownTimeout: nonNegative(options.shutdownTimeout, "shutdownTimeout", 30),
+    historyRetentionDays: nonNegative(options.historyRetentionDays, "historyRetentionDays", 30),
+    cleanupIntervalHours: positive(options.cleanupIntervalHours, "cleanupIntervalHours", 24),
+    retryBackoff: {
+      baseSeconds: nonNegative(options.retryBackoff?.baseSeconds, "retryBackoff.baseSeconds", 1),
+      maxSeconds: nonNegative(options.retryBackoff?.maxSeconds, "retryBackoff.maxSeconds", 300),
+    },
+    databaseUrl: options.databaseUrl,
+    maintenance: options.maintenance ?? true,
+    logger: options.logger,
+    clock: options.clock,
+    random: options.random ?? Math.random,
+  };
+  if (typeof resolved.agentRegistry !== "object") throw new ValidationError("agentRegistry", "must map agent names to functions");
+  for (const [name, fn] of Object.entries(resolved.agentRegistry)) {
+    if (typeof fn !== "function") throw new ValidationError(`agentRegistry.${name}`, "must be a function");
+  }
+  if (resolved.queryEngine !== undefined && typeof resolved.queryEngine !== "function") throw new ValidationError("queryEngine", "must be a function");
+  if (resolved.heartbeatInterval >= resolved.staleTimeout) {
+    throw new ValidationError("heartbeatInterval", `must be shorter than staleTimeout (${resolved.heartbeatInterval} >= ${resolved.staleTimeout})`);
+  }
+  if (resolved.workerId !== undefined && (typeof resolved.workerId !== "string" || resolved.workerId.trim() === "")) {
+    throw new ValidationError("workerId", "must be a non-empty string");
+  }
+  return resolved;
+}
+
+function positive(value: unknown, name: string, fallback: number, integer = false): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+    throw new ValidationError(name, `must be a positive ${integer ? "integer" : "number"} (got ${String(value)})`);
+  }
+  return value;
+}
+
+function nonNegative(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) throw new ValidationError(name, `must be a number >= 0 (got ${String(value)})`);
+  return value;
+}

@@ -1,0 +1,140 @@
+import type { JobStore } from "../db/store";
+import type { Job, JsonValue } from "../jobs/types";
+import type { Logger } from "../logging";
+import { backoffMs, sleep, type Clock } from "./clock";
+import type { CompletionBatcher } from "./completer";
+import { pickExecutor } from "./executors";
+import { NonRetryableError, type Executor, type JobContext } from "./types";
+
+/** A claimed job while a worker runs it. */
+export interface RunningJob {
+  readonly job: Job;
+  readonly leaseToken: string;
+  readonly dependencyResults: Record<string, JsonValue | null>;
+  readonly controller: AbortController;
+  /** executing → completing/failing, or abandoned (shutdown, lease lost): then the worker records nothing. */
+  phase: "executing" | "completing" | "failing" | "shutdown" | "lease-lost";
+  abandon(reason: "shutdown" | "lease-lost"): void;
+}
+
+/** What {@link runAttempt} needs from its worker. */
+export interface AttemptDeps {
+  workerId: string;
+  executors: readonly Executor[];
+  logger: Logger;
+  clock: Clock;
+  store: JobStore;
+  completer: CompletionBatcher;
+  retryBackoff: { baseSeconds: number; maxSeconds: number };
+  random: () => number;
+  onComplete(job: Job, result: JsonValue | null): void;
+  onFail(job: Job, error: string, outcome: "retried" | "failed" | "refused", retryInMs: number): void;
+}
+
+class JobTimeoutError extends Error {
+  override name = "JobTimeoutError";
+}
+
+/**
+ * Runs one attempt of a claimed job and records its outcome: the result
+ * (batched with other completions), or the failure (retried with backoff,
+ * or final). An abandoned attempt records nothing.
+ */
+export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<void> {
+  const { job, controller } = entry;
+  const logger = deps.logger.child({ jobId: job.id });
+  const timeout =
+    job.timeoutSeconds !== null
+      ? deps.clock.setTimeout(() => controller.abort(new JobTimeoutError(`timed out after ${job.timeoutSeconds} s`)), job.timeoutSeconds * 1000)
+      : undefined;
+  try {
+    const executor = pickExecutor(deps.executors, job);
+    const ctx: JobContext = {
+      job,
+      workerId: deps.workerId,
+      attempt: job.attempts,
+      dependencyResults: entry.dependencyResults,
+      logger,
+      signal: controller.signal,
+    };
+    logger.debug("job started", { executor: executor.name, attempt: job.attempts });
+    const value = await untilAborted(executor.execute(job, ctx), controller.signal);
+    const result = toJsonResult(value);
+    if (entry.phase !== "executing") return;
+    entry.phase = "completing";
+    const accepted = await deps.completer.add({ id: job.id, leaseToken: entry.leaseToken, result });
+    if (accepted) {
+      logger.debug("job completed");
+      deps.onComplete(job, result);
+    } else {
+      logger.warn("completion refused: the job's lease was lost (reclaimed by another worker or cancelled)");
+    }
+  } catch (error) {
+    if (entry.phase !== "executing") {
+      logger.info("attempt abandoned", { reason: entry.phase });
+      return;
+    }
+    entry.phase = "failing";
+    await recordFailure(entry, error, deps, logger);
+  } finally {
+    deps.clock.clearTimeout(timeout);
+  }
+}
+
+async function recordFailure(entry: RunningJob, error: unknown, deps: AttemptDeps, logger: Logger): Promise<void> {
+  const { job } = entry;
+  const message = error instanceof Error ? error.message || error.name : String(error);
+  const final = error instanceof NonRetryableError;
+  const delayMs = backoffMs(job.retryCount, deps.retryBackoff.baseSeconds * 1000, deps.retryBackoff.maxSeconds * 1000, deps.random);
+  const failure = { id: job.id, leaseToken: entry.leaseToken, error: message, retryDelaySeconds: delayMs / 1000, final };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const outcome = await deps.store.fail(failure);
+      if (outcome === "retried") logger.warn("job failed; will retry", { error: message, retryInMs: delayMs, retryCount: job.retryCount + 1 });
+      else if (outcome === "failed") logger.error("job failed", { error: message, final: true });
+      else logger.warn("failure refused: the job's lease was lost", { error: message });
+      deps.onFail(job, message, outcome, delayMs);
+      return;
+    } catch (writeError) {
+      // The database may be restarting: keep trying while the lease could still be ours.
+      if (attempt >= 8) {
+        logger.error("could not record the failure; the job runs again after its lease expires", { error: String(writeError) });
+        return;
+      }
+      await sleep(deps.clock, backoffMs(attempt, 200, 5000, deps.random));
+    }
+  }
+}
+
+/** Resolves with the promise, or rejects with the signal's reason as soon as it aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
+}
+
+/** The executor's return value as a JSON result; a value JSON cannot hold fails the job for good. */
+function toJsonResult(value: unknown): JsonValue | null {
+  if (value === undefined || value === null) return null;
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (error) {
+    throw new NonRetryableError(`the executor's result is not JSON-serialisable: ${(error as Error).message}`);
+  }
+  if (text === undefined) throw new NonRetryableError(`the executor's result (a ${typeof value}) is not JSON-serialisable`);
+  if (text.includes("\\u0000")) throw new NonRetryableError("the executor's result contains a NUL character, which PostgreSQL cannot store");
+  return JSON.parse(text) as JsonValue;
+}

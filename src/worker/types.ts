@@ -1,0 +1,50 @@
+import type { Job, JsonValue } from "../jobs/types";
+import type { Logger } from "../logging";
+
+/** What a running job's executor is given besides the job. */
+export interface JobContext {
+  /** The job being run (status `running`). */
+  readonly job: Job;
+  /** Id of the worker running it. */
+  readonly workerId: string;
+  /** 1 for the first attempt, 2 for the first retry, ... */
+  readonly attempt: number;
+  /** Results of the job's dependencies, keyed by job id (archived ones included). */
+  readonly dependencyResults: Readonly<Record<string, JsonValue | null>>;
+  /** A winston child logger carrying `jobId` and `workerId`. */
+  readonly logger: Logger;
+  /** Fires when the attempt times out, the worker is forced to stop, or the job's lease is lost. */
+  readonly signal: AbortSignal;
+}
+
+/** Runs jobs of some kind. Executors are tried in order; the first whose `canExecute` says yes runs the job. */
+export interface Executor {
+  /** Shown in the worker registry and logs. */
+  readonly name?: string;
+  canExecute(job: Job): boolean;
+  /** Returns the job's result (stored as JSON; `undefined` is stored as null). Throw to fail the attempt. */
+  execute(job: Job, ctx: JobContext): Promise<JsonValue | undefined | void>;
+}
+
+/** An agent: called with `payload.parameters` of an `agent` job whose `payload.agent_name` names it. */
+export type AgentFunction = (parameters: JsonValue | undefined, ctx: JobContext) => Promise<JsonValue | undefined | void>;
+
+/** Agents by name. */
+export type AgentRegistry = Record<string, AgentFunction>;
+
+/** Input of the query engine, from a `query` job's payload. */
+export interface QueryRequest {
+  query: JsonValue | undefined;
+  inferredGoalOutput: JsonValue | undefined;
+}
+
+/** Answers `query` jobs. */
+export type QueryEngine = (request: QueryRequest, ctx: JobContext) => Promise<JsonValue | undefined | void>;
+
+/**
+ * Throw from an executor to fail the job at once, without retries (the
+ * attempt can never succeed: bad input, unknown agent, missing configuration).
+ */
+export class NonRetryableError extends Error {
+  override name = "NonRetryableError";
+}

@@ -1,0 +1,256 @@
+import { JobStatus, JobType, NonRetryableError, runHistoryPruning, Worker, type Job, type JobContext, type WorkerOptions } from "../src";
+import { truncateAll, useTestDatabase } from "./helpers/db";
+import { deferred, waitFor } from "./helpers/wait";
+
+const ctx = useTestDatabase();
+const workers: Worker[] = [];
+beforeEach(() => truncateAll(ctx.pool));
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.stop({ force: true })));
+});
+
+function startWorker(options: Partial<WorkerOptions> = {}): Promise<Worker> {
+  const worker = new Worker({ prisma: ctx.prisma, pollInterval: 0.2, retryBackoff: { baseSeconds: 0.05, maxSeconds: 0.2 }, ...options });
+  workers.push(worker);
+  return worker.start().then(() => worker);
+}
+
+const finished = (id: string) =>
+  waitFor(async () => {
+    const job = await ctx.jobManager.getJob(id);
+    return job && job.archived ? job : undefined;
+  }, `job ${id} to finish`);
+
+describe("Worker: executors", () => {
+  it("runs agent and query jobs, stores results, and passes dependency results", async () => {
+    const seen: Record<string, unknown> = {};
+    await startWorker({
+      agentRegistry: {
+        loader: async (params) => ({ rows: 3, params }),
+      },
+      queryEngine: async ({ query, inferredGoalOutput }, c: JobContext) => {
+        seen.deps = c.dependencyResults;
+        seen.workerId = c.workerId;
+        return { answer: `${String(query)} -> ${String(inferredGoalOutput)}` };
+      },
+    });
+    const a = await ctx.jobManager.createJob({ jobType: JobType.AGENT, name: "load", payload: { agent_name: "loader", parameters: { file: "data.csv" } } });
+    const b = await ctx.jobManager.createJob({
+      jobType: JobType.QUERY,
+      name: "analyze",
+      payload: { query: "count rows", inferred_goal_output: "report" },
+      dependencies: [a.id],
+    });
+    expect(await finished(b.id)).toMatchObject({ status: "completed", result: { answer: "count rows -> report" } });
+    expect(await ctx.jobManager.getJob(a.id)).toMatchObject({ status: "completed", result: { rows: 3, params: { file: "data.csv" } } });
+    expect(seen.deps).toEqual({ [a.id]: { rows: 3, params: { file: "data.csv" } } });
+    expect(typeof seen.workerId).toBe("string");
+  });
+
+  it("tries custom executors first, in order", async () => {
+    const worker = await startWorker({ agentRegistry: { x: async () => "built-in" } });
+    worker.addExecutor({ canExecute: (job: Job) => job.payload.agent_name === "x", execute: async () => ({ ok: true }) });
+    worker.addExecutor({ canExecute: () => true, execute: async () => "second" });
+    const job = await ctx.jobManager.createJob({ jobType: "agent", name: "x", payload: { agent_name: "x" } });
+    expect((await finished(job.id)).result).toEqual({ ok: true });
+  });
+
+  it.each([
+    ["an unregistered agent", { jobType: "agent" as const, name: "x", payload: { agent_name: "ghost" } }, 'agent "ghost" is not registered'],
+    ["a query job without a query engine", { jobType: "query" as const, name: "q", payload: { query: "?" } }, "no query engine configured"],
+  ])("fails %s at once, without retries", async (_what, input, message) => {
+    await startWorker();
+    const job = await ctx.jobManager.createJob({ ...input, maxRetries: 5 });
+    expect(await finished(job.id)).toMatchObject({ status: "failed", errorMessage: message, retryCount: 0, attempts: 1 });
+  });
+
+  it("fails a job no executor accepts with a clear message", async () => {
+    await startWorker();
+    await ctx.pool.query("INSERT INTO jobs (id, job_type, name) VALUES ('odd', 'shell', 'odd')");
+    expect(await finished("odd")).toMatchObject({ status: "failed", errorMessage: 'no executor for job type "shell" (job "odd")' });
+  });
+
+  it("fails at once when an executor throws NonRetryableError", async () => {
+    await startWorker({ agentRegistry: { strict: async () => Promise.reject(new NonRetryableError("bad input: no file given")) } });
+    const job = await ctx.jobManager.createJob({ jobType: "agent", name: "x", payload: { agent_name: "strict" }, maxRetries: 5 });
+    expect(await finished(job.id)).toMatchObject({ status: "failed", errorMessage: "bad input: no file given", retryCount: 0 });
+  });
+
+  it("fails a job whose executor returns something JSON cannot hold, without retries", async () => {
+    await startWorker({ agentRegistry: { bad: async () => ({ n: BigInt(1) }) as never } });
+    const job = await ctx.jobManager.createJob({ jobType: "agent", name: "x", payload: { agent_name: "bad" } });
+    expect(await finished(job.id)).toMatchObject({ status: "failed", retryCount: 0 });
+  });
+});
+
+describe("Worker: failures, retries, timeouts", () => {
+  it("retries a failing attempt, then succeeds, counting retries and attempts", async () => {
+    let calls = 0;
+    await startWorker({
+      agentRegistry: {
+        flaky: async () => {
+          calls++;
+          if (calls < 3) throw new Error(`flaked ${calls}`);
+          return { calls };
+        },
+      },
+    });
+    const job = await ctx.jobManager.createJob({ jobType: "agent", name: "flaky", payload: { agent_name: "flaky" }, maxRetries: 3 });
+    const done = await finished(job.id);
+    expect(done).toMatchObject({ status: "completed", result: { calls: 3 }, retryCount: 2, attempts: 3 });
+  });
+
+  it("fails finally after maxRetries and cancels the dependents", async () => {
+    await startWorker({ agentRegistry: { boom: async () => Promise.reject(new Error("always broken")) } });
+    const parent = await ctx.jobManager.createJob({ jobType: "agent", name: "p", payload: { agent_name: "boom" }, maxRetries: 2 });
+    const child = await ctx.jobManager.createJob({ jobType: "agent", name: "c", payload: { agent_name: "boom" }, dependencies: [parent.id] });
+    expect(await finished(parent.id)).toMatchObject({ status: "failed", errorMessage: "always broken", retryCount: 2, attempts: 3 });
+    expect(await ctx.jobManager.getJob(child.id)).toMatchObject({ status: "cancelled", errorMessage: `cancelled because job "${parent.id}" failed` });
+  });
+
+  it("waits the backoff before retrying", async () => {
+    const starts: number[] = [];
+    await startWorker({
+      retryBackoff: { baseSeconds: 0.4, maxSeconds: 10 },
+      agentRegistry: {
+        once: async () => {
+          starts.push(Date.now());
+          if (starts.length === 1) throw new Error("first try fails");
+          return null;
+        },
+      },
+    });
+    const job = await ctx.jobManager.createJob({ jobType: "agent", name: "x", payload: { agent_name: "once" } });
+    await finished(job.id);
+    expect(starts[1] - starts[0]).toBeGreaterThanOrEqual(0.4 * 0.8 * 1000 - 5);
+  });
+
+  it("aborts an attempt that exceeds timeoutSeconds and counts it as a failure", async () => {
+    let sawAbort = false;
+    await startWorker({
+      agentRegistry: {
+        slow: (_p, c) =>
+          new Promise((resolve) => {
+            c.signal.addEventListener("abort", () => {
+              sawAbort = true;
+              resolve(null);
+            });
+          }),
+      },
+    });
+    const job = await ctx.jobManager.createJob({ jobType: "agent", name: "slow", payload: { agent_name: "slow" }, timeoutSeconds: 1, maxRetries: 0 });
+    expect(await finished(job.id)).toMatchObject({ status: "failed", errorMessage: "timed out after 1 s" });
+    expect(sawAbort).toBe(true);
+  });
+});
+
+describe("Worker: leases and shutdown", () => {
+  it("a job cancelled while it runs loses its lease: the late result is refused and the attempt aborted", async () => {
+    const started = deferred();
+    const release = deferred();
+    let aborted = false;
+    await startWorker({
+      heartbeatInterval: 0.1,
+      staleTimeout: 5,
+      agentRegistry: {
+        long: async (_p, c) => {
+          c.signal.addEventListener("abort", () => (aborted = true));
+          started.resolve();
+          await release.promise;
+          return { late: true };
+        },
+      },
+    });
+    const job = await ctx.jobManager.createJob({ jobType: "agent", name: "long", payload: { agent_name: "long" } });
+    await started.promise;
+    await ctx.jobManager.cancelJob(job.id);
+    await waitFor(async () => aborted, "the attempt to be aborted");
+    release.resolve();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await ctx.jobManager.getJob(job.id)).toMatchObject({ status: "cancelled", result: null });
+  });
+
+  it("stop() lets a running job finish within the grace period", async () => {
+    const started = deferred();
+    const worker = await startWorker({
+      shutdownTimeout: 10,
+      agentRegistry: {
+        job: async () => {
+          started.resolve();
+          await new Promise((r) => setTimeout(r, 300));
+          return "finished";
+        },
+      },
+    });
+    const job = await ctx.jobManager.createJob({ jobType: "agent", name: "x", payload: { agent_name: "job" } });
+    await started.promise;
+    await worker.stop();
+    expect(await ctx.jobManager.getJob(job.id)).toMatchObject({ status: "completed", result: "finished" });
+    const { rows } = await ctx.pool.query("SELECT count(*)::int AS n FROM workers");
+    expect(rows[0].n).toBe(0);
+  });
+
+  it("stop() returns a job that outlives the grace period to pending without using a retry", async () => {
+    const started = deferred();
+    let signalled = false;
+    const worker = await startWorker({
+      shutdownTimeout: 0.2,
+      agentRegistry: {
+        hang: (_p, c) => {
+          started.resolve();
+          return new Promise((resolve) => c.signal.addEventListener("abort", () => ((signalled = true), resolve(null))));
+        },
+      },
+    });
+    const job = await ctx.jobManager.createJob({ jobType: "agent", name: "x", payload: { agent_name: "hang" } });
+    await started.promise;
+    await worker.stop();
+    expect(signalled).toBe(true);
+    expect(await ctx.jobManager.getJob(job.id)).toMatchObject({ status: JobStatus.PENDING, retryCount: 0, lockedBy: null });
+  });
+
+  it("registers itself in the workers table while running", async () => {
+    const worker = await startWorker({ maxConcurrentJobs: 3 });
+    const { rows } = await ctx.pool.query("SELECT * FROM workers WHERE id = $1", [worker.workerId]);
+    expect(rows[0]).toMatchObject({ pid: process.pid, concurrency: 3, status: "running", executors: ["agent", "query"] });
+  });
+
+  it("rescues a job whose lease expired (its worker died) on another worker's heartbeat", async () => {
+    const job = await ctx.jobManager.createJob({ jobType: "agent", name: "x", payload: { agent_name: "ok" } });
+    // A dead worker's claim: running, with a lease that already expired.
+    await ctx.pool.query(
+      "UPDATE jobs SET status = 'running', locked_by = 'dead-worker', lease_token = gen_random_uuid(), lease_expires_at = now() - interval '1 second', attempts = 1 WHERE id = $1",
+      [job.id],
+    );
+    await startWorker({ heartbeatInterval: 0.1, staleTimeout: 5, agentRegistry: { ok: async () => "rescued" } });
+    expect(await finished(job.id)).toMatchObject({ status: "completed", result: "rescued", retryCount: 1, attempts: 2 });
+  });
+});
+
+describe("Worker: wake-ups", () => {
+  it("runs a chain without waiting for polls (completion and NOTIFY wake the worker)", async () => {
+    await startWorker({ pollInterval: 60, agentRegistry: { step: async (p) => p ?? null } });
+    await new Promise((r) => setTimeout(r, 200)); // let the first idle poll pass
+    const jobs = Array.from({ length: 20 }, (_, i) => ({
+      id: `step-${i}`,
+      jobType: "agent" as const,
+      name: `step ${i}`,
+      payload: { agent_name: "step", parameters: i },
+      dependencies: i > 0 ? [`step-${i - 1}`] : [],
+    }));
+    await ctx.jobManager.createJobs(jobs);
+    expect((await finished("step-19")).result).toBe(19);
+  });
+});
+
+describe("history pruning", () => {
+  it("prunes once per interval however many callers ask", async () => {
+    await ctx.jobManager.createJob({ id: "old", jobType: "agent", name: "x" });
+    await ctx.jobManager.cancelJob("old");
+    await ctx.pool.query("UPDATE job_history SET completed_at = now() - interval '40 days'");
+    await ctx.pool.query("UPDATE maintenance_runs SET last_run_at = '-infinity'");
+    const outcomes = await Promise.all(Array.from({ length: 5 }, () => runHistoryPruning(ctx.prisma, { retentionDays: 30, intervalHours: 24 })));
+    expect(outcomes.filter((o) => o.ran)).toEqual([{ ran: true, deleted: 1 }]);
+    expect(await ctx.jobManager.getJob("old")).toBeNull();
+  });
+});
