@@ -37,6 +37,13 @@ export function createPrismaClient(databaseUrl: string, options: PrismaClientOpt
   pool.on("error", (error) => options.onPoolError?.(error));
   const adapter = new PrismaPg(pool, { disposeExternalPool: true, onPoolError: options.onPoolError });
   const prisma = new PrismaClient({ adapter });
+  // Prisma disposes the pool only if its own engine ever connected; Skein's
+  // fast paths use the pool directly, so make $disconnect always close it.
+  const disconnect = prisma.$disconnect.bind(prisma);
+  prisma.$disconnect = async () => {
+    await disconnect();
+    if (!pool.ended) await pool.end();
+  };
   pools.set(prisma, pool);
   return prisma;
 }

@@ -75,7 +75,7 @@ function handle(state: ServerState, owned: boolean): EmbeddedDatabase {
     owned,
     async stop({ force = false } = {}) {
       if (!owned) return;
-      if (!force && (await otherClients(state.adminUrl)) > 0) return;
+      if (!force && (await stillInUse(state.adminUrl))) return;
       await stopServer(state.pid);
     },
   };
@@ -222,6 +222,19 @@ async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
   } finally {
     await client.end();
   }
+}
+
+/**
+ * True when another client is connected. A backend of a connection that was
+ * just closed lingers for a moment, so look again for up to a second before
+ * concluding that someone else (another Skein command) still uses the server.
+ */
+async function stillInUse(adminUrl: string): Promise<boolean> {
+  for (let i = 0; i < 20; i++) {
+    if ((await otherClients(adminUrl)) === 0) return false;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return true;
 }
 
 async function otherClients(adminUrl: string): Promise<number> {

@@ -1,0 +1,80 @@
+import path from "node:path";
+import type { LogLevel } from "../logging";
+
+/**
+ * The CLI's only contact with the environment: it turns flags and
+ * environment variables into this object, which is passed down. Library
+ * code never reads process.env.
+ */
+export interface CliConfig {
+  /** An explicit database URL, or undefined to use the embedded server. */
+  databaseUrl: string | undefined;
+  /** Where the embedded server keeps its data (and its URL, for other commands to attach). */
+  dataDir: string;
+  logLevel: LogLevel;
+  /** Human-readable log lines (a terminal) or JSON lines. */
+  logFormat: "json" | "pretty";
+  /** Agent modules by agent name, from SKEIN_AGENT_CONFIG. */
+  agentConfig: Record<string, string>;
+}
+
+/** Flags every command accepts. */
+export interface CommonFlags {
+  "database-url"?: string;
+  "data-dir"?: string;
+  "log-level"?: string;
+}
+
+export const LOG_LEVELS: readonly LogLevel[] = ["error", "warn", "info", "debug"];
+
+/** Raised for bad flags or environment: printed as one line, exit code 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** Builds the config from parsed flags and an environment. */
+export function buildConfig(flags: CommonFlags, env: NodeJS.ProcessEnv, isTty: boolean): CliConfig {
+  const databaseUrl = nonEmpty(flags["database-url"]) ?? nonEmpty(env.SKEIN_DATABASE_URL) ?? nonEmpty(env.DATABASE_URL);
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new UsageError(`invalid database URL ${JSON.stringify(redact(databaseUrl))}: expected postgresql://user:password@host:port/database`);
+  }
+  const logLevel = (flags["log-level"] ?? env.SKEIN_LOG_LEVEL ?? "info") as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`invalid --log-level ${JSON.stringify(logLevel)}: choose one of ${LOG_LEVELS.join(", ")}`);
+  return {
+    databaseUrl,
+    dataDir: path.resolve(nonEmpty(flags["data-dir"]) ?? nonEmpty(env.SKEIN_DATA_DIR) ?? ".skein"),
+    logLevel,
+    logFormat: isTty ? "pretty" : "json",
+    agentConfig: parseAgentConfig(env.SKEIN_AGENT_CONFIG),
+  };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === "" ? undefined : value.trim();
+}
+
+function parseAgentConfig(text: string | undefined): Record<string, string> {
+  if (text === undefined || text.trim() === "") return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new UsageError("SKEIN_AGENT_CONFIG must be JSON mapping agent names to module specifiers");
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new UsageError("SKEIN_AGENT_CONFIG must be a JSON object");
+  for (const [name, spec] of Object.entries(parsed)) {
+    if (typeof spec !== "string" || spec === "") throw new UsageError(`SKEIN_AGENT_CONFIG.${name} must be a module specifier string`);
+  }
+  return parsed as Record<string, string>;
+}
+
+/** A URL with its password hidden, for messages. */
+export function redact(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return url.replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@");
+  }
+}

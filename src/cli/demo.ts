@@ -1,0 +1,145 @@
+import { randomBytes } from "node:crypto";
+import { readStatus } from "../db/sql/status";
+import { JobType, type CreateJobInput, type JsonValue } from "../jobs/types";
+import { createLogger } from "../logging";
+import { Worker } from "../worker/Worker";
+import type { AgentRegistry, QueryEngine } from "../worker/types";
+import type { CliConfig } from "./config";
+import { openDatabase } from "./database";
+import { formatStatus, json, table } from "./format";
+
+/**
+ * The demo graph: a planner fans out to three fetchers, which fan in to a
+ * merge; a query job analyses the merge and a reporter writes it up. Beside
+ * it, a flaky job fails once and succeeds on retry, and a doomed job fails
+ * for good so that its dependents are cancelled.
+ */
+function demoGraph(run: string): CreateJobInput[] {
+  const id = (name: string) => `demo-${run}-${name}`;
+  const agent = (name: string, agentName: string, parameters: JsonValue, dependencies: string[] = [], extra: Partial<CreateJobInput> = {}): CreateJobInput => ({
+    id: id(name),
+    jobType: JobType.AGENT,
+    name,
+    payload: { agent_name: agentName, parameters },
+    dependencies: dependencies.map(id),
+    ...extra,
+  });
+  return [
+    agent("plan", "planner", { sources: ["alpha", "beta", "gamma"] }),
+    agent("fetch-alpha", "fetcher", { source: "alpha" }, ["plan"]),
+    agent("fetch-beta", "fetcher", { source: "beta" }, ["plan"]),
+    agent("fetch-gamma", "fetcher", { source: "gamma" }, ["plan"]),
+    agent("merge", "merger", {}, ["fetch-alpha", "fetch-beta", "fetch-gamma"]),
+    {
+      id: id("analyze"),
+      jobType: JobType.QUERY,
+      name: "analyze",
+      payload: { query: "Which source has the most rows?", inferred_goal_output: "a one-line answer" },
+      dependencies: [id("merge")],
+    },
+    agent("report", "reporter", {}, ["analyze", "flaky"]),
+    agent("flaky", "flaky", { failFirst: true }, ["plan"], { maxRetries: 2 }),
+    agent("doomed", "doomed", {}, [], { maxRetries: 1 }),
+    agent("doomed-followup", "reporter", {}, ["doomed"]),
+    agent("doomed-report", "reporter", {}, ["doomed-followup"]),
+  ];
+}
+
+const pause = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+  });
+
+/** Agents of the demo: small, deterministic, each taking a moment so progress is visible. */
+function demoAgents(): AgentRegistry {
+  const attempts = new Map<string, number>();
+  return {
+    planner: async (params, ctx) => {
+      await pause(150, ctx.signal);
+      return { plan: (params as { sources: string[] }).sources };
+    },
+    fetcher: async (params, ctx) => {
+      const source = (params as { source: string }).source;
+      await pause(200 + source.length * 40, ctx.signal);
+      return { source, rows: source.length * 100 };
+    },
+    merger: async (_params, ctx) => {
+      const parts = Object.values(ctx.dependencyResults) as Array<{ source: string; rows: number }>;
+      return { sources: parts.length, rows: parts.reduce((sum, p) => sum + p.rows, 0), bySource: Object.fromEntries(parts.map((p) => [p.source, p.rows])) };
+    },
+    reporter: async (_params, ctx) => ({ report: `based on ${Object.keys(ctx.dependencyResults).length} input(s)`, inputs: ctx.dependencyResults }),
+    flaky: async (_params, ctx) => {
+      const n = (attempts.get(ctx.job.id) ?? 0) + 1;
+      attempts.set(ctx.job.id, n);
+      if (n === 1) throw new Error("transient failure on the first attempt");
+      return { succeededOnAttempt: n };
+    },
+    doomed: async () => {
+      throw new Error("this job always fails");
+    },
+  };
+}
+
+const demoQueryEngine: QueryEngine = async ({ query }, ctx) => {
+  const merged = Object.values(ctx.dependencyResults)[0] as { bySource?: Record<string, number> } | null;
+  const best = Object.entries(merged?.bySource ?? {}).sort((a, b) => b[1] - a[1])[0];
+  return { question: query ?? null, answer: best ? `${best[0]} has the most rows (${best[1]})` : "no data" };
+};
+
+/** Runs the demo: embedded database (unless a URL is configured), a worker, the graph, a live progress line, the status summary. */
+export async function runDemo(config: CliConfig, output: { json: boolean; tty: boolean }): Promise<void> {
+  // Failures are part of the show; the table reports them, so keep the log to real errors.
+  const logger = createLogger({ level: config.logLevel === "info" ? "error" : config.logLevel, format: config.logFormat });
+  const say = (line: string) => process.stdout.write(line + "\n");
+  say(config.databaseUrl ? "Using the configured database." : `Starting the embedded PostgreSQL (data in ${config.dataDir}) ...`);
+  const db = await openDatabase(config, logger, { migrate: true, maxConnections: 8 });
+  const worker = new Worker({
+    prisma: db.prisma,
+    agentRegistry: demoAgents(),
+    queryEngine: demoQueryEngine,
+    maxConcurrentJobs: 4,
+    pollInterval: 1,
+    retryBackoff: { baseSeconds: 0.5, maxSeconds: 2 },
+    logger,
+  });
+  try {
+    await worker.start();
+    const run = randomBytes(3).toString("hex");
+    const graph = demoGraph(run);
+    await db.jobManager.createJobs(graph);
+    say(`Created ${graph.length} jobs (run ${run}): fan-out, fan-in, an agent job, a query job, a flaky job and a failing one.`);
+    const ids = graph.map((g) => g.id as string);
+    let last = "";
+    for (;;) {
+      const jobs = await Promise.all(ids.map((id) => db.jobManager.getJob(id)));
+      const count = (status: string) => jobs.filter((j) => j?.status === status).length;
+      const done = jobs.filter((j) => j?.archived).length;
+      const line = `progress: ${done}/${ids.length} finished | ${count("completed")} completed, ${count("failed")} failed, ${count("cancelled")} cancelled, ${count("running")} running, ${count("pending")} pending`;
+      if (line !== last) {
+        if (output.tty) process.stdout.write(`\r${line}`);
+        else say(line);
+        last = line;
+      }
+      if (done === ids.length) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    if (output.tty) process.stdout.write("\n");
+    await worker.stop();
+    const jobs = await Promise.all(ids.map(async (id) => (await db.jobManager.getJob(id))!));
+    say("");
+    say("Jobs:");
+    say(
+      table(
+        ["name", "status", "attempts", "result or error"],
+        jobs.map((j) => [j.name, j.status, String(j.attempts), (j.errorMessage ?? JSON.stringify(j.result)).slice(0, 70)]),
+      ),
+    );
+    say("");
+    const snapshot = await readStatus(db.db);
+    say(output.json ? json(snapshot) : formatStatus(snapshot, 60));
+  } finally {
+    await worker.stop({ force: true });
+    await db.close();
+  }
+}

@@ -1,0 +1,85 @@
+import type { StatusSnapshot } from "../db/sql/status";
+import type { Job } from "../jobs/types";
+
+/** Seconds as a short human duration. */
+export function duration(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "-";
+  if (seconds < 1) return `${Math.round(seconds * 1000)}ms`;
+  if (seconds < 60) return `${seconds.toFixed(1)}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${Math.round(seconds % 60)}s`;
+  return `${Math.floor(seconds / 3600)}h${Math.floor((seconds % 3600) / 60)}m`;
+}
+
+/** A plain text table with aligned columns. */
+export function table(headers: string[], rows: string[][]): string {
+  if (rows.length === 0) return "  (none)";
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => "  " + cells.map((c, i) => (c ?? "").padEnd(widths[i])).join("  ").trimEnd();
+  return [line(headers), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
+}
+
+const clip = (text: string | null | undefined, n: number) => (text ?? "").replace(/\s+/g, " ").slice(0, n);
+
+/** The `--status` report as text. */
+export function formatStatus(s: StatusSnapshot, staleSeconds: number): string {
+  const c = s.counts;
+  return [
+    `Skein status at ${s.generatedAt.toISOString()}`,
+    "",
+    `Workers (${s.workers.length}):`,
+    table(
+      ["id", "host", "pid", "slots", "state", "last heartbeat"],
+      s.workers.map((w) => [w.id, w.host, String(w.pid), String(w.concurrency), w.heartbeatAgeSeconds > staleSeconds ? "lost" : w.status, `${duration(w.heartbeatAgeSeconds)} ago`]),
+    ),
+    "",
+    `Jobs: ${c.pending} pending (${s.pending.ready} ready, ${s.pending.blockedOnDependencies} blocked on dependencies, ${s.pending.scheduled} scheduled later), ` +
+      `${c.running} running, ${c.completed} completed, ${c.failed} failed, ${c.cancelled} cancelled`,
+    "",
+    "Running:",
+    table(["id", "name", "worker", "age"], s.running.map((r) => [r.id, clip(r.name, 40), r.workerId ?? "-", duration(r.ageSeconds)])),
+    "",
+    "Waiting (why):",
+    table(["id", "name", "why"], s.waiting.map((w) => [w.id, clip(w.name, 30), w.reason])),
+    "",
+    "Last failures:",
+    table(["id", "name", "attempts", "error"], s.lastFailures.map((f) => [f.id, clip(f.name, 30), String(f.attempts), clip(f.errorMessage, 80)])),
+  ].join("\n");
+}
+
+/** One job as readable lines. */
+export function formatJob(job: Job): string {
+  const fields: Array<[string, string]> = [
+    ["id", job.id],
+    ["name", job.name],
+    ["type", job.jobType],
+    ["status", job.status + (job.archived ? " (archived)" : "")],
+    ["description", job.description ?? "-"],
+    ["dependencies", job.dependencies.length ? job.dependencies.join(", ") : "-"],
+    ["waiting on", String(job.pendingDependencies)],
+    ["priority", String(job.priority)],
+    ["run at", job.runAt.toISOString()],
+    ["attempts", `${job.attempts} (retries ${job.retryCount}/${job.maxRetries})`],
+    ["worker", job.lockedBy ?? "-"],
+    ["started", job.startedAt?.toISOString() ?? "-"],
+    ["finished", job.completedAt?.toISOString() ?? "-"],
+    ["duration", duration(job.durationSeconds)],
+    ["error", job.errorMessage ?? "-"],
+    ["payload", JSON.stringify(job.payload)],
+    ["result", job.result === null ? "-" : JSON.stringify(job.result)],
+  ];
+  const width = Math.max(...fields.map(([k]) => k.length));
+  return fields.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join("\n");
+}
+
+/** Jobs as a table. */
+export function formatJobs(jobs: Job[]): string {
+  return table(
+    ["id", "name", "type", "status", "priority", "attempts", "updated"],
+    jobs.map((j) => [j.id, clip(j.name, 40), j.jobType, j.status, String(j.priority), String(j.attempts), (j.completedAt ?? j.updatedAt).toISOString()]),
+  );
+}
+
+/** JSON output with dates as ISO strings. */
+export function json(value: unknown): string {
+  return JSON.stringify(value, null, 2);
+}

@@ -1,0 +1,55 @@
+import { MigrationError } from "../db/migrator";
+import { SkeinError, ValidationError } from "../jobs/errors";
+import { UsageError } from "./config";
+import { DatabaseUnavailableError } from "./database";
+
+/**
+ * Runs a command's body and turns its outcome into an exit code: 0 on
+ * success; 2 with a one-line message for bad flags or values; 1 with a
+ * one-line message for an unreachable database or a refused operation; 1
+ * with the stack for anything unexpected.
+ */
+export async function runCli(body: () => Promise<number | void>, options: { exitWhenDone?: boolean } = {}): Promise<void> {
+  try {
+    const code = await body();
+    process.exitCode = code ?? 0;
+  } catch (error) {
+    process.exitCode = exitCodeFor(error);
+    process.stderr.write(`${messageFor(error)}\n`);
+  }
+  // A worker that gave up on a job cannot stop the job's own code; once the
+  // worker has shut down cleanly, do not wait for that code's timers.
+  if (options.exitWhenDone) process.exit();
+}
+
+function exitCodeFor(error: unknown): number {
+  return error instanceof UsageError || error instanceof ValidationError ? 2 : 1;
+}
+
+function messageFor(error: unknown): string {
+  if (error instanceof UsageError || error instanceof ValidationError) return `error: ${error.message}`;
+  if (error instanceof DatabaseUnavailableError || error instanceof MigrationError || error instanceof SkeinError) return `error: ${error.message}`;
+  if (error instanceof Error) return `error: ${error.stack ?? error.message}`;
+  return `error: ${String(error)}`;
+}
+
+/** yargs' failure handler: bad flags become a UsageError (one line, exit code 2). */
+export function failUsage(message: string | null, error: Error | undefined): never {
+  throw new UsageError((message ?? error?.message ?? "invalid arguments").replace(/\s*\n\s*/g, " ").trim());
+}
+
+/** Checks a numeric flag, naming it in the error. */
+export function numberFlag(name: string, value: number | undefined, rule: { min?: number; integer?: boolean; positive?: boolean } = {}): number | undefined {
+  if (value === undefined) return undefined;
+  const bad =
+    typeof value !== "number" ||
+    !Number.isFinite(value) ||
+    (rule.integer === true && !Number.isInteger(value)) ||
+    (rule.positive === true && value <= 0) ||
+    (rule.min !== undefined && value < rule.min);
+  if (bad) {
+    const wanted = rule.integer ? (rule.positive ? "a positive integer" : "an integer") : rule.positive ? "a positive number" : `a number >= ${rule.min ?? 0}`;
+    throw new UsageError(`invalid --${name} ${JSON.stringify(String(value))}: expected ${wanted}`);
+  }
+  return value;
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+import yargs from "yargs";
+import { hideBin } from "yargs/helpers";
+import { readStatus } from "../db/sql/status";
+import { createLogger } from "../logging";
+import { Worker } from "../worker/Worker";
+import { buildConfig, type CommonFlags } from "./config";
+import { openDatabase } from "./database";
+import { formatStatus, json } from "./format";
+import { failUsage, numberFlag, runCli } from "./main";
+import { loadAgents, loadQueryEngine } from "./modules";
+
+const argv = () =>
+  yargs(hideBin(process.argv))
+    .scriptName("run-worker")
+    .usage("$0 [options]\n\nRuns a Skein worker: claims ready jobs and runs them. Stops gracefully on SIGINT/SIGTERM (a second signal forces it).")
+    .options({
+      "database-url": { type: "string", describe: "PostgreSQL URL (else SKEIN_DATABASE_URL, DATABASE_URL, or the embedded server)" },
+      "data-dir": { type: "string", describe: "Embedded server's data folder", default: undefined as string | undefined, defaultDescription: "./.skein" },
+      "poll-interval": { type: "number", describe: "Seconds between polls when no notification arrives", default: 5 },
+      "max-concurrent-jobs": { type: "number", describe: "Jobs run at once", default: 4 },
+      "log-level": { type: "string", choices: ["error", "warn", "info", "debug"], describe: "Log level", default: "info" },
+      agents: { type: "string", describe: "Module whose exported functions are agents (by export name)" },
+      "query-engine": { type: "string", describe: "Module whose default export answers query jobs" },
+      "stale-timeout": { type: "number", describe: "Seconds without heartbeat before a job's lease expires and another worker reclaims it", default: 60 },
+      "heartbeat-interval": { type: "number", describe: "Seconds between heartbeats", default: 10 },
+      "shutdown-timeout": { type: "number", describe: "Grace period for running jobs on shutdown, in seconds", default: 30 },
+      "history-retention-days": { type: "number", describe: "Prune history older than this", default: 30 },
+      "cleanup-interval-hours": { type: "number", describe: "Hours between history prunes (one worker prunes)", default: 24 },
+      "worker-id": { type: "string", describe: "This worker's id (default: host-pid-random)" },
+      status: { type: "boolean", describe: "Print what runs, what waits and why, then exit", default: false },
+      json: { type: "boolean", describe: "With --status: print JSON", default: false },
+    })
+    .strict()
+    .fail(failUsage)
+    .version(false)
+    .help()
+    .parseSync();
+
+void runCli(async () => {
+  const args = argv();
+  const config = buildConfig(args as CommonFlags, process.env, Boolean(process.stderr.isTTY));
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat });
+  const maxConcurrentJobs = numberFlag("max-concurrent-jobs", args["max-concurrent-jobs"], { integer: true, positive: true }) as number;
+  const options = {
+    pollInterval: numberFlag("poll-interval", args["poll-interval"], { positive: true }),
+    staleTimeout: numberFlag("stale-timeout", args["stale-timeout"], { positive: true }),
+    heartbeatInterval: numberFlag("heartbeat-interval", args["heartbeat-interval"], { positive: true }),
+    shutdownTimeout: numberFlag("shutdown-timeout", args["shutdown-timeout"], { min: 0 }),
+    historyRetentionDays: numberFlag("history-retention-days", args["history-retention-days"], { min: 0 }),
+    cleanupIntervalHours: numberFlag("cleanup-interval-hours", args["cleanup-interval-hours"], { positive: true }),
+  };
+
+  if (args.status) {
+    const quiet = createLogger({ level: "warn", format: config.logFormat });
+    const db = await openDatabase(config, quiet, { migrate: config.databaseUrl === undefined, maxConnections: 8 });
+    try {
+      const snapshot = await readStatus(db.db);
+      process.stdout.write((args.json ? json(snapshot) : formatStatus(snapshot, options.staleTimeout ?? 60)) + "\n");
+    } finally {
+      await db.close();
+    }
+    return 0;
+  }
+
+  const agentRegistry = await loadAgents(args.agents, config.agentConfig);
+  const queryEngine = await loadQueryEngine(args["query-engine"]);
+  const db = await openDatabase(config, logger, { migrate: true, maxConnections: maxConcurrentJobs + 4 });
+  const worker = new Worker({ prisma: db.prisma, agentRegistry, queryEngine, maxConcurrentJobs, workerId: args["worker-id"], logger, ...options });
+  const stopped = new Promise<void>((resolve) => worker.once("stopped", resolve));
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) {
+      logger.info(`received ${signal}: finishing running jobs (send it again to force)`);
+      void worker.stop();
+    } else {
+      logger.warn(`received ${signal} again: aborting running jobs`);
+      void worker.stop({ force: true });
+    }
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  await worker.start();
+  await stopped;
+  await db.close();
+  return 0;
+}, { exitWhenDone: true });

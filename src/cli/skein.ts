@@ -1,0 +1,169 @@
+#!/usr/bin/env node
+import { readFileSync } from "node:fs";
+import yargs, { type Argv } from "yargs";
+import { hideBin } from "yargs/helpers";
+import type { JobStatus } from "../jobs/types";
+import { createLogger } from "../logging";
+import { buildConfig, UsageError, type CommonFlags } from "./config";
+import { openDatabase, type OpenDatabase } from "./database";
+import { runDemo } from "./demo";
+import { formatJob, formatJobs, json } from "./format";
+import { failUsage, numberFlag, runCli } from "./main";
+
+type Flags = CommonFlags & { json?: boolean };
+
+/** Opens the database for one subcommand, runs it and closes it. */
+async function withDatabase(args: Flags, fn: (db: OpenDatabase) => Promise<void>): Promise<void> {
+  const config = buildConfig(args, process.env, Boolean(process.stderr.isTTY));
+  const logger = createLogger({ level: args["log-level"] ? config.logLevel : "warn", format: config.logFormat });
+  const db = await openDatabase(config, logger, { migrate: config.databaseUrl === undefined, maxConnections: 4 });
+  try {
+    await fn(db);
+  } finally {
+    await db.close();
+  }
+}
+
+function print(args: Flags, value: unknown, text: string): void {
+  process.stdout.write((args.json ? json(value) : text) + "\n");
+}
+
+function parsePayload(text: string | undefined): Record<string, never> | undefined {
+  if (text === undefined) return undefined;
+  const source = text.startsWith("@") ? readFileSync(text.slice(1), "utf8") : text;
+  try {
+    return JSON.parse(source) as Record<string, never>;
+  } catch (error) {
+    throw new UsageError(`invalid --payload: not JSON (${(error as Error).message})`);
+  }
+}
+
+const common = (y: Argv) =>
+  y.options({
+    "database-url": { type: "string", describe: "PostgreSQL URL (else SKEIN_DATABASE_URL, DATABASE_URL, or the embedded server)" },
+    "data-dir": { type: "string", describe: "Embedded server's data folder (default ./.skein)" },
+    "log-level": { type: "string", choices: ["error", "warn", "info", "debug"] },
+    json: { type: "boolean", default: false, describe: "Print JSON" },
+  });
+
+void runCli(async () => {
+  await common(yargs(hideBin(process.argv)))
+    .scriptName("skein")
+    .usage("$0 <command> [options]\n\nCreates, inspects and steers Skein jobs.")
+    .command(
+      "create-job",
+      "Create a job",
+      (y) =>
+        y.options({
+          type: { type: "string", choices: ["agent", "query"], demandOption: true, describe: "Job type" },
+          name: { type: "string", demandOption: true, describe: "Job name" },
+          id: { type: "string", describe: "Job id (default: a UUID)" },
+          description: { type: "string" },
+          payload: { type: "string", describe: "Payload JSON, or @file.json" },
+          "depends-on": { type: "string", array: true, describe: "Ids of jobs this one waits on" },
+          "max-retries": { type: "number" },
+          priority: { type: "number" },
+          "run-at": { type: "string", describe: "ISO 8601 time to start at the earliest" },
+          timeout: { type: "number", describe: "Seconds an attempt may run" },
+        }),
+      async (args) => {
+        await withDatabase(args, async ({ jobManager }) => {
+          const job = await jobManager.createJob({
+            id: args.id,
+            jobType: args.type as "agent" | "query",
+            name: args.name,
+            description: args.description,
+            payload: parsePayload(args.payload),
+            dependencies: args["depends-on"]?.map(String),
+            maxRetries: numberFlag("max-retries", args["max-retries"], { integer: true, min: 0 }),
+            priority: numberFlag("priority", args.priority, { integer: true, min: -2_147_483_647 }),
+            runAt: args["run-at"],
+            timeoutSeconds: numberFlag("timeout", args.timeout, { integer: true, positive: true }),
+          });
+          print(args, job, `created job ${job.id} (${job.status})`);
+        });
+      },
+    )
+    .command(
+      "show <id>",
+      "Show a job (live or archived)",
+      (y) => y.positional("id", { type: "string", demandOption: true }),
+      async (args) => {
+        await withDatabase(args, async ({ jobManager }) => {
+          const job = await jobManager.getJob(String(args.id));
+          if (!job) throw new UsageError(`job ${JSON.stringify(args.id)} not found`);
+          print(args, job, formatJob(job));
+        });
+      },
+    )
+    .command(
+      "list",
+      "List live jobs (or archived ones with --status completed|failed|cancelled)",
+      (y) => y.options({ status: { type: "string", choices: ["pending", "running", "completed", "failed", "cancelled"] }, limit: { type: "number", default: 50 } }),
+      async (args) => {
+        await withDatabase(args, async ({ jobManager }) => {
+          const jobs = await jobManager.listJobs({ status: args.status as JobStatus | undefined, limit: numberFlag("limit", args.limit, { integer: true, positive: true }) });
+          print(args, jobs, formatJobs(jobs));
+        });
+      },
+    )
+    .command(
+      "cancel <id>",
+      "Cancel a job and everything downstream of it",
+      (y) => y.positional("id", { type: "string", demandOption: true }),
+      async (args) => {
+        await withDatabase(args, async ({ jobManager }) => {
+          const job = await jobManager.cancelJob(String(args.id));
+          print(args, job, `cancelled job ${job.id}`);
+        });
+      },
+    )
+    .command(
+      "retry <id>",
+      "Put a failed or cancelled job back to pending",
+      (y) => y.positional("id", { type: "string", demandOption: true }),
+      async (args) => {
+        await withDatabase(args, async ({ jobManager }) => {
+          const job = await jobManager.retryJob(String(args.id));
+          print(args, job, `job ${job.id} is pending again`);
+        });
+      },
+    )
+    .command(
+      "history",
+      "List finished jobs, most recent first",
+      (y) => y.options({ status: { type: "string", choices: ["completed", "failed", "cancelled"] }, limit: { type: "number", default: 50 } }),
+      async (args) => {
+        await withDatabase(args, async ({ jobManager }) => {
+          const jobs = await jobManager.getJobHistory({ status: args.status as JobStatus | undefined, limit: numberFlag("limit", args.limit, { integer: true, positive: true }) });
+          print(args, jobs, formatJobs(jobs));
+        });
+      },
+    )
+    .command(
+      "cleanup",
+      "Delete history older than N days",
+      (y) => y.options({ days: { type: "number", demandOption: true, describe: "Keep this many days of history" } }),
+      async (args) => {
+        await withDatabase(args, async ({ jobManager }) => {
+          const deleted = await jobManager.cleanupOldHistory(numberFlag("days", args.days, { min: 0 }) as number);
+          print(args, { deleted }, `deleted ${deleted} history row(s) older than ${args.days} day(s)`);
+        });
+      },
+    )
+    .command(
+      "demo",
+      "Run the demo: a worker and a graph of jobs on the (embedded) database",
+      (y) => y,
+      async (args) => {
+        const config = buildConfig(args, process.env, Boolean(process.stdout.isTTY));
+        await runDemo(config, { json: args.json === true, tty: Boolean(process.stdout.isTTY) });
+      },
+    )
+    .demandCommand(1, "name a command (see --help)")
+    .strict()
+    .fail(failUsage)
+    .version(false)
+    .help()
+    .parseAsync();
+});

@@ -1,0 +1,107 @@
+import { truncateAll, useTestDatabase, createTestDatabase } from "./helpers/db";
+import { runCli } from "./helpers/processes";
+
+const ctx = useTestDatabase();
+beforeEach(() => truncateAll(ctx.pool));
+
+const skein = (...args: string[]) => runCli("skein", [...args, "--database-url", ctx.db.url]);
+
+describe("skein command", () => {
+  it("creates, shows, lists, cancels, retries and cleans up jobs, with --json", async () => {
+    const created = await skein("create-job", "--type", "agent", "--name", "load", "--id", "cli-1", "--payload", '{"agent_name":"loader"}', "--json");
+    expect(created.code).toBe(0);
+    expect(JSON.parse(created.stdout)).toMatchObject({ id: "cli-1", status: "pending", payload: { agent_name: "loader" } });
+    const child = await skein("create-job", "--type", "query", "--name", "q", "--id", "cli-2", "--depends-on", "cli-1", "--max-retries", "1");
+    expect(child.stdout).toMatch(/created job cli-2/);
+
+    const shown = await skein("show", "cli-2", "--json");
+    expect(JSON.parse(shown.stdout)).toMatchObject({ id: "cli-2", dependencies: ["cli-1"], pendingDependencies: 1, maxRetries: 1 });
+    expect((await skein("show", "cli-2")).stdout).toMatch(/waiting on\s+1/);
+
+    const listed = JSON.parse((await skein("list", "--json")).stdout) as Array<{ id: string }>;
+    expect(listed.map((j) => j.id).sort()).toEqual(["cli-1", "cli-2"]);
+
+    expect((await skein("cancel", "cli-1")).code).toBe(0);
+    const history = JSON.parse((await skein("history", "--status", "cancelled", "--json")).stdout) as Array<{ id: string; errorMessage: string }>;
+    expect(history.map((j) => j.id).sort()).toEqual(["cli-1", "cli-2"]);
+
+    const retried = await skein("retry", "cli-1", "--json");
+    expect(JSON.parse(retried.stdout)).toMatchObject({ id: "cli-1", status: "pending" });
+
+    await ctx.pool.query("UPDATE job_history SET completed_at = now() - interval '10 days'");
+    const cleaned = await skein("cleanup", "--days", "5", "--json");
+    expect(JSON.parse(cleaned.stdout)).toEqual({ deleted: 1 });
+  });
+
+  it.each([
+    [["create-job", "--type", "shell", "--name", "x"], /type/],
+    [["create-job", "--type", "agent"], /name/],
+    [["create-job", "--type", "agent", "--name", "x", "--payload", "{not json"], /invalid --payload/],
+    [["create-job", "--type", "agent", "--name", "x", "--max-retries", "-1"], /max-retries/],
+    [["list", "--limit", "zero"], /limit/],
+    [["frobnicate"], /Unknown argument|command/],
+    [["cleanup"], /days/],
+  ])("rejects bad input %j with one line and exit code 2", async (args, message) => {
+    const result = await skein(...args);
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim().split("\n")).toHaveLength(1);
+    expect(result.stderr).toMatch(message);
+  });
+
+  it("reports a refused operation in one line with exit code 1", async () => {
+    const result = await skein("cancel", "no-such-job");
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toBe('error: job "no-such-job" not found');
+    const cycle = await skein("create-job", "--type", "agent", "--name", "x", "--depends-on", "ghost");
+    expect(cycle.code).toBe(1);
+    expect(cycle.stderr).toMatch(/unknown dependency id: "ghost"/);
+  });
+
+  it("says clearly when the database cannot be reached", async () => {
+    const result = await runCli("skein", ["list", "--database-url", "postgresql://user:secret@127.0.0.1:1/nothing"]);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toMatch(/^error: cannot reach the database at postgresql:\/\/user:\*\*\*@127\.0\.0\.1:1\/nothing: .*ECONNREFUSED/);
+    expect(result.stderr).not.toMatch(/secret/);
+  });
+});
+
+describe("run-worker --status and init-worker", () => {
+  it("prints workers, counts, ready versus blocked, and why jobs wait; --json gives the same", async () => {
+    await ctx.jobManager.createJobs([
+      { id: "a", jobType: "agent", name: "a" },
+      { id: "b", jobType: "agent", name: "b", dependencies: ["a"] },
+      { id: "later", jobType: "agent", name: "later", runAt: new Date(Date.now() + 3600_000) },
+    ]);
+    const text = await runCli("run-worker", ["--status", "--database-url", ctx.db.url]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/3 pending \(1 ready, 1 blocked on dependencies, 1 scheduled later\)/);
+    expect(text.stdout).toMatch(/waiting on 1 dependency: a/);
+    const json = await runCli("run-worker", ["--status", "--json", "--database-url", ctx.db.url]);
+    expect(json.code).toBe(0);
+    const snapshot = JSON.parse(json.stdout);
+    expect(snapshot.counts).toMatchObject({ pending: 3, running: 0 });
+    expect(snapshot.pending).toEqual({ ready: 1, blockedOnDependencies: 1, scheduled: 1 });
+  });
+
+  it("rejects invalid run-worker flags with exit code 2", async () => {
+    for (const args of [["--max-concurrent-jobs", "0"], ["--poll-interval", "soon"], ["--log-level", "loud"], ["--no-such-flag"]]) {
+      const result = await runCli("run-worker", [...args, "--database-url", ctx.db.url]);
+      expect(result.code).toBe(2);
+      expect(result.stderr.trim().split("\n")).toHaveLength(1);
+    }
+  });
+
+  it("init-worker migrates a fresh database and is idempotent", async () => {
+    const fresh = await createTestDatabase({ migrated: false });
+    try {
+      const first = await runCli("init-worker", ["--database-url", fresh.url, "--json"]);
+      expect(first.code).toBe(0);
+      expect(JSON.parse(first.stdout).applied.length).toBeGreaterThan(0);
+      const again = await runCli("init-worker", ["--database-url", fresh.url]);
+      expect(again.code).toBe(0);
+      expect(again.stdout).toMatch(/up to date/);
+    } finally {
+      await fresh.drop();
+    }
+  });
+});
