@@ -22,12 +22,12 @@ export interface Executor {
   /** Shown in the worker registry and logs. */
   readonly name?: string;
   canExecute(job: Job): boolean;
-  /** Returns the job's result (stored as JSON; `undefined` is stored as null). Throw to fail the attempt. */
-  execute(job: Job, ctx: JobContext): Promise<JsonValue | undefined | void>;
+  /** Returns the job's result, stored as JSON (`undefined` as null; a value JSON cannot hold fails the job). Throw to fail the attempt. */
+  execute(job: Job, ctx: JobContext): Promise<unknown>;
 }
 
 /** An agent: called with `payload.parameters` of an `agent` job whose `payload.agent_name` names it. */
-export type AgentFunction = (parameters: JsonValue | undefined, ctx: JobContext) => Promise<JsonValue | undefined | void>;
+export type AgentFunction = (parameters: JsonValue | undefined, ctx: JobContext) => Promise<unknown>;
 
 /** Agents by name. */
 export type AgentRegistry = Record<string, AgentFunction>;
@@ -39,7 +39,7 @@ export interface QueryRequest {
 }
 
 /** Answers `query` jobs. */
-export type QueryEngine = (request: QueryRequest, ctx: JobContext) => Promise<JsonValue | undefined | void>;
+export type QueryEngine = (request: QueryRequest, ctx: JobContext) => Promise<unknown>;
 
 /**
  * Throw from an executor to fail the job at once, without retries (the
