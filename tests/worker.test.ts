@@ -241,6 +241,24 @@ describe("Worker: wake-ups", () => {
     await ctx.jobManager.createJobs(jobs);
     expect((await finished("step-19")).result).toBe(19);
   });
+  it("the LISTEN connection comes back after its backend is terminated, and work goes on", async () => {
+    await startWorker({ pollInterval: 60, agentRegistry: { step: async (p) => p ?? null } });
+    const listeners = async () =>
+      (
+        await ctx.pool.query<{ pid: number }>(
+          "SELECT pid FROM pg_stat_activity WHERE application_name = 'skein-listener' AND datname = current_database() AND query LIKE 'LISTEN%'",
+        )
+      ).rows.map((r) => r.pid);
+    const [before] = await waitFor(async () => ((await listeners()).length === 1 ? listeners() : undefined), "the listener to connect");
+    await ctx.pool.query("SELECT pg_terminate_backend($1)", [before]);
+    const [after] = await waitFor(async () => {
+      const pids = await listeners();
+      return pids.length === 1 && pids[0] !== before ? pids : undefined;
+    }, "the listener to reconnect");
+    expect(after).not.toBe(before);
+    const job = await ctx.jobManager.createJob({ jobType: "agent", name: "after reconnect", payload: { agent_name: "step", parameters: 1 } });
+    expect((await finished(job.id)).result).toBe(1);
+  });
 });
 
 describe("history pruning", () => {
