@@ -7,3 +7,4 @@ export type { EmbeddedDatabase, EmbeddedDatabaseOptions, MigrateOptions, Migrate
 export * from "./jobs";
 export { createLogger, silentLogger, type Logger, type LoggerOptions, type LogLevel } from "./logging";
 export * from "./worker";
+export { parseRateLimitSpec, type JobExplanation, type RateLimit, type RateLimitOptions, type WaitReason } from "./limits";

@@ -1,5 +1,6 @@
 import type { StatusSnapshot } from "../db/sql/status";
-import type { Job } from "../jobs/types";
+import type { Job, Task } from "../jobs/types";
+import type { JobExplanation, RateLimit } from "../limits";
 
 /** Seconds as a short human duration. */
 export function duration(seconds: number | null | undefined): string {
@@ -57,6 +58,12 @@ export function formatJob(job: Job): string {
     ["dependencies", job.dependencies.length ? job.dependencies.join(", ") : "-"],
     ["waiting on", String(job.pendingDependencies)],
     ["priority", String(job.priority)],
+    ["queue", job.queue],
+    ["tenant", job.tenant ?? "-"],
+    ["rate limit", job.rateLimitKey ? `${job.rateLimitKey} (cost ${job.rateLimitCost})` : "-"],
+    ["concurrency", job.concurrencyKey ?? "-"],
+    ["tags", job.tags.length ? job.tags.join(", ") : "-"],
+    ["task", job.taskId ?? "-"],
     ["run at", job.runAt.toISOString()],
     ["attempts", `${job.attempts} (retries ${job.retryCount}/${job.maxRetries})`],
     ["worker", job.lockedBy ?? "-"],
@@ -82,4 +89,28 @@ export function formatJobs(jobs: Job[]): string {
 /** JSON output with dates as ISO strings. */
 export function json(value: unknown): string {
   return JSON.stringify(value, null, 2);
+}
+
+/** `skein explain` as text. */
+export function formatExplanation(e: JobExplanation): string {
+  if (e.reasons.length === 0) return `${e.id}: ${e.summary}`;
+  return [`${e.id} is ${e.status}:`, ...e.reasons.map((r) => `  - ${r.message}`)].join("\n");
+}
+
+/** A task's progress as text. */
+export function formatTask(t: Task): string {
+  const c = t.counts;
+  return [
+    `task ${t.id} (${t.name}) for tenant ${t.tenant ?? "-"}: ${t.percentDone}% done${t.done ? " (finished)" : ""}`,
+    `  ${t.totalJobs} jobs: ${c.pending} pending, ${c.running} running, ${c.completed} completed, ${c.failed} failed, ${c.cancelled} cancelled`,
+    `  current step: ${t.currentStep === null ? "-" : JSON.stringify(t.currentStep)}`,
+  ].join("\n");
+}
+
+/** Rate limits as a table. */
+export function formatRateLimits(limits: RateLimit[]): string {
+  return table(
+    ["key", "rate", "burst", "tokens now", "paused until"],
+    limits.map((l) => [l.key, l.perSecond === null ? "-" : `${+l.perSecond.toFixed(3)}/s`, String(+l.burst.toFixed(2)), l.tokens.toFixed(2), l.pausedUntil?.toISOString() ?? "-"]),
+  );
 }

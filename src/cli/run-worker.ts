@@ -4,7 +4,8 @@ import { hideBin } from "yargs/helpers";
 import { readStatus } from "../db/sql/status";
 import { createLogger } from "../logging";
 import { Worker } from "../worker/Worker";
-import { buildConfig, type CommonFlags } from "./config";
+import { buildConfig, UsageError, type CommonFlags } from "./config";
+import { parseRateLimitSpec } from "../limits";
 import { openDatabase } from "./database";
 import { formatStatus, json } from "./format";
 import { failUsage, numberFlag, runCli } from "./main";
@@ -30,6 +31,9 @@ const argv = () =>
       "worker-id": { type: "string", describe: "This worker's id (default: host-pid-random)" },
       status: { type: "boolean", describe: "Print what runs, what waits and why, then exit", default: false },
       json: { type: "boolean", describe: "With --status: print JSON", default: false },
+      "rate-limit": { type: "string", array: true, describe: "Set a rate limit for every worker: key=N/s or key=N/m, optionally :burst (repeatable)" },
+      queues: { type: "string", describe: "Comma-separated queues to serve (default: every queue)" },
+      tags: { type: "string", describe: "Comma-separated tags of this worker; it runs jobs whose tags are all among them" },
     })
     .strict()
     .fail(failUsage)
@@ -56,6 +60,10 @@ void runCli(async () => {
     const db = await openDatabase(config, quiet, { migrate: config.databaseUrl === undefined, maxConnections: 8 });
     try {
       const snapshot = await readStatus(db.db);
+      for (const waiting of snapshot.waiting) {
+        const explanation = await db.jobManager.explain(waiting.id, { liveWithinSeconds: options.staleTimeout ?? 60 });
+        if (explanation) waiting.reason = explanation.summary;
+      }
       process.stdout.write((args.json ? json(snapshot) : formatStatus(snapshot, options.staleTimeout ?? 60)) + "\n");
     } finally {
       await db.close();
@@ -63,10 +71,14 @@ void runCli(async () => {
     return 0;
   }
 
+  const rateLimits = (args["rate-limit"] ?? []).map((spec) => parseRateLimitSpec(String(spec)));
+  const queues = listFlag(args.queues);
+  const tags = listFlag(args.tags) ?? [];
   const agentRegistry = await loadAgents(args.agents, config.agentConfig);
   const queryEngine = await loadQueryEngine(args["query-engine"]);
   const db = await openDatabase(config, logger, { migrate: true, maxConnections: maxConcurrentJobs + 4 });
-  const worker = new Worker({ prisma: db.prisma, agentRegistry, queryEngine, maxConcurrentJobs, workerId: args["worker-id"], logger, ...options });
+  for (const { key, options: limit } of rateLimits) await db.jobManager.setRateLimit(key, limit);
+  const worker = new Worker({ prisma: db.prisma, agentRegistry, queryEngine, maxConcurrentJobs, workerId: args["worker-id"], logger, queues, tags, ...options });
   const stopped = new Promise<void>((resolve) => worker.once("stopped", resolve));
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -86,3 +98,11 @@ void runCli(async () => {
   await db.close();
   return 0;
 }, { exitWhenDone: true });
+
+/** A comma-separated flag as a list (undefined when not given). */
+function listFlag(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  const items = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (items.length === 0) throw new UsageError(`invalid list ${JSON.stringify(value)}: expected comma-separated names`);
+  return items;
+}

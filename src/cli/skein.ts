@@ -7,7 +7,9 @@ import { createLogger } from "../logging";
 import { buildConfig, UsageError, type CommonFlags } from "./config";
 import { openDatabase, type OpenDatabase } from "./database";
 import { runDemo } from "./demo";
-import { formatJob, formatJobs, json } from "./format";
+import { formatExplanation, formatJob, formatJobs, formatRateLimits, formatTask, json } from "./format";
+import { parseRateLimitSpec } from "../limits";
+import { NOOP_AGENT } from "../worker/executors";
 import { failUsage, numberFlag, runCli } from "./main";
 
 type Flags = CommonFlags & { json?: boolean };
@@ -65,6 +67,12 @@ void runCli(async () => {
           priority: { type: "number" },
           "run-at": { type: "string", describe: "ISO 8601 time to start at the earliest" },
           timeout: { type: "number", describe: "Seconds an attempt may run" },
+          queue: { type: "string", describe: "Queue name (default: default)" },
+          tenant: { type: "string", describe: "Tenant (organisation) the job belongs to" },
+          "rate-limit-key": { type: "string", describe: "Rate-limit key, e.g. openai" },
+          "rate-limit-cost": { type: "number", describe: "Tokens charged against the key (default 1)" },
+          "concurrency-key": { type: "string", describe: "Concurrency key" },
+          tag: { type: "string", array: true, describe: "Tags a worker must have to run it" },
         }),
       async (args) => {
         await withDatabase(args, async ({ jobManager }) => {
@@ -79,6 +87,12 @@ void runCli(async () => {
             priority: numberFlag("priority", args.priority, { integer: true, min: -2_147_483_647 }),
             runAt: args["run-at"],
             timeoutSeconds: numberFlag("timeout", args.timeout, { integer: true, positive: true }),
+            queue: args.queue,
+            tenant: args.tenant,
+            rateLimitKey: args["rate-limit-key"],
+            rateLimitCost: numberFlag("rate-limit-cost", args["rate-limit-cost"], { integer: true, positive: true }),
+            concurrencyKey: args["concurrency-key"],
+            tags: args.tag?.map(String),
           });
           print(args, job, `created job ${job.id} (${job.status})`);
         });
@@ -148,6 +162,72 @@ void runCli(async () => {
         await withDatabase(args, async ({ jobManager }) => {
           const deleted = await jobManager.cleanupOldHistory(numberFlag("days", args.days, { min: 0 }) as number);
           print(args, { deleted }, `deleted ${deleted} history row(s) older than ${args.days} day(s)`);
+        });
+      },
+    )
+    .command(
+      "explain <id>",
+      "Say why a job is not running",
+      (y) => y.positional("id", { type: "string", demandOption: true }),
+      async (args) => {
+        await withDatabase(args, async ({ jobManager }) => {
+          const explanation = await jobManager.explain(String(args.id));
+          if (!explanation) throw new UsageError(`job ${JSON.stringify(args.id)} not found`);
+          print(args, explanation, formatExplanation(explanation));
+        });
+      },
+    )
+    .command(
+      "create-task",
+      "Create a task of no-op jobs for one tenant (load tests)",
+      (y) =>
+        y.options({
+          tenant: { type: "string", demandOption: true, describe: "Tenant the task belongs to" },
+          jobs: { type: "number", demandOption: true, describe: "How many no-op jobs" },
+          provider: { type: "string", describe: "Rate-limit key the jobs are charged to, e.g. openai" },
+          name: { type: "string", describe: "Task name (default: load test)" },
+          cost: { type: "number", describe: "Rate-limit cost per job (default 1)" },
+        }),
+      async (args) => {
+        const count = numberFlag("jobs", args.jobs, { integer: true, positive: true }) as number;
+        if (count > 100_000) throw new UsageError(`invalid --jobs ${count}: at most 100000`);
+        const cost = numberFlag("cost", args.cost, { integer: true, positive: true });
+        await withDatabase(args, async ({ jobManager }) => {
+          const jobs = Array.from({ length: count }, (_, i) => ({
+            jobType: "agent" as const,
+            name: `noop ${i + 1}`,
+            payload: { agent_name: NOOP_AGENT },
+            rateLimitKey: args.provider,
+            rateLimitCost: cost,
+          }));
+          const task = await jobManager.createTask({ tenant: args.tenant, name: args.name ?? "load test", jobs });
+          print(args, task, `created task ${task.id} with ${task.totalJobs} job(s) for tenant ${args.tenant}`);
+        });
+      },
+    )
+    .command(
+      "task <id>",
+      "Show a task's progress",
+      (y) => y.positional("id", { type: "string", demandOption: true }),
+      async (args) => {
+        await withDatabase(args, async ({ jobManager }) => {
+          const task = await jobManager.getTask(String(args.id));
+          if (!task) throw new UsageError(`task ${JSON.stringify(args.id)} not found`);
+          print(args, task, formatTask(task));
+        });
+      },
+    )
+    .command(
+      "rate-limits [specs..]",
+      "List rate limits, or set them: skein rate-limits openai=120/s anthropic=80/s",
+      (y) => y.positional("specs", { type: "string", array: true, describe: "key=N/s or key=N/m, optionally :burst" }).options({ remove: { type: "string", array: true, describe: "Keys whose limit to remove" } }),
+      async (args) => {
+        const specs = (args.specs ?? []).map((s) => parseRateLimitSpec(String(s)));
+        await withDatabase(args, async ({ jobManager }) => {
+          for (const { key, options } of specs) await jobManager.setRateLimit(key, options);
+          for (const key of args.remove ?? []) await jobManager.removeRateLimit(String(key));
+          const limits = await jobManager.getRateLimits();
+          print(args, limits, formatRateLimits(limits));
         });
       },
     )

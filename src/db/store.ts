@@ -2,6 +2,7 @@ import { databaseFor, sqlState, SqlState, type Database, type RawQueryClient } f
 import { cancelDownstream } from "./sql/cancel";
 import { claimJobs, failExpiredLeases, releaseJobs, renewLeases, retryExpiredLeases, type ClaimRequest } from "./sql/claim";
 import { archiveCompleted, recordFailure, unblockDependents, type Completion, type Failure, type FailureOutcome } from "./sql/finish";
+import { deferRateLimited, pauseRateLimitKey } from "./sql/limits";
 import type { JobRow } from "./sql/rows";
 
 /**
@@ -51,6 +52,20 @@ export class JobStore {
   /** Renews a worker's leases; returns the lease tokens it still holds. */
   renew(workerId: string, leaseTokens: readonly string[], leaseSeconds: number): Promise<string[]> {
     return renewLeases(this.db, workerId, leaseTokens, leaseSeconds);
+  }
+
+  /**
+   * Puts a job whose provider pushed back to pending without using a retry,
+   * and pauses its rate-limit key for every worker. Returns whether the lease matched.
+   */
+  deferRateLimited(job: { id: string; leaseToken: string; rateLimitKey: string | null }, seconds: number, message: string): Promise<boolean> {
+    return retryTransient(() =>
+      this.db.transaction(async (sql) => {
+        const held = await deferRateLimited(sql, job.id, job.leaseToken, seconds, message);
+        if (held && job.rateLimitKey !== null) await pauseRateLimitKey(sql, job.rateLimitKey, seconds);
+        return held;
+      }),
+    );
   }
 
   /** Returns jobs to pending without using a retry (shutdown gave up on them). */

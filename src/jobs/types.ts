@@ -48,6 +48,18 @@ export interface CreateJobInput {
   runAt?: Date | string;
   /** Abort an attempt that runs longer than this many seconds (counts as a failure). */
   timeoutSeconds?: number | null;
+  /** Queue name; workers started with `queues` serve only theirs. @defaultValue "default" */
+  queue?: string;
+  /** The organisation the job belongs to; workers share slots between tenants round-robin. */
+  tenant?: string | null;
+  /** Rate-limit key (e.g. a provider, "openai"); see `JobManager.setRateLimit`. */
+  rateLimitKey?: string | null;
+  /** Tokens this job costs against its rate-limit key (e.g. estimated LLM tokens). @defaultValue 1 */
+  rateLimitCost?: number;
+  /** Concurrency key; see `JobManager.setConcurrencyLimit`. */
+  concurrencyKey?: string | null;
+  /** The job runs only on a worker whose tags include all of these. @defaultValue [] */
+  tags?: string[];
 }
 
 /** A job, live (pending or running) or archived in history. */
@@ -72,6 +84,15 @@ export interface Job {
   /** Dependencies that have not completed yet (0 for archived jobs). */
   pendingDependencies: number;
   queue: string;
+  tenant: string | null;
+  rateLimitKey: string | null;
+  rateLimitCost: number;
+  concurrencyKey: string | null;
+  tags: string[];
+  /** The task this job belongs to, if any. */
+  taskId: string | null;
+  /** The job that created this one from inside its run (delegation), if any. */
+  parentId: string | null;
   timeoutSeconds: number | null;
   /** Worker holding the job's lease while it runs. */
   lockedBy: string | null;
@@ -84,4 +105,33 @@ export interface Job {
   durationSeconds: number | null;
   /** True when the job has finished and lives in `job_history`. */
   archived: boolean;
+}
+
+/** The input of `JobManager.createTask`. */
+export interface CreateTaskInput {
+  /** The task's id. @defaultValue a UUID */
+  id?: string;
+  /** The tenant the task (and its jobs, unless they name their own) belongs to. */
+  tenant?: string | null;
+  name: string;
+  /** The task's jobs; they may depend on each other by caller-supplied ids. */
+  jobs: CreateJobInput[];
+}
+
+/** A task and its progress. */
+export interface Task {
+  id: string;
+  tenant: string | null;
+  name: string;
+  totalJobs: number;
+  /** The task's jobs by status (live and archived). */
+  counts: Record<JobStatus, number>;
+  /** Finished jobs (completed, failed or cancelled) as a percentage of all, one decimal. */
+  percentDone: number;
+  /** True when every job has finished. */
+  done: boolean;
+  /** What executors last reported with `ctx.task.setStep(...)`. */
+  currentStep: JsonValue | null;
+  createdAt: Date;
+  updatedAt: Date;
 }

@@ -12,6 +12,9 @@ export const LIMITS = {
   dependencies: 100_000,
   maxRetries: 1000,
   timeoutSeconds: 7 * 24 * 3600,
+  /** Queue names, tenants, rate-limit and concurrency keys, tags. */
+  keyLength: 255,
+  tags: 100,
 } as const;
 
 const INT4_MAX = 2_147_483_647;
@@ -32,6 +35,12 @@ export interface NormalizedJob {
   priority: number;
   runAt: Date | null;
   timeoutSeconds: number | null;
+  queue: string;
+  tenant: string | null;
+  rateLimitKey: string | null;
+  rateLimitCost: number;
+  concurrencyKey: string | null;
+  tags: string[];
 }
 
 /** Validates one input; `where` prefixes field names in errors (e.g. `jobs[3].`). */
@@ -66,7 +75,25 @@ export function normalizeJobInput(input: CreateJobInput, where = ""): Normalized
       input.timeoutSeconds === undefined || input.timeoutSeconds === null
         ? null
         : checkInteger(input.timeoutSeconds, field("timeoutSeconds"), 0, 1, LIMITS.timeoutSeconds),
+    queue: input.queue === undefined || input.queue === null ? "default" : checkText(input.queue, field("queue"), LIMITS.keyLength, false),
+    tenant: optionalKey(input.tenant, field("tenant")),
+    rateLimitKey: optionalKey(input.rateLimitKey, field("rateLimitKey")),
+    rateLimitCost: checkInteger(input.rateLimitCost, field("rateLimitCost"), 1, 1, INT4_MAX),
+    concurrencyKey: optionalKey(input.concurrencyKey, field("concurrencyKey")),
+    tags: checkTags(input.tags, field("tags")),
   };
+}
+
+function optionalKey(value: unknown, field: string): string | null {
+  return value === undefined || value === null ? null : checkText(value, field, LIMITS.keyLength, false);
+}
+
+/** Validates a list of tags (distinct, sorted). */
+export function checkTags(value: unknown, field: string): string[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw new ValidationError(field, "must be an array of strings");
+  if (value.length > LIMITS.tags) throw new ValidationError(field, `must list at most ${LIMITS.tags} tags (got ${value.length})`);
+  return [...new Set(value.map((tag, i) => checkText(tag, `${field}[${i}]`, LIMITS.keyLength, false)))].sort();
 }
 
 function describe(value: unknown): string {

@@ -13,6 +13,7 @@ import { JobStore } from "../db/store";
 import type { Job, JsonValue } from "../jobs/types";
 import { silentLogger, type Logger } from "../logging";
 import { backoffMs, systemClock, type Clock } from "./clock";
+import { Claimer } from "./claimer";
 import { CompletionBatcher } from "./completer";
 import { AgentExecutor, QueryExecutor } from "./executors";
 import { ReadyListener } from "./listener";
@@ -56,6 +57,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private fetchAgain = false;
   private idleRounds = 0;
   private pollTimer: unknown;
+  private limitTimer: unknown;
+  private readonly claimer: Claimer;
   private heartbeatTimer: unknown;
   private listener: ReadyListener | undefined;
   private pruneTask: ReturnType<typeof cron.schedule> | undefined;
@@ -72,6 +75,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.store = new JobStore(this.options.prisma);
     this.builtIn = [new AgentExecutor(this.options.agentRegistry), new QueryExecutor(this.options.queryEngine)];
     this.limit = pLimit(this.options.maxConcurrentJobs);
+    this.claimer = new Claimer(this.store, { queues: this.options.queues, tags: this.options.tags });
     this.completer = new CompletionBatcher(this.store, {
       clock: this.clock,
       logger: this.logger,
@@ -138,6 +142,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private async shutdown(force: boolean): Promise<void> {
     this.state = "stopping";
     this.clock.clearTimeout(this.pollTimer);
+    this.clock.clearTimeout(this.limitTimer);
     this.pruneTask?.destroy();
     await this.listener?.stop();
     await touchWorker(this.store.db, this.registration(), "stopping").catch(() => undefined);
@@ -199,7 +204,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
       if (free <= 0 || this.state !== "running") return;
       let rows: JobRow[];
       try {
-        rows = await this.store.claim({ workerId: this.workerId, limit: free, leaseSeconds: this.options.staleTimeout });
+        const round = await this.claimer.claim(this.workerId, free, this.options.staleTimeout);
+        rows = round.rows;
+        if (round.retryInMs !== undefined) this.wakeAfter(round.retryInMs);
       } catch (error) {
         this.idleRounds++;
         this.logger.warn("claiming jobs failed", { error: String(error) });
@@ -209,6 +216,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
       if (rows.length > 0) await this.startJobs(rows);
       if (rows.length === free) this.fetchAgain = true; // there may be more
     } while (this.fetchAgain);
+  }
+
+  /** Claims again once a rate-limited key has a token (jobs wait on it). */
+  private wakeAfter(ms: number): void {
+    this.clock.clearTimeout(this.limitTimer);
+    this.limitTimer = this.clock.setTimeout(() => this.wake(true), Math.max(1, Math.ceil(ms)));
   }
 
   private schedulePoll(): void {
@@ -255,6 +268,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
         onFail: (job, error, outcome, retryInMs) => {
           this.emit("job:fail", job, error, outcome);
           if (outcome === "retried") this.clock.setTimeout(() => this.wake(true), retryInMs + 5);
+        },
+        onRateLimited: (_job, retryInMs) => {
+          this.clock.setTimeout(() => this.wake(true), retryInMs + 5);
         },
       });
     } finally {
@@ -310,7 +326,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   private registration(): WorkerRegistration {
-    return { id: this.workerId, host: os.hostname(), pid: process.pid, concurrency: this.options.maxConcurrentJobs, executors: this.executorNames() };
+    return {
+      id: this.workerId,
+      host: os.hostname(),
+      pid: process.pid,
+      concurrency: this.options.maxConcurrentJobs,
+      executors: this.executorNames(),
+      queues: this.options.queues,
+      tags: this.options.tags,
+    };
   }
 
   private listenConfig(): pg.ClientConfig | undefined {

@@ -2,6 +2,9 @@ import type { Job } from "../jobs/types";
 import { JobType } from "../jobs/types";
 import { NonRetryableError, type AgentRegistry, type Executor, type JobContext, type QueryEngine } from "./types";
 
+/** Name of the built-in agent that does nothing (load tests). */
+export const NOOP_AGENT = "noop";
+
 /** Runs `agent` jobs: the registry's `payload.agent_name` with `payload.parameters`. */
 export class AgentExecutor implements Executor {
   readonly name = "agent";
@@ -17,6 +20,8 @@ export class AgentExecutor implements Executor {
       throw new NonRetryableError(`agent job ${JSON.stringify(job.id)} has no payload.agent_name`);
     }
     const agent = Object.prototype.hasOwnProperty.call(this.registry, agentName) ? this.registry[agentName] : undefined;
+    // The built-in `noop` agent (unless you register your own) does nothing: for load tests (`skein create-task`).
+    if (agent === undefined && agentName === NOOP_AGENT) return null;
     if (typeof agent !== "function") throw new NonRetryableError(`agent ${JSON.stringify(agentName)} is not registered`);
     return agent(job.payload.parameters, ctx);
   }

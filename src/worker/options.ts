@@ -1,5 +1,6 @@
 import type { RawQueryClient } from "../db/database";
 import { ValidationError } from "../jobs/errors";
+import { checkTags, checkText, LIMITS } from "../jobs/validation";
 import type { Logger } from "../logging";
 import type { Clock } from "./clock";
 import type { AgentRegistry, QueryEngine } from "./types";
@@ -40,11 +41,18 @@ export interface WorkerOptions {
   clock?: Clock;
   /** Source of jitter. @defaultValue Math.random */
   random?: () => number;
+  /** Queues this worker serves. @defaultValue every queue */
+  queues?: string[];
+  /** This worker's tags: it runs a job only if the job's tags are all among them. @defaultValue [] */
+  tags?: string[];
 }
 
 /** Options with defaults applied. */
-export type ResolvedWorkerOptions = Required<Omit<WorkerOptions, "workerId" | "databaseUrl" | "logger" | "clock" | "retryBackoff" | "queryEngine">> &
-  Pick<WorkerOptions, "workerId" | "databaseUrl" | "logger" | "clock" | "queryEngine"> & { retryBackoff: { baseSeconds: number; maxSeconds: number } };
+export type ResolvedWorkerOptions = Required<Omit<WorkerOptions, "workerId" | "databaseUrl" | "logger" | "clock" | "retryBackoff" | "queryEngine" | "queues">> &
+  Pick<WorkerOptions, "workerId" | "databaseUrl" | "logger" | "clock" | "queryEngine"> & {
+    retryBackoff: { baseSeconds: number; maxSeconds: number };
+    queues: string[] | null;
+  };
 
 /** Applies defaults and validates, naming the bad option. */
 export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOptions {
@@ -71,6 +79,8 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     logger: options.logger,
     clock: options.clock,
     random: options.random ?? Math.random,
+    queues: options.queues === undefined || options.queues === null ? null : checkQueues(options.queues),
+    tags: checkTags(options.tags, "tags"),
   };
   if (typeof resolved.agentRegistry !== "object") throw new ValidationError("agentRegistry", "must map agent names to functions");
   for (const [name, fn] of Object.entries(resolved.agentRegistry)) {
@@ -84,6 +94,11 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     throw new ValidationError("workerId", "must be a non-empty string");
   }
   return resolved;
+}
+
+function checkQueues(value: unknown): string[] {
+  if (!Array.isArray(value) || value.length === 0) throw new ValidationError("queues", "must be a non-empty array of queue names");
+  return [...new Set(value.map((q, i) => checkText(q, `queues[${i}]`, LIMITS.keyLength, false)))];
 }
 
 function positive(value: unknown, name: string, fallback: number, integer = false): number {

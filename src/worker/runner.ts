@@ -4,7 +4,8 @@ import type { Logger } from "../logging";
 import { backoffMs, sleep, type Clock } from "./clock";
 import type { CompletionBatcher } from "./completer";
 import { pickExecutor } from "./executors";
-import { NonRetryableError, type Executor, type JobContext } from "./types";
+import { setTaskStep } from "../db/sql/tasks";
+import { NonRetryableError, RateLimitedError, type Executor, type JobContext } from "./types";
 
 /** A claimed job while a worker runs it. */
 export interface RunningJob {
@@ -29,6 +30,8 @@ export interface AttemptDeps {
   random: () => number;
   onComplete(job: Job, result: JsonValue | null): void;
   onFail(job: Job, error: string, outcome: "retried" | "failed" | "refused", retryInMs: number): void;
+  /** The job went back to pending because its provider pushed back; it may run again in `retryInMs`. */
+  onRateLimited(job: Job, retryInMs: number): void;
 }
 
 class JobTimeoutError extends Error {
@@ -56,6 +59,20 @@ export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<
       dependencyResults: entry.dependencyResults,
       logger,
       signal: controller.signal,
+      rateLimited: (options = {}) => {
+        const seconds = options.retryAfterSeconds ?? 1;
+        if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0 || seconds > 86_400) {
+          throw new NonRetryableError(`ctx.rateLimited: retryAfterSeconds must be a number of seconds from 0 to 86400 (got ${String(seconds)})`);
+        }
+        throw new RateLimitedError(seconds);
+      },
+      task: {
+        id: job.taskId,
+        setStep: async (step) => {
+          if (job.taskId === null) throw new Error(`job ${JSON.stringify(job.id)} belongs to no task`);
+          await setTaskStep(deps.store.db, job.taskId, step);
+        },
+      },
     };
     logger.debug("job started", { executor: executor.name, attempt: job.attempts });
     const value = await untilAborted(executor.execute(job, ctx), controller.signal);
@@ -75,9 +92,28 @@ export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<
       return;
     }
     entry.phase = "failing";
+    if (error instanceof RateLimitedError) {
+      await deferForRateLimit(entry, error, deps, logger);
+      return;
+    }
     await recordFailure(entry, error, deps, logger);
   } finally {
     deps.clock.clearTimeout(timeout);
+  }
+}
+
+async function deferForRateLimit(entry: RunningJob, error: RateLimitedError, deps: AttemptDeps, logger: Logger): Promise<void> {
+  const { job } = entry;
+  try {
+    const held = await deps.store.deferRateLimited({ id: job.id, leaseToken: entry.leaseToken, rateLimitKey: job.rateLimitKey }, error.retryAfterSeconds, error.message);
+    if (held) {
+      logger.warn("provider pushed back; job returned to pending without using a retry", { retryAfterSeconds: error.retryAfterSeconds, rateLimitKey: job.rateLimitKey });
+      deps.onRateLimited(job, error.retryAfterSeconds * 1000);
+    } else {
+      logger.warn("rate-limit deferral refused: the job's lease was lost");
+    }
+  } catch (writeError) {
+    logger.error("could not return the rate-limited job to pending; it runs again after its lease expires", { error: String(writeError) });
   }
 }
 

@@ -15,6 +15,31 @@ export interface JobContext {
   readonly logger: Logger;
   /** Fires when the attempt times out, the worker is forced to stop, or the job's lease is lost. */
   readonly signal: AbortSignal;
+  /**
+   * Reports that the provider pushed back (an HTTP 429 and its `Retry-After`):
+   * the job goes back to pending without using a retry, and its rate-limit key
+   * (if it has one) pauses for that long on every worker. Throws; call it as
+   * `return ctx.rateLimited({ retryAfterSeconds: 30 })` or `throw ...`.
+   */
+  rateLimited(options?: { retryAfterSeconds?: number }): never;
+  /** The job's task (see `JobManager.createTask`). */
+  readonly task: TaskHandle;
+}
+
+/** What an executor can do with its job's task. */
+export interface TaskHandle {
+  /** The task's id, or null when the job belongs to no task. */
+  readonly id: string | null;
+  /** Records the task's current step (any JSON), shown by `getTask`. Throws if the job has no task. */
+  setStep(step: JsonValue): Promise<void>;
+}
+
+/** Thrown by `ctx.rateLimited()`; the worker puts the job back without using a retry. */
+export class RateLimitedError extends Error {
+  override name = "RateLimitedError";
+  constructor(readonly retryAfterSeconds: number) {
+    super(`rate limited by the provider; retry after ${retryAfterSeconds} s`);
+  }
 }
 
 /** Runs jobs of some kind. Executors are tried in order; the first whose `canExecute` says yes runs the job. */

@@ -1,4 +1,5 @@
 import type { Sql } from "../database";
+import { filterCondition, type WorkerFilter } from "./limits";
 import { archiveInsert, LIVE_COLUMNS, type JobRow } from "./rows";
 
 /** What a worker asks for when it claims. */
@@ -8,6 +9,8 @@ export interface ClaimRequest {
   limit: number;
   /** Lease length in seconds; the worker renews it with heartbeats. */
   leaseSeconds: number;
+  /** The worker's queues and tags. @defaultValue every queue, no tags */
+  filter?: WorkerFilter;
 }
 
 /**
@@ -17,12 +20,19 @@ export interface ClaimRequest {
  * once over the readiness index (jobs_ready_idx) instead of re-planning it
  * as a join that could lock more rows than it returns. SKIP LOCKED lets
  * concurrent workers take disjoint sets without waiting on each other.
+ *
+ * This is the fast path for plain jobs: no tenant, no rate-limit key, no
+ * concurrency key (the group '' of jobs_ready_idx, read in claim order). Jobs
+ * that use those features are claimed by the flow-control claim
+ * (src/limits/claim.ts), which enforces the limits.
  */
 export async function claimJobs(sql: Sql, request: ClaimRequest): Promise<JobRow[]> {
+  const where = filterCondition(request.filter ?? { queues: null, tags: [] }, "jobs", 4);
   const rows = await sql.query<JobRow>(
     `WITH candidates AS MATERIALIZED (
        SELECT id FROM jobs
-       WHERE status = 'pending' AND pending_dependencies = 0 AND run_at <= now()
+       WHERE status = 'pending' AND pending_dependencies = 0 AND COALESCE(tenant, '') = '' AND run_at <= now()
+         AND rate_limit_key IS NULL AND concurrency_key IS NULL${where.sql}
        ORDER BY priority DESC, run_at, id
        LIMIT $2
        FOR UPDATE SKIP LOCKED
@@ -34,7 +44,7 @@ export async function claimJobs(sql: Sql, request: ClaimRequest): Promise<JobRow
        RETURNING jobs.*
      )
      SELECT ${LIVE_COLUMNS} FROM j`,
-    [request.workerId, request.limit, request.leaseSeconds],
+    [request.workerId, request.limit, request.leaseSeconds, ...where.params],
   );
   return rows.sort((a, b) => b.priority - a.priority || a.run_at.getTime() - b.run_at.getTime() || (a.id < b.id ? -1 : 1));
 }

@@ -15,6 +15,14 @@ export interface NewJobRow {
   run_at: string | null;
   pending_dependencies: number;
   timeout_seconds: number | null;
+  queue: string;
+  tenant: string | null;
+  rate_limit_key: string | null;
+  rate_limit_cost: number;
+  concurrency_key: string | null;
+  tags: string[];
+  task_id: string | null;
+  parent_id: string | null;
 }
 
 /** A dependency edge: `job_id` waits on `depends_on_id`. */
@@ -64,12 +72,16 @@ export function insertJobs(sql: Sql, rows: readonly NewJobRow[]): Promise<JobRow
     `WITH input AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
          id text, job_type text, name text, description text, payload jsonb, dependencies jsonb,
-         max_retries int, priority int, run_at timestamptz, pending_dependencies int, timeout_seconds int)
+         max_retries int, priority int, run_at timestamptz, pending_dependencies int, timeout_seconds int,
+         queue text, tenant text, rate_limit_key text, rate_limit_cost int, concurrency_key text, tags text[],
+         task_id text, parent_id text)
      ), j AS (
        INSERT INTO jobs (id, job_type, name, description, payload, dependencies, max_retries, priority,
-                         run_at, pending_dependencies, timeout_seconds)
+                         run_at, pending_dependencies, timeout_seconds, queue, tenant, rate_limit_key,
+                         rate_limit_cost, concurrency_key, tags, task_id, parent_id)
        SELECT id, job_type, name, description, payload, dependencies, max_retries, priority,
-              COALESCE(run_at, now()), pending_dependencies, timeout_seconds
+              COALESCE(run_at, now()), pending_dependencies, timeout_seconds, queue, tenant, rate_limit_key,
+              rate_limit_cost, concurrency_key, tags, task_id, parent_id
        FROM input
        RETURNING *
      )
@@ -97,13 +109,17 @@ export function insertCancelled(sql: Sql, rows: ReadonlyArray<NewJobRow & { erro
     `WITH input AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
          id text, job_type text, name text, description text, payload jsonb, dependencies jsonb,
-         max_retries int, priority int, run_at timestamptz, timeout_seconds int, error_message text)
+         max_retries int, priority int, run_at timestamptz, timeout_seconds int, error_message text,
+         queue text, tenant text, rate_limit_key text, rate_limit_cost int, concurrency_key text, tags text[],
+         task_id text, parent_id text)
      ), h AS (
        INSERT INTO job_history (job_id, job_type, name, description, payload, dependencies, max_retries,
-         retry_count, attempts, status, error_message, priority, run_at, queue, rate_limit_cost,
-         timeout_seconds, completed_at, created_at, updated_at)
+         retry_count, attempts, status, error_message, priority, run_at, queue, tenant, rate_limit_key,
+         rate_limit_cost, concurrency_key, tags, task_id, parent_id, timeout_seconds, completed_at,
+         created_at, updated_at)
        SELECT id, job_type, name, description, payload, dependencies, max_retries, 0, 0, 'cancelled',
-              error_message, priority, COALESCE(run_at, now()), 'default', 1, timeout_seconds, now(), now(), now()
+              error_message, priority, COALESCE(run_at, now()), queue, tenant, rate_limit_key,
+              rate_limit_cost, concurrency_key, tags, task_id, parent_id, timeout_seconds, now(), now(), now()
        FROM input
        RETURNING *
      )

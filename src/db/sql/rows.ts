@@ -18,6 +18,13 @@ export interface JobRow {
   run_at: Date;
   pending_dependencies: number;
   queue: string;
+  tenant: string | null;
+  rate_limit_key: string | null;
+  rate_limit_cost: number;
+  concurrency_key: string | null;
+  tags: string[];
+  task_id: string | null;
+  parent_id: string | null;
   timeout_seconds: number | null;
   locked_by: string | null;
   lease_token: string | null;
@@ -33,13 +40,14 @@ export interface JobRow {
 /** Columns of a live job, in the shape of {@link JobRow}. */
 export const LIVE_COLUMNS = `j.id, j.job_type, j.name, j.description, j.payload, j.dependencies, j.max_retries,
   j.retry_count, j.attempts, j.status, j.error_message, j.result, j.priority, j.run_at, j.pending_dependencies,
-  j.queue, j.timeout_seconds, j.locked_by, j.lease_token, j.lease_expires_at, j.started_at, j.completed_at,
+  j.queue, j.tenant, j.rate_limit_key, j.rate_limit_cost, j.concurrency_key, j.tags, j.task_id, j.parent_id, j.timeout_seconds, j.locked_by, j.lease_token, j.lease_expires_at, j.started_at, j.completed_at,
   j.created_at, j.updated_at, NULL::float8 AS duration_seconds, false AS archived`;
 
 /** Columns of an archived job, in the shape of {@link JobRow}. */
 export const HISTORY_COLUMNS = `h.job_id AS id, h.job_type, h.name, h.description, h.payload, h.dependencies,
   h.max_retries, h.retry_count, h.attempts, h.status, h.error_message, h.result, h.priority, h.run_at,
-  0 AS pending_dependencies, h.queue, h.timeout_seconds, h.locked_by, NULL::uuid AS lease_token,
+  0 AS pending_dependencies, h.queue, h.tenant, h.rate_limit_key, h.rate_limit_cost, h.concurrency_key, h.tags,
+  h.task_id, h.parent_id, h.timeout_seconds, h.locked_by, NULL::uuid AS lease_token,
   NULL::timestamptz AS lease_expires_at, h.started_at, h.completed_at, h.created_at, h.updated_at,
   h.duration_seconds, true AS archived`;
 
@@ -80,6 +88,13 @@ export function toJob(row: JobRow): Job {
     runAt: row.run_at,
     pendingDependencies: row.pending_dependencies,
     queue: row.queue,
+    tenant: row.tenant,
+    rateLimitKey: row.rate_limit_key,
+    rateLimitCost: row.rate_limit_cost,
+    concurrencyKey: row.concurrency_key,
+    tags: row.tags,
+    taskId: row.task_id,
+    parentId: row.parent_id,
     timeoutSeconds: row.timeout_seconds,
     lockedBy: row.locked_by,
     leaseExpiresAt: row.lease_expires_at,

@@ -7,25 +7,28 @@ export interface WorkerRegistration {
   pid: number;
   concurrency: number;
   executors: string[];
+  /** Queues served (null: every queue). */
+  queues: string[] | null;
+  tags: string[];
 }
 
 /** Inserts (or refreshes) a worker's row. */
 export async function registerWorker(sql: Sql, worker: WorkerRegistration): Promise<void> {
   await sql.query(
-    `INSERT INTO workers (id, host, pid, concurrency, executors)
-     VALUES ($1, $2, $3, $4, $5::jsonb)
-     ON CONFLICT (id) DO UPDATE SET last_heartbeat_at = now(), status = 'running'`,
-    [worker.id, worker.host, worker.pid, worker.concurrency, JSON.stringify(worker.executors)],
+    `INSERT INTO workers (id, host, pid, concurrency, executors, queues, tags)
+     VALUES ($1, $2, $3, $4, $5::jsonb, $6::text[], $7::text[])
+     ON CONFLICT (id) DO UPDATE SET last_heartbeat_at = now(), status = 'running', queues = $6::text[], tags = $7::text[]`,
+    [worker.id, worker.host, worker.pid, worker.concurrency, JSON.stringify(worker.executors), worker.queues, worker.tags],
   );
 }
 
 /** Records a heartbeat (re-registering a worker whose row was removed). */
 export async function touchWorker(sql: Sql, worker: WorkerRegistration, status: "running" | "stopping"): Promise<void> {
   await sql.query(
-    `INSERT INTO workers (id, host, pid, concurrency, executors, status)
-     VALUES ($1, $2, $3, $4, $5::jsonb, $6)
+    `INSERT INTO workers (id, host, pid, concurrency, executors, status, queues, tags)
+     VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7::text[], $8::text[])
      ON CONFLICT (id) DO UPDATE SET last_heartbeat_at = now(), status = $6`,
-    [worker.id, worker.host, worker.pid, worker.concurrency, JSON.stringify(worker.executors), status],
+    [worker.id, worker.host, worker.pid, worker.concurrency, JSON.stringify(worker.executors), status, worker.queues, worker.tags],
   );
 }
 

@@ -44,3 +44,23 @@ export type Worker = Prisma.WorkerModel
  * When each periodic maintenance task (e.g. history pruning) last ran, across all workers.
  */
 export type MaintenanceRun = Prisma.MaintenanceRunModel
+/**
+ * Model RateLimit
+ * A token bucket per rate-limit key, shared by all workers (refilled and charged in the claim transaction).
+ */
+export type RateLimit = Prisma.RateLimitModel
+/**
+ * Model ConcurrencyLimit
+ * At most `maxRunning` jobs with this concurrency key run at once.
+ */
+export type ConcurrencyLimit = Prisma.ConcurrencyLimitModel
+/**
+ * Model TenantWeight
+ * A tenant's share in the weighted round-robin between tenants (default 1).
+ */
+export type TenantWeight = Prisma.TenantWeightModel
+/**
+ * Model Task
+ * A group of jobs of one tenant, with progress.
+ */
+export type Task = Prisma.TaskModel

@@ -401,7 +401,11 @@ export const ModelName = {
   JobDependency: 'JobDependency',
   JobHistory: 'JobHistory',
   Worker: 'Worker',
-  MaintenanceRun: 'MaintenanceRun'
+  MaintenanceRun: 'MaintenanceRun',
+  RateLimit: 'RateLimit',
+  ConcurrencyLimit: 'ConcurrencyLimit',
+  TenantWeight: 'TenantWeight',
+  Task: 'Task'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -417,7 +421,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "job" | "jobDependency" | "jobHistory" | "worker" | "maintenanceRun"
+    modelProps: "job" | "jobDependency" | "jobHistory" | "worker" | "maintenanceRun" | "rateLimit" | "concurrencyLimit" | "tenantWeight" | "task"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -791,6 +795,302 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    RateLimit: {
+      payload: Prisma.$RateLimitPayload<ExtArgs>
+      fields: Prisma.RateLimitFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.RateLimitFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$RateLimitPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.RateLimitFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$RateLimitPayload>
+        }
+        findFirst: {
+          args: Prisma.RateLimitFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$RateLimitPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.RateLimitFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$RateLimitPayload>
+        }
+        findMany: {
+          args: Prisma.RateLimitFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$RateLimitPayload>[]
+        }
+        create: {
+          args: Prisma.RateLimitCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$RateLimitPayload>
+        }
+        createMany: {
+          args: Prisma.RateLimitCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.RateLimitCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$RateLimitPayload>[]
+        }
+        delete: {
+          args: Prisma.RateLimitDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$RateLimitPayload>
+        }
+        update: {
+          args: Prisma.RateLimitUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$RateLimitPayload>
+        }
+        deleteMany: {
+          args: Prisma.RateLimitDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.RateLimitUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.RateLimitUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$RateLimitPayload>[]
+        }
+        upsert: {
+          args: Prisma.RateLimitUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$RateLimitPayload>
+        }
+        aggregate: {
+          args: Prisma.RateLimitAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateRateLimit>
+        }
+        groupBy: {
+          args: Prisma.RateLimitGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.RateLimitGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.RateLimitCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.RateLimitCountAggregateOutputType> | number
+        }
+      }
+    }
+    ConcurrencyLimit: {
+      payload: Prisma.$ConcurrencyLimitPayload<ExtArgs>
+      fields: Prisma.ConcurrencyLimitFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.ConcurrencyLimitFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ConcurrencyLimitPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.ConcurrencyLimitFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ConcurrencyLimitPayload>
+        }
+        findFirst: {
+          args: Prisma.ConcurrencyLimitFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ConcurrencyLimitPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.ConcurrencyLimitFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ConcurrencyLimitPayload>
+        }
+        findMany: {
+          args: Prisma.ConcurrencyLimitFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ConcurrencyLimitPayload>[]
+        }
+        create: {
+          args: Prisma.ConcurrencyLimitCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ConcurrencyLimitPayload>
+        }
+        createMany: {
+          args: Prisma.ConcurrencyLimitCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.ConcurrencyLimitCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ConcurrencyLimitPayload>[]
+        }
+        delete: {
+          args: Prisma.ConcurrencyLimitDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ConcurrencyLimitPayload>
+        }
+        update: {
+          args: Prisma.ConcurrencyLimitUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ConcurrencyLimitPayload>
+        }
+        deleteMany: {
+          args: Prisma.ConcurrencyLimitDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.ConcurrencyLimitUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.ConcurrencyLimitUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ConcurrencyLimitPayload>[]
+        }
+        upsert: {
+          args: Prisma.ConcurrencyLimitUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ConcurrencyLimitPayload>
+        }
+        aggregate: {
+          args: Prisma.ConcurrencyLimitAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateConcurrencyLimit>
+        }
+        groupBy: {
+          args: Prisma.ConcurrencyLimitGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.ConcurrencyLimitGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.ConcurrencyLimitCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.ConcurrencyLimitCountAggregateOutputType> | number
+        }
+      }
+    }
+    TenantWeight: {
+      payload: Prisma.$TenantWeightPayload<ExtArgs>
+      fields: Prisma.TenantWeightFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.TenantWeightFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TenantWeightPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.TenantWeightFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TenantWeightPayload>
+        }
+        findFirst: {
+          args: Prisma.TenantWeightFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TenantWeightPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.TenantWeightFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TenantWeightPayload>
+        }
+        findMany: {
+          args: Prisma.TenantWeightFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TenantWeightPayload>[]
+        }
+        create: {
+          args: Prisma.TenantWeightCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TenantWeightPayload>
+        }
+        createMany: {
+          args: Prisma.TenantWeightCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.TenantWeightCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TenantWeightPayload>[]
+        }
+        delete: {
+          args: Prisma.TenantWeightDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TenantWeightPayload>
+        }
+        update: {
+          args: Prisma.TenantWeightUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TenantWeightPayload>
+        }
+        deleteMany: {
+          args: Prisma.TenantWeightDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.TenantWeightUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.TenantWeightUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TenantWeightPayload>[]
+        }
+        upsert: {
+          args: Prisma.TenantWeightUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TenantWeightPayload>
+        }
+        aggregate: {
+          args: Prisma.TenantWeightAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateTenantWeight>
+        }
+        groupBy: {
+          args: Prisma.TenantWeightGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.TenantWeightGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.TenantWeightCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.TenantWeightCountAggregateOutputType> | number
+        }
+      }
+    }
+    Task: {
+      payload: Prisma.$TaskPayload<ExtArgs>
+      fields: Prisma.TaskFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.TaskFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TaskPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.TaskFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TaskPayload>
+        }
+        findFirst: {
+          args: Prisma.TaskFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TaskPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.TaskFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TaskPayload>
+        }
+        findMany: {
+          args: Prisma.TaskFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TaskPayload>[]
+        }
+        create: {
+          args: Prisma.TaskCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TaskPayload>
+        }
+        createMany: {
+          args: Prisma.TaskCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.TaskCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TaskPayload>[]
+        }
+        delete: {
+          args: Prisma.TaskDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TaskPayload>
+        }
+        update: {
+          args: Prisma.TaskUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TaskPayload>
+        }
+        deleteMany: {
+          args: Prisma.TaskDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.TaskUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.TaskUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TaskPayload>[]
+        }
+        upsert: {
+          args: Prisma.TaskUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TaskPayload>
+        }
+        aggregate: {
+          args: Prisma.TaskAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateTask>
+        }
+        groupBy: {
+          args: Prisma.TaskGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.TaskGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.TaskCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.TaskCountAggregateOutputType> | number
+        }
+      }
+    }
   }
 } & {
   other: {
@@ -921,7 +1221,9 @@ export const WorkerScalarFieldEnum = {
   lastHeartbeatAt: 'lastHeartbeatAt',
   concurrency: 'concurrency',
   executors: 'executors',
-  status: 'status'
+  status: 'status',
+  queues: 'queues',
+  tags: 'tags'
 } as const
 
 export type WorkerScalarFieldEnum = (typeof WorkerScalarFieldEnum)[keyof typeof WorkerScalarFieldEnum]
@@ -933,6 +1235,50 @@ export const MaintenanceRunScalarFieldEnum = {
 } as const
 
 export type MaintenanceRunScalarFieldEnum = (typeof MaintenanceRunScalarFieldEnum)[keyof typeof MaintenanceRunScalarFieldEnum]
+
+
+export const RateLimitScalarFieldEnum = {
+  key: 'key',
+  ratePerSecond: 'ratePerSecond',
+  burst: 'burst',
+  tokens: 'tokens',
+  refilledAt: 'refilledAt',
+  pausedUntil: 'pausedUntil',
+  updatedAt: 'updatedAt'
+} as const
+
+export type RateLimitScalarFieldEnum = (typeof RateLimitScalarFieldEnum)[keyof typeof RateLimitScalarFieldEnum]
+
+
+export const ConcurrencyLimitScalarFieldEnum = {
+  key: 'key',
+  maxRunning: 'maxRunning',
+  updatedAt: 'updatedAt'
+} as const
+
+export type ConcurrencyLimitScalarFieldEnum = (typeof ConcurrencyLimitScalarFieldEnum)[keyof typeof ConcurrencyLimitScalarFieldEnum]
+
+
+export const TenantWeightScalarFieldEnum = {
+  tenant: 'tenant',
+  weight: 'weight',
+  updatedAt: 'updatedAt'
+} as const
+
+export type TenantWeightScalarFieldEnum = (typeof TenantWeightScalarFieldEnum)[keyof typeof TenantWeightScalarFieldEnum]
+
+
+export const TaskScalarFieldEnum = {
+  id: 'id',
+  tenant: 'tenant',
+  name: 'name',
+  totalJobs: 'totalJobs',
+  currentStep: 'currentStep',
+  createdAt: 'createdAt',
+  updatedAt: 'updatedAt'
+} as const
+
+export type TaskScalarFieldEnum = (typeof TaskScalarFieldEnum)[keyof typeof TaskScalarFieldEnum]
 
 
 export const SortOrder = {
@@ -1228,6 +1574,10 @@ export type GlobalOmitConfig = {
   jobHistory?: Prisma.JobHistoryOmit
   worker?: Prisma.WorkerOmit
   maintenanceRun?: Prisma.MaintenanceRunOmit
+  rateLimit?: Prisma.RateLimitOmit
+  concurrencyLimit?: Prisma.ConcurrencyLimitOmit
+  tenantWeight?: Prisma.TenantWeightOmit
+  task?: Prisma.TaskOmit
 }
 
 /* Types for Logging */

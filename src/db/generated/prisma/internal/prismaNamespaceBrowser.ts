@@ -55,7 +55,11 @@ export const ModelName = {
   JobDependency: 'JobDependency',
   JobHistory: 'JobHistory',
   Worker: 'Worker',
-  MaintenanceRun: 'MaintenanceRun'
+  MaintenanceRun: 'MaintenanceRun',
+  RateLimit: 'RateLimit',
+  ConcurrencyLimit: 'ConcurrencyLimit',
+  TenantWeight: 'TenantWeight',
+  Task: 'Task'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -165,7 +169,9 @@ export const WorkerScalarFieldEnum = {
   lastHeartbeatAt: 'lastHeartbeatAt',
   concurrency: 'concurrency',
   executors: 'executors',
-  status: 'status'
+  status: 'status',
+  queues: 'queues',
+  tags: 'tags'
 } as const
 
 export type WorkerScalarFieldEnum = (typeof WorkerScalarFieldEnum)[keyof typeof WorkerScalarFieldEnum]
@@ -177,6 +183,50 @@ export const MaintenanceRunScalarFieldEnum = {
 } as const
 
 export type MaintenanceRunScalarFieldEnum = (typeof MaintenanceRunScalarFieldEnum)[keyof typeof MaintenanceRunScalarFieldEnum]
+
+
+export const RateLimitScalarFieldEnum = {
+  key: 'key',
+  ratePerSecond: 'ratePerSecond',
+  burst: 'burst',
+  tokens: 'tokens',
+  refilledAt: 'refilledAt',
+  pausedUntil: 'pausedUntil',
+  updatedAt: 'updatedAt'
+} as const
+
+export type RateLimitScalarFieldEnum = (typeof RateLimitScalarFieldEnum)[keyof typeof RateLimitScalarFieldEnum]
+
+
+export const ConcurrencyLimitScalarFieldEnum = {
+  key: 'key',
+  maxRunning: 'maxRunning',
+  updatedAt: 'updatedAt'
+} as const
+
+export type ConcurrencyLimitScalarFieldEnum = (typeof ConcurrencyLimitScalarFieldEnum)[keyof typeof ConcurrencyLimitScalarFieldEnum]
+
+
+export const TenantWeightScalarFieldEnum = {
+  tenant: 'tenant',
+  weight: 'weight',
+  updatedAt: 'updatedAt'
+} as const
+
+export type TenantWeightScalarFieldEnum = (typeof TenantWeightScalarFieldEnum)[keyof typeof TenantWeightScalarFieldEnum]
+
+
+export const TaskScalarFieldEnum = {
+  id: 'id',
+  tenant: 'tenant',
+  name: 'name',
+  totalJobs: 'totalJobs',
+  currentStep: 'currentStep',
+  createdAt: 'createdAt',
+  updatedAt: 'updatedAt'
+} as const
+
+export type TaskScalarFieldEnum = (typeof TaskScalarFieldEnum)[keyof typeof TaskScalarFieldEnum]
 
 
 export const SortOrder = {

@@ -65,6 +65,8 @@ export type WorkerCountAggregateOutputType = {
   concurrency: number
   executors: number
   status: number
+  queues: number
+  tags: number
   _all: number
 }
 
@@ -108,6 +110,8 @@ export type WorkerCountAggregateInputType = {
   concurrency?: true
   executors?: true
   status?: true
+  queues?: true
+  tags?: true
   _all?: true
 }
 
@@ -206,6 +210,8 @@ export type WorkerGroupByOutputType = {
   concurrency: number
   executors: runtime.JsonValue
   status: string
+  queues: string[]
+  tags: string[]
   _count: WorkerCountAggregateOutputType | null
   _avg: WorkerAvgAggregateOutputType | null
   _sum: WorkerSumAggregateOutputType | null
@@ -240,6 +246,8 @@ export type WorkerWhereInput = {
   concurrency?: Prisma.IntFilter<"Worker"> | number
   executors?: Prisma.JsonFilter<"Worker">
   status?: Prisma.StringFilter<"Worker"> | string
+  queues?: Prisma.StringNullableListFilter<"Worker">
+  tags?: Prisma.StringNullableListFilter<"Worker">
 }
 
 export type WorkerOrderByWithRelationInput = {
@@ -251,6 +259,8 @@ export type WorkerOrderByWithRelationInput = {
   concurrency?: Prisma.SortOrder
   executors?: Prisma.SortOrder
   status?: Prisma.SortOrder
+  queues?: Prisma.SortOrder
+  tags?: Prisma.SortOrder
 }
 
 export type WorkerWhereUniqueInput = Prisma.AtLeast<{
@@ -265,6 +275,8 @@ export type WorkerWhereUniqueInput = Prisma.AtLeast<{
   concurrency?: Prisma.IntFilter<"Worker"> | number
   executors?: Prisma.JsonFilter<"Worker">
   status?: Prisma.StringFilter<"Worker"> | string
+  queues?: Prisma.StringNullableListFilter<"Worker">
+  tags?: Prisma.StringNullableListFilter<"Worker">
 }, "id">
 
 export type WorkerOrderByWithAggregationInput = {
@@ -276,6 +288,8 @@ export type WorkerOrderByWithAggregationInput = {
   concurrency?: Prisma.SortOrder
   executors?: Prisma.SortOrder
   status?: Prisma.SortOrder
+  queues?: Prisma.SortOrder
+  tags?: Prisma.SortOrder
   _count?: Prisma.WorkerCountOrderByAggregateInput
   _avg?: Prisma.WorkerAvgOrderByAggregateInput
   _max?: Prisma.WorkerMaxOrderByAggregateInput
@@ -295,6 +309,8 @@ export type WorkerScalarWhereWithAggregatesInput = {
   concurrency?: Prisma.IntWithAggregatesFilter<"Worker"> | number
   executors?: Prisma.JsonWithAggregatesFilter<"Worker">
   status?: Prisma.StringWithAggregatesFilter<"Worker"> | string
+  queues?: Prisma.StringNullableListFilter<"Worker">
+  tags?: Prisma.StringNullableListFilter<"Worker">
 }
 
 export type WorkerCreateInput = {
@@ -306,6 +322,8 @@ export type WorkerCreateInput = {
   concurrency: number
   executors?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: string
+  queues?: Prisma.WorkerCreatequeuesInput | string[]
+  tags?: Prisma.WorkerCreatetagsInput | string[]
 }
 
 export type WorkerUncheckedCreateInput = {
@@ -317,6 +335,8 @@ export type WorkerUncheckedCreateInput = {
   concurrency: number
   executors?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: string
+  queues?: Prisma.WorkerCreatequeuesInput | string[]
+  tags?: Prisma.WorkerCreatetagsInput | string[]
 }
 
 export type WorkerUpdateInput = {
@@ -328,6 +348,8 @@ export type WorkerUpdateInput = {
   concurrency?: Prisma.IntFieldUpdateOperationsInput | number
   executors?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: Prisma.StringFieldUpdateOperationsInput | string
+  queues?: Prisma.WorkerUpdatequeuesInput | string[]
+  tags?: Prisma.WorkerUpdatetagsInput | string[]
 }
 
 export type WorkerUncheckedUpdateInput = {
@@ -339,6 +361,8 @@ export type WorkerUncheckedUpdateInput = {
   concurrency?: Prisma.IntFieldUpdateOperationsInput | number
   executors?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: Prisma.StringFieldUpdateOperationsInput | string
+  queues?: Prisma.WorkerUpdatequeuesInput | string[]
+  tags?: Prisma.WorkerUpdatetagsInput | string[]
 }
 
 export type WorkerCreateManyInput = {
@@ -350,6 +374,8 @@ export type WorkerCreateManyInput = {
   concurrency: number
   executors?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: string
+  queues?: Prisma.WorkerCreatequeuesInput | string[]
+  tags?: Prisma.WorkerCreatetagsInput | string[]
 }
 
 export type WorkerUpdateManyMutationInput = {
@@ -361,6 +387,8 @@ export type WorkerUpdateManyMutationInput = {
   concurrency?: Prisma.IntFieldUpdateOperationsInput | number
   executors?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: Prisma.StringFieldUpdateOperationsInput | string
+  queues?: Prisma.WorkerUpdatequeuesInput | string[]
+  tags?: Prisma.WorkerUpdatetagsInput | string[]
 }
 
 export type WorkerUncheckedUpdateManyInput = {
@@ -372,6 +400,8 @@ export type WorkerUncheckedUpdateManyInput = {
   concurrency?: Prisma.IntFieldUpdateOperationsInput | number
   executors?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: Prisma.StringFieldUpdateOperationsInput | string
+  queues?: Prisma.WorkerUpdatequeuesInput | string[]
+  tags?: Prisma.WorkerUpdatetagsInput | string[]
 }
 
 export type WorkerCountOrderByAggregateInput = {
@@ -383,6 +413,8 @@ export type WorkerCountOrderByAggregateInput = {
   concurrency?: Prisma.SortOrder
   executors?: Prisma.SortOrder
   status?: Prisma.SortOrder
+  queues?: Prisma.SortOrder
+  tags?: Prisma.SortOrder
 }
 
 export type WorkerAvgOrderByAggregateInput = {
@@ -415,6 +447,24 @@ export type WorkerSumOrderByAggregateInput = {
   concurrency?: Prisma.SortOrder
 }
 
+export type WorkerCreatequeuesInput = {
+  set: string[]
+}
+
+export type WorkerCreatetagsInput = {
+  set: string[]
+}
+
+export type WorkerUpdatequeuesInput = {
+  set?: string[]
+  push?: string | string[]
+}
+
+export type WorkerUpdatetagsInput = {
+  set?: string[]
+  push?: string | string[]
+}
+
 
 
 export type WorkerSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -426,6 +476,8 @@ export type WorkerSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs =
   concurrency?: boolean
   executors?: boolean
   status?: boolean
+  queues?: boolean
+  tags?: boolean
 }, ExtArgs["result"]["worker"]>
 
 export type WorkerSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -437,6 +489,8 @@ export type WorkerSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extens
   concurrency?: boolean
   executors?: boolean
   status?: boolean
+  queues?: boolean
+  tags?: boolean
 }, ExtArgs["result"]["worker"]>
 
 export type WorkerSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -448,6 +502,8 @@ export type WorkerSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extens
   concurrency?: boolean
   executors?: boolean
   status?: boolean
+  queues?: boolean
+  tags?: boolean
 }, ExtArgs["result"]["worker"]>
 
 export type WorkerSelectScalar = {
@@ -459,9 +515,11 @@ export type WorkerSelectScalar = {
   concurrency?: boolean
   executors?: boolean
   status?: boolean
+  queues?: boolean
+  tags?: boolean
 }
 
-export type WorkerOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "host" | "pid" | "startedAt" | "lastHeartbeatAt" | "concurrency" | "executors" | "status", ExtArgs["result"]["worker"]>
+export type WorkerOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "host" | "pid" | "startedAt" | "lastHeartbeatAt" | "concurrency" | "executors" | "status" | "queues" | "tags", ExtArgs["result"]["worker"]>
 
 export type $WorkerPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   name: "Worker"
@@ -475,6 +533,14 @@ export type $WorkerPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs
     concurrency: number
     executors: runtime.JsonValue
     status: string
+    /**
+     * Queues this worker serves; null means every queue.
+     */
+    queues: string[]
+    /**
+     * A job runs here only if all its tags are among these.
+     */
+    tags: string[]
   }, ExtArgs["result"]["worker"]>
   composites: {}
 }
@@ -906,6 +972,8 @@ export interface WorkerFieldRefs {
   readonly concurrency: Prisma.FieldRef<"Worker", 'Int'>
   readonly executors: Prisma.FieldRef<"Worker", 'Json'>
   readonly status: Prisma.FieldRef<"Worker", 'String'>
+  readonly queues: Prisma.FieldRef<"Worker", 'String[]'>
+  readonly tags: Prisma.FieldRef<"Worker", 'String[]'>
 }
     
 

@@ -1,0 +1,2 @@
+export { explainFromFacts, type JobExplanation, type WaitReason } from "./explain";
+export { parseRateLimitSpec, resolveRateLimit, type RateLimitOptions, type RateLimit } from "./rates";
