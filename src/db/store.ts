@@ -1,9 +1,8 @@
 import { databaseFor, sqlState, SqlState, type Database, type RawQueryClient } from "./database";
 import { cancelDownstream } from "./sql/cancel";
-import { claimJobs, failExpiredLeases, releaseJobs, renewLeases, retryExpiredLeases, type ClaimRequest } from "./sql/claim";
+import { claimJobs, type ClaimedRow, failExpiredLeases, releaseJobs, renewLeases, retryExpiredLeases, type ClaimRequest } from "./sql/claim";
 import { archiveCompleted, recordFailure, unblockDependents, type Completion, type Failure, type FailureOutcome } from "./sql/finish";
 import { deferRateLimited, pauseRateLimitKey } from "./sql/limits";
-import type { JobRow } from "./sql/rows";
 
 /**
  * The worker's seam to the database: claim, complete, fail, renew, release
@@ -18,7 +17,7 @@ export class JobStore {
   }
 
   /** Claims up to `limit` ready jobs for a worker. */
-  claim(request: ClaimRequest): Promise<JobRow[]> {
+  claim(request: ClaimRequest): Promise<ClaimedRow[]> {
     if (request.limit <= 0) return Promise.resolve([]);
     return claimJobs(this.db, request);
   }

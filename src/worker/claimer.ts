@@ -30,8 +30,9 @@ export class Claimer {
     if (limit <= 0) return { rows: [] };
     if (!this.flowMode) {
       const rows = await this.store.claim({ workerId, limit, leaseSeconds, filter: this.filter });
-      if (rows.length >= limit || !(await flowJobsWaiting(this.store.db, this.filter))) return { rows };
-      this.flowMode = true;
+      // Claimed rows carry the flag; with none claimed, ask.
+      this.flowMode = rows.length > 0 ? rows[0].flow_waiting : await flowJobsWaiting(this.store.db, this.filter);
+      if (rows.length >= limit || !this.flowMode) return { rows };
       const more = await this.flow(workerId, limit - rows.length, leaseSeconds);
       return { rows: [...rows, ...more.rows], retryInMs: more.retryInMs };
     }

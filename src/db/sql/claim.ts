@@ -2,6 +2,9 @@ import type { Sql } from "../database";
 import { filterCondition, type WorkerFilter } from "./limits";
 import { archiveInsert, LIVE_COLUMNS, type JobRow } from "./rows";
 
+/** A claimed job, and whether jobs needing the flow-control claim wait too. */
+export type ClaimedRow = JobRow & { flow_waiting: boolean };
+
 /** What a worker asks for when it claims. */
 export interface ClaimRequest {
   workerId: string;
@@ -26,9 +29,9 @@ export interface ClaimRequest {
  * that use those features are claimed by the flow-control claim
  * (src/limits/claim.ts), which enforces the limits.
  */
-export async function claimJobs(sql: Sql, request: ClaimRequest): Promise<JobRow[]> {
+export async function claimJobs(sql: Sql, request: ClaimRequest): Promise<ClaimedRow[]> {
   const where = filterCondition(request.filter ?? { queues: null, tags: [] }, "jobs", 4);
-  const rows = await sql.query<JobRow>(
+  const rows = await sql.query<ClaimedRow>(
     `WITH candidates AS MATERIALIZED (
        SELECT id FROM jobs
        WHERE status = 'pending' AND pending_dependencies = 0 AND COALESCE(tenant, '') = '' AND run_at <= now()
@@ -43,7 +46,14 @@ export async function claimJobs(sql: Sql, request: ClaimRequest): Promise<JobRow
        FROM candidates c WHERE jobs.id = c.id
        RETURNING jobs.*
      )
-     SELECT ${LIVE_COLUMNS} FROM j`,
+     SELECT ${LIVE_COLUMNS}, f.flow_waiting FROM j
+     -- One probe of jobs_ready_flow_idx (empty when flow control is unused):
+     -- tells the worker to switch to the flow-control claim next round.
+     CROSS JOIN (SELECT EXISTS (
+       SELECT 1 FROM jobs WHERE status = 'pending' AND pending_dependencies = 0
+         AND (tenant IS NOT NULL OR rate_limit_key IS NOT NULL OR concurrency_key IS NOT NULL)
+         AND run_at <= now()${where.sql}
+     ) AS flow_waiting) f`,
     [request.workerId, request.limit, request.leaseSeconds, ...where.params],
   );
   return rows.sort((a, b) => b.priority - a.priority || a.run_at.getTime() - b.run_at.getTime() || (a.id < b.id ? -1 : 1));
