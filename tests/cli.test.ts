@@ -65,6 +65,48 @@ describe("skein command", () => {
   });
 });
 
+describe("flow control from the command line", () => {
+  beforeEach(() => ctx.pool.query("TRUNCATE rate_limits, concurrency_limits, tasks"));
+
+  it("sets and lists rate limits, creates a task of no-op jobs, shows its progress and explains a job", async () => {
+    const limits = await skein("rate-limits", "openai=120/s", "gemini=60/m:5", "--json");
+    expect(limits.code).toBe(0);
+    expect(JSON.parse(limits.stdout)).toEqual([
+      expect.objectContaining({ key: "gemini", perSecond: 1, burst: 5 }),
+      expect.objectContaining({ key: "openai", perSecond: 120, burst: 12 }),
+    ]);
+    expect((await skein("rate-limits", "--remove", "gemini")).stdout).not.toMatch(/gemini/);
+
+    const created = await skein("create-task", "--tenant", "orgA", "--jobs", "25", "--provider", "openai", "--json");
+    expect(created.code).toBe(0);
+    const task = JSON.parse(created.stdout) as { id: string; totalJobs: number; tenant: string };
+    expect(task).toMatchObject({ totalJobs: 25, tenant: "orgA" });
+    const shown = await skein("task", task.id);
+    expect(shown.stdout).toMatch(/0% done/);
+    expect(shown.stdout).toMatch(/25 jobs: 25 pending/);
+
+    const { rows } = await ctx.pool.query<{ id: string }>("SELECT id FROM jobs WHERE task_id = $1 LIMIT 1", [task.id]);
+    const job = await skein("show", rows[0].id, "--json");
+    expect(JSON.parse(job.stdout)).toMatchObject({ tenant: "orgA", rateLimitKey: "openai", payload: { agent_name: "noop" } });
+    const why = await skein("explain", rows[0].id);
+    expect(why.code).toBe(0);
+    expect(why.stdout).toMatch(/no live worker/);
+  });
+
+  it("creates a job with flow-control fields and rejects bad specs with exit code 2", async () => {
+    const made = await skein("create-job", "--type", "agent", "--name", "x", "--queue", "emails", "--tenant", "orgB", "--concurrency-key", "c-1", "--tag", "gpu", "--json");
+    expect(JSON.parse(made.stdout)).toMatchObject({ queue: "emails", tenant: "orgB", concurrencyKey: "c-1", tags: ["gpu"] });
+    for (const args of [["rate-limits", "openai=fast"], ["create-task", "--tenant", "x", "--jobs", "0"]]) {
+      const result = await skein(...args);
+      expect(result.code).toBe(2);
+      expect(result.stderr.trim().split("\n")).toHaveLength(1);
+    }
+    const bad = await runCli("run-worker", ["--rate-limit", "openai=120/h", "--database-url", ctx.db.url]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--rate-limit/);
+  });
+});
+
 describe("run-worker --status and init-worker", () => {
   it("prints workers, counts, ready versus blocked, and why jobs wait; --json gives the same", async () => {
     await ctx.jobManager.createJobs([
