@@ -36,3 +36,37 @@ export class ReadyNotifier {
       });
   }
 }
+
+/** Channel on which cancelled job ids are announced, so that workers abort them at once. */
+export const CANCELLED_CHANNEL = "skein_jobs_cancelled";
+
+/**
+ * Announces cancelled jobs to workers (a JSON array of ids per notification,
+ * kept under PostgreSQL's 8,000-byte payload limit). A lost notification only
+ * delays the abort until the worker's next heartbeat finds the lease gone.
+ */
+export class CancelNotifier {
+  constructor(
+    private readonly sql: Sql,
+    private readonly onError: (error: unknown) => void = () => undefined,
+  ) {}
+
+  send(ids: readonly string[]): void {
+    const chunks: string[][] = [[]];
+    let size = 2;
+    for (const id of ids) {
+      const cost = JSON.stringify(id).length + 1;
+      if (cost > 7000) continue; // an id this long cannot be announced; the heartbeat catches it
+      if (size + cost > 7000) {
+        chunks.push([]);
+        size = 2;
+      }
+      chunks[chunks.length - 1].push(id);
+      size += cost;
+    }
+    for (const chunk of chunks) {
+      if (chunk.length === 0) continue;
+      this.sql.query(`SELECT 1 AS sent FROM (SELECT pg_notify($1, $2)) AS n`, [CANCELLED_CHANNEL, JSON.stringify(chunk)]).catch(this.onError);
+    }
+  }
+}

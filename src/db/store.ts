@@ -1,5 +1,5 @@
 import { databaseFor, sqlState, SqlState, type Database, type RawQueryClient } from "./database";
-import { cancelDownstream } from "./sql/cancel";
+import { finishDownstream } from "./sql/cancel";
 import { claimJobs, type ClaimedRow, failExpiredLeases, releaseJobs, renewLeases, retryExpiredLeases, type ClaimRequest } from "./sql/claim";
 import { archiveCompleted, recordFailure, unblockDependents, type Completion, type Failure, type FailureOutcome } from "./sql/finish";
 import { deferRateLimited, pauseRateLimitKey } from "./sql/limits";
@@ -42,7 +42,7 @@ export class JobStore {
     return retryTransient(() =>
       this.db.transaction(async (sql) => {
         const outcome = await recordFailure(sql, failure);
-        if (outcome === "failed") await cancelDownstream(sql, [{ id: failure.id, status: "failed" }]);
+        if (outcome === "failed") await finishDownstream(sql, [{ id: failure.id, status: "failed" }]);
         return outcome;
       }),
     );
@@ -81,7 +81,7 @@ export class JobStore {
     const failed = await retryTransient(() =>
       this.db.transaction(async (sql) => {
         const ids = await failExpiredLeases(sql, batch);
-        if (ids.length > 0) await cancelDownstream(sql, ids.map((id) => ({ id, status: "failed" as const })));
+        if (ids.length > 0) await finishDownstream(sql, ids.map((id) => ({ id, status: "failed" as const })));
         return ids;
       }),
     );

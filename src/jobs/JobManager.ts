@@ -1,15 +1,16 @@
 import { databaseFor, databaseInTransaction, sqlState, SqlState, type Database, type RawQueryClient, type Sql } from "../db/database";
 import { retryTransient } from "../db/store";
-import { ReadyNotifier } from "../db/notifier";
-import { archiveCancelled, cancelDownstream } from "../db/sql/cancel";
-import { archivedStatuses, existingIds, insertCancelled, insertEdges, insertJobs, lockLiveJobs, notifyReady, type NewJobRow } from "../db/sql/insert";
-import { findJob, historyJobs, liveJobs, pruneHistory, readyJobs, restoreFromHistory } from "../db/sql/read";
+import { CancelNotifier, ReadyNotifier } from "../db/notifier";
+import { childIds, deadLetters } from "../db/sql/graph";
+import { archivedStatuses, existingIds, insertEnded, insertEdges, insertJobs, lockLiveJobs, notifyReady, type NewJobRow } from "../db/sql/insert";
+import { findJob, historyJobs, liveJobs, pruneHistory, readyJobs } from "../db/sql/read";
 import { toJob, type JobRow } from "../db/sql/rows";
 import { silentLogger, type Logger } from "../logging";
 import { orderBatch, planJobs, type DependencyState, type JobPlan } from "./dependencies";
-import { DuplicateJobIdError, InvalidJobStateError, JobNotFoundError, UnknownDependencyError, ValidationError } from "./errors";
+import { DuplicateJobIdError, InvalidJobStateError, UnknownDependencyError, ValidationError } from "./errors";
 import { FINAL_STATUSES, JobStatus, type CreateJobInput, type CreateTaskInput, type Job, type JsonValue, type Task } from "./types";
 import { checkText, LIMITS, normalizeJobInput } from "./validation";
+import { cancelInTransaction, retryInTransaction } from "./graph";
 import { randomUUID } from "node:crypto";
 import { deleteRateLimit, explainFacts, listRateLimits, upsertConcurrencyLimit, upsertRateLimit, upsertTenantWeight } from "../db/sql/limits";
 import { insertTask, readTask } from "../db/sql/tasks";
@@ -39,6 +40,14 @@ export interface CreateJobOptions {
   tx?: RawQueryClient;
 }
 
+/** Options for {@link JobManager.cancelJob}. */
+export interface CancelOptions {
+  /** Cancel everything downstream too, running jobs included, whatever the edges' policies. @defaultValue false */
+  cascade?: boolean;
+  /** Recorded as the job's error message. @defaultValue "cancelled by request" */
+  reason?: string;
+}
+
 /** Options for {@link JobManager.getJobHistory}. */
 export interface HistoryQuery {
   /** @defaultValue 100 */
@@ -64,6 +73,7 @@ export interface ListQuery {
 export class JobManager {
   private readonly db: Database;
   private readonly notifier: ReadyNotifier;
+  private readonly cancelNotifier: CancelNotifier;
   private readonly logger: Logger;
 
   /** @param prisma a client from `createPrismaClient` (fast path) or any Prisma client for PostgreSQL. */
@@ -71,6 +81,7 @@ export class JobManager {
     this.db = databaseFor(prisma);
     this.logger = options.logger ?? silentLogger();
     this.notifier = new ReadyNotifier(this.db, (error) => this.logger.warn("ready notification failed", { error: String(error) }));
+    this.cancelNotifier = new CancelNotifier(this.db, (error) => this.logger.warn("cancel notification failed", { error: String(error) }));
   }
 
   /**
@@ -103,7 +114,7 @@ export class JobManager {
       }),
     );
     if (ready && !inCallerTx) this.notifier.poke();
-    const byId = new Map(rows.map((row) => [row.id, toJob(row)]));
+    const byId = new Map(rows.map((row) => [row.id, { ...toJob(row), childIds: [] as string[] }]));
     return normalized.map((job) => byId.get(job.id) as Job);
   }
 
@@ -134,24 +145,26 @@ export class JobManager {
       task_id: link.taskId,
       parent_id: link.parentId,
     });
-    const live = plans.filter((p) => !p.cancelledBy);
-    const cancelled = plans.filter((p) => p.cancelledBy);
+    const live = plans.filter((p) => !p.endedBy);
+    const ended = plans.filter((p) => p.endedBy);
     try {
       const rows = live.length > 0 ? await insertJobs(sql, live.map(toRow)) : [];
-      await insertEdges(sql, live.flatMap((p) => p.job.dependencyIds.map((dep) => ({ job_id: p.job.id, depends_on_id: dep }))));
-      const cancelledRows =
-        cancelled.length > 0
-          ? await insertCancelled(
+      // Edges of ended jobs are kept too: retrying a dependency restores them (retryJob downstream).
+      await insertEdges(sql, plans.flatMap((p) => p.job.dependencyIds.map((dep) => ({ job_id: p.job.id, depends_on_id: dep, on_failure: p.job.policies.get(dep) ?? "cancel" }))));
+      const endedRows =
+        ended.length > 0
+          ? await insertEnded(
               sql,
-              cancelled.map((p) => ({
+              ended.map((p) => ({
                 ...toRow(p),
-                error_message: `cancelled because job ${JSON.stringify(p.cancelledBy?.id)} ${p.cancelledBy?.status}`,
+                status: p.endedBy?.outcome ?? "cancelled",
+                error_message: `${p.endedBy?.outcome} because job ${JSON.stringify(p.endedBy?.id)} ${p.endedBy?.status}`,
               })),
             )
           : [];
       const now = Date.now();
       const ready = rows.some((r) => r.pending_dependencies === 0 && r.run_at.getTime() <= now);
-      return { rows: [...rows, ...cancelledRows], ready };
+      return { rows: [...rows, ...endedRows], ready };
     } catch (error) {
       // Two calls raced to create the same id: the loser gets the typed error.
       if (sqlState(error) === SqlState.uniqueViolation) throw new DuplicateJobIdError(await existingIds(sql, ids).catch(() => ids));
@@ -179,7 +192,8 @@ export class JobManager {
   async getJob(id: string): Promise<Job | null> {
     if (typeof id !== "string") throw new ValidationError("id", "must be a string");
     const row = await findJob(this.db, id);
-    return row ? toJob(row) : null;
+    if (!row) return null;
+    return { ...toJob(row), childIds: await childIds(this.db, id) };
   }
 
   /** Pending jobs whose dependencies have all completed and whose `runAt` has come, in the order workers take them. */
@@ -205,55 +219,66 @@ export class JobManager {
   }
 
   /**
-   * Cancels a pending or running job and, transitively, every job that depends
-   * on it. A running job's worker loses its lease: its result is refused.
-   * Cancelling an already cancelled job returns it unchanged.
+   * Cancels a pending or running job. Its dependents follow their edges'
+   * failure policies (by default they are cancelled too, transitively); with
+   * `cascade: true` everything downstream is cancelled, running jobs included.
+   * Running jobs lose their lease and their workers abort them at once (their
+   * late results are refused). Cancelling an already cancelled job returns it
+   * unchanged.
    */
-  async cancelJob(id: string, reason = "cancelled by request"): Promise<Job> {
-    await this.retryDeadlocks(false, () =>
-      this.db.transaction(async (sql) => {
-        if (await archiveCancelled(sql, id, reason)) {
-          await cancelDownstream(sql, [{ id, status: "cancelled" }]);
-          return;
-        }
-        const existing = await findJob(sql, id);
-        if (!existing) throw new JobNotFoundError(id);
-        if (existing.status !== JobStatus.CANCELLED) throw new InvalidJobStateError(id, `job ${JSON.stringify(id)} has already ${existing.status}; it cannot be cancelled`);
-      }),
-    );
+  async cancelJob(id: string, options: CancelOptions | string = {}): Promise<Job> {
+    const { cascade = false, reason = "cancelled by request" } = typeof options === "string" ? { reason: options } : options;
+    const outcome = await this.retryDeadlocks(false, () => this.db.transaction((sql) => cancelInTransaction(sql, id, { cascade, reason })));
+    if (outcome.ended.length > 0) this.cancelNotifier.send(outcome.ended);
+    if (outcome.ready > 0) this.notifier.poke();
     return (await this.getJob(id)) as Job;
   }
 
   /**
    * Puts a failed or cancelled job back to pending with its retry count reset.
-   * Its dependencies must not have failed or been cancelled themselves (retry them first).
+   * With `downstream: true`, its cancelled descendants are restored to pending
+   * too, keeping their edges. Its dependencies must not have failed or been
+   * cancelled themselves (unless its edge ignores that; retry them first).
    */
-  async retryJob(id: string): Promise<Job> {
-    const row = await this.retryDeadlocks(false, () =>
-      this.db.transaction(async (sql) => {
-        const existing = await findJob(sql, id);
-        if (!existing) throw new JobNotFoundError(id);
-        if (existing.status !== JobStatus.FAILED && existing.status !== JobStatus.CANCELLED) {
-          throw new InvalidJobStateError(id, `job ${JSON.stringify(id)} is ${existing.status}; only failed or cancelled jobs can be retried`);
-        }
-        const deps = [...new Set(existing.dependencies)];
-        const states = new Map<string, string>();
-        for (const r of await lockLiveJobs(sql, deps)) states.set(r.id, "live");
-        for (const r of await archivedStatuses(sql, deps.filter((d) => !states.has(d)))) states.set(r.id, r.status);
-        const blocked = deps.filter((d) => states.get(d) !== "live" && states.get(d) !== "completed");
-        if (blocked.length > 0) {
-          const what = blocked.map((d) => `${JSON.stringify(d)} (${states.get(d) ?? "pruned from history"})`).join(", ");
-          throw new InvalidJobStateError(id, `job ${JSON.stringify(id)} cannot run again: its dependencies ${what} will never complete; retry them first`);
-        }
-        const pending = deps.filter((d) => states.get(d) === "live").length;
-        const restored = await restoreFromHistory(sql, id, pending);
-        if (!restored) throw new InvalidJobStateError(id, `job ${JSON.stringify(id)} changed while retrying; try again`);
-        await insertEdges(sql, deps.map((dep) => ({ job_id: id, depends_on_id: dep })));
-        return restored;
-      }),
-    );
-    if (row.pending_dependencies === 0) this.notifier.poke();
-    return toJob(row);
+  async retryJob(id: string, options: { downstream?: boolean } = {}): Promise<Job> {
+    const rows = await this.retryDeadlocks(false, () => this.db.transaction((sql) => retryInTransaction(sql, id, { downstream: options.downstream === true })));
+    if (rows.some((r) => r.pending_dependencies === 0)) this.notifier.poke();
+    return toJob(rows[0]);
+  }
+
+  /** Finally failed jobs (the dead-letter queue), most recent first. */
+  async listDeadLetters(options: { since?: Date | string; limit?: number } = {}): Promise<Job[]> {
+    const since = options.since === undefined ? undefined : checkSince(options.since);
+    return (await deadLetters(this.db, { since, limit: checkLimit(options.limit) })).map(toJob);
+  }
+
+  /**
+   * Replays finally failed jobs (`retryJob(id, { downstream: true })` each):
+   * the given `ids`, those failed `since` a time, or `all`. A job whose own
+   * dependencies can never complete is skipped with the reason.
+   */
+  async replayDeadLetters(options: { ids?: string[]; since?: Date | string; all?: boolean }): Promise<{ replayed: string[]; restored: number; skipped: Array<{ id: string; reason: string }> }> {
+    const chosen = [options.ids !== undefined, options.since !== undefined, options.all === true].filter(Boolean).length;
+    if (chosen !== 1) throw new ValidationError("replay", "give exactly one of ids, since or all");
+    const ids = options.ids?.map((id, i) => checkText(id, `ids[${i}]`, LIMITS.idLength, false));
+    const since = options.since === undefined ? undefined : checkSince(options.since);
+    const failed = await deadLetters(this.db, { ids, since, limit: 100_000 });
+    const replayed: string[] = [];
+    const skipped: Array<{ id: string; reason: string }> = [];
+    let restored = 0;
+    for (const row of failed.reverse()) {
+      try {
+        const rows = await this.retryDeadlocks(false, () => this.db.transaction((sql) => retryInTransaction(sql, row.id, { downstream: true })));
+        replayed.push(row.id);
+        restored += rows.length;
+      } catch (error) {
+        if (!(error instanceof InvalidJobStateError)) throw error;
+        skipped.push({ id: row.id, reason: error.message });
+      }
+    }
+    for (const id of ids ?? []) if (!failed.some((r) => r.id === id)) skipped.push({ id, reason: `job ${JSON.stringify(id)} is not a failed job in history` });
+    if (replayed.length > 0) this.notifier.poke();
+    return { replayed, restored, skipped };
   }
 
   /** Deletes history older than `days` days; returns how many rows were deleted. Live jobs are never affected. */
@@ -368,6 +393,12 @@ function checkLimit(limit: number | undefined): number {
   if (limit === undefined) return 100;
   if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new ValidationError("limit", "must be an integer from 1 to 100000");
   return limit;
+}
+
+function checkSince(value: Date | string): Date {
+  const date = value instanceof Date ? value : new Date(value);
+  if (Number.isNaN(date.getTime())) throw new ValidationError("since", "must be a valid Date or ISO 8601 string");
+  return date;
 }
 
 function checkStatus(status: unknown): JobStatus | undefined {

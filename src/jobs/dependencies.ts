@@ -7,7 +7,9 @@ import type { NormalizedJob } from "./validation";
  * - jobs of one call may depend on each other, but not in a cycle (jobs that
  *   already exist cannot depend on new ones, so no cycle can pass through them);
  * - a job whose dependency has already failed or been cancelled is created
- *   cancelled, and so, transitively, are its dependents in the same call.
+ *   ended, by the edge's failure policy: `cancel` (the default) creates it
+ *   cancelled, `fail` creates it failed, `ignore` counts the dependency as
+ *   finished; transitively through the dependents in the same call.
  */
 
 /** Where a dependency stands when the new jobs are written. */
@@ -18,8 +20,8 @@ export interface JobPlan {
   job: NormalizedJob;
   /** Dependencies that have not completed yet. */
   pendingDependencies: number;
-  /** Set when the job is created cancelled: the dependency that failed or was cancelled. */
-  cancelledBy?: { id: string; status: "failed" | "cancelled" };
+  /** Set when the job is created already ended: as what, and the dependency that caused it. */
+  endedBy?: { id: string; status: "failed" | "cancelled"; outcome: "failed" | "cancelled" };
 }
 
 /**
@@ -78,19 +80,22 @@ export function planJobs(ordered: readonly NormalizedJob[], external: ReadonlyMa
   const plans = new Map<string, JobPlan>();
   for (const job of ordered) {
     let pending = 0;
-    let cancelledBy: JobPlan["cancelledBy"];
+    let endedBy: JobPlan["endedBy"];
     for (const depId of job.dependencyIds) {
       const inBatch = plans.get(depId);
-      if (inBatch) {
-        if (inBatch.cancelledBy) cancelledBy ??= { id: depId, status: "cancelled" };
+      const state: DependencyState | undefined = inBatch ? (inBatch.endedBy?.outcome ?? "live") : external.get(depId);
+      if (state === "live") {
         pending++;
         continue;
       }
-      const state = external.get(depId);
-      if (state === "live") pending++;
-      else if (state === "failed" || state === "cancelled") cancelledBy ??= { id: depId, status: state };
+      if (state !== "failed" && state !== "cancelled") continue; // completed
+      const policy = job.policies.get(depId) ?? "cancel";
+      if (policy === "ignore") continue;
+      const outcome = policy === "fail" ? "failed" : "cancelled";
+      // The strongest outcome wins: failed over cancelled.
+      if (!endedBy || (outcome === "failed" && endedBy.outcome === "cancelled")) endedBy = { id: depId, status: state, outcome };
     }
-    plans.set(job.id, { job, pendingDependencies: pending, cancelledBy });
+    plans.set(job.id, { job, pendingDependencies: endedBy ? 0 : pending, endedBy });
   }
   return [...plans.values()];
 }

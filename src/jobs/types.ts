@@ -27,6 +27,22 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | { [key:
 /** A JSON object. */
 export type JsonObject = { [key: string]: JsonValue };
 
+/**
+ * What happens to a job when one of its dependencies ends `failed` or
+ * `cancelled`: `cancel` it (the default), `ignore` the failure (run once the
+ * dependency has finished, seeing its failure in `ctx.dependencyResults`), or
+ * `fail` it. Applied transitively.
+ */
+export type FailurePolicy = "cancel" | "ignore" | "fail";
+
+/** A dependency: a job id, or `{ id, onFailure }` to choose the edge's failure policy. */
+export type DependencySpec = string | { id: string; onFailure?: FailurePolicy };
+
+/** The job id of a dependency spec. */
+export function dependencyId(spec: DependencySpec): string {
+  return typeof spec === "string" ? spec : spec.id;
+}
+
 /** What to create: the input of `createJob` and `createJobs`. */
 export interface CreateJobInput {
   /** The job's id. Supply your own to reference jobs of the same `createJobs` call; else a UUID. */
@@ -38,8 +54,11 @@ export interface CreateJobInput {
   description?: string | null;
   /** Executor input: a JSON object. @defaultValue `{}` */
   payload?: JsonObject;
-  /** Ids of jobs that must complete before this one may run (existing jobs or jobs of the same call). */
-  dependencies?: string[];
+  /**
+   * Jobs that must finish before this one may run (existing jobs or jobs of the
+   * same call): ids, or `{ id, onFailure }` with a {@link FailurePolicy}.
+   */
+  dependencies?: DependencySpec[];
   /** How many times a failed attempt is retried. @defaultValue 3 */
   maxRetries?: number;
   /** Higher runs first. @defaultValue 0 */
@@ -69,8 +88,8 @@ export interface Job {
   name: string;
   description: string | null;
   payload: JsonObject;
-  /** The dependency ids as given at creation. */
-  dependencies: string[];
+  /** The dependencies as given at creation. */
+  dependencies: DependencySpec[];
   maxRetries: number;
   /** Retries used so far. */
   retryCount: number;
@@ -93,6 +112,10 @@ export interface Job {
   taskId: string | null;
   /** The job that created this one from inside its run (delegation), if any. */
   parentId: string | null;
+  /** Jobs this one created from inside its run (delegation); filled by `getJob` only. */
+  childIds?: string[];
+  /** When the job's last dependency finished (null if it was ready when created). */
+  readyAt: Date | null;
   timeoutSeconds: number | null;
   /** Worker holding the job's lease while it runs. */
   lockedBy: string | null;

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { ValidationError } from "./errors";
-import { JobType, type CreateJobInput, type JsonObject } from "./types";
+import { JobType, type DependencySpec, type FailurePolicy, type CreateJobInput, type JsonObject } from "./types";
 
 /** Limits on what a job may carry. */
 export const LIMITS = {
@@ -28,9 +28,11 @@ export interface NormalizedJob {
   description: string | null;
   payload: JsonObject;
   /** As given (for the `dependencies` column). */
-  dependencies: string[];
+  dependencies: DependencySpec[];
   /** Distinct dependency ids (for the edges). */
   dependencyIds: string[];
+  /** Each distinct dependency's failure policy. */
+  policies: Map<string, FailurePolicy>;
   maxRetries: number;
   priority: number;
   runAt: Date | null;
@@ -59,7 +61,7 @@ export function normalizeJobInput(input: CreateJobInput, where = ""): Normalized
       ? null
       : checkText(input.description, field("description"), LIMITS.descriptionLength, true);
   const payload = input.payload === undefined ? {} : checkPayload(input.payload, field("payload"));
-  const dependencies = checkDependencies(input.dependencies, field("dependencies"));
+  const { dependencies, policies } = checkDependencies(input.dependencies, field("dependencies"));
   return {
     id,
     jobType: input.jobType,
@@ -67,7 +69,8 @@ export function normalizeJobInput(input: CreateJobInput, where = ""): Normalized
     description,
     payload,
     dependencies,
-    dependencyIds: [...new Set(dependencies)],
+    dependencyIds: [...policies.keys()],
+    policies,
     maxRetries: checkInteger(input.maxRetries, field("maxRetries"), 3, 0, LIMITS.maxRetries),
     priority: checkInteger(input.priority, field("priority"), 0, -INT4_MAX, INT4_MAX),
     runAt: checkDate(input.runAt, field("runAt")),
@@ -134,11 +137,36 @@ function checkDate(value: unknown, field: string): Date | null {
   return date;
 }
 
-function checkDependencies(value: unknown, field: string): string[] {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) throw new ValidationError(field, "must be an array of job ids");
+const POLICIES: readonly FailurePolicy[] = ["cancel", "ignore", "fail"];
+
+function checkDependencies(value: unknown, field: string): { dependencies: DependencySpec[]; policies: Map<string, FailurePolicy> } {
+  const policies = new Map<string, FailurePolicy>();
+  if (value === undefined || value === null) return { dependencies: [], policies };
+  if (!Array.isArray(value)) throw new ValidationError(field, "must be an array of job ids or { id, onFailure } objects");
   if (value.length > LIMITS.dependencies) throw new ValidationError(field, `must list at most ${LIMITS.dependencies} jobs (got ${value.length})`);
-  return value.map((id, i) => checkText(id, `${field}[${i}]`, LIMITS.idLength, false));
+  const dependencies = value.map((item: unknown, i): DependencySpec => {
+    const where = `${field}[${i}]`;
+    let spec: DependencySpec;
+    let policy: FailurePolicy = "cancel";
+    if (typeof item === "object" && item !== null && !Array.isArray(item)) {
+      const { id, onFailure, ...rest } = item as { id?: unknown; onFailure?: unknown };
+      const extra = Object.keys(rest);
+      if (extra.length > 0) throw new ValidationError(`${where}.${extra[0]}`, "is not a dependency option (use id and onFailure)");
+      if (onFailure !== undefined && !POLICIES.includes(onFailure as FailurePolicy)) {
+        throw new ValidationError(`${where}.onFailure`, `must be one of ${POLICIES.map((p) => `"${p}"`).join(", ")} (got ${describe(onFailure)})`);
+      }
+      policy = (onFailure as FailurePolicy | undefined) ?? "cancel";
+      spec = { id: checkText(id, `${where}.id`, LIMITS.idLength, false), onFailure: policy };
+    } else {
+      spec = checkText(item, where, LIMITS.idLength, false);
+    }
+    const id = typeof spec === "string" ? spec : spec.id;
+    const earlier = policies.get(id);
+    if (earlier !== undefined && earlier !== policy) throw new ValidationError(where, `lists ${JSON.stringify(id)} again with another failure policy (${earlier}, then ${policy})`);
+    policies.set(id, policy);
+    return spec;
+  });
+  return { dependencies, policies };
 }
 
 /** Checks that a payload is a JSON object that survives the round trip through jsonb unchanged. */

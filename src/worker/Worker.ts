@@ -7,10 +7,11 @@ import type pg from "pg";
 import { poolOf } from "../db/client";
 import type { RawQueryClient } from "../db/database";
 import { READY_CHANNEL } from "../db/sql/insert";
+import { CANCELLED_CHANNEL } from "../db/notifier";
 import { toJob, type JobRow } from "../db/sql/rows";
 import { dependencyResults, deregisterWorker, registerWorker, touchWorker, type WorkerRegistration } from "../db/sql/workers";
 import { JobStore } from "../db/store";
-import type { Job, JsonValue } from "../jobs/types";
+import { dependencyId, type Job, type JsonValue } from "../jobs/types";
 import { silentLogger, type Logger } from "../logging";
 import { backoffMs, systemClock, type Clock } from "./clock";
 import { Claimer } from "./claimer";
@@ -108,8 +109,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (listenConfig) {
       this.listener = new ReadyListener(
         listenConfig,
-        READY_CHANNEL,
-        { onNotify: () => this.wake(true), onReconnect: () => this.wake(true) },
+        { [READY_CHANNEL]: () => this.wake(true), [CANCELLED_CHANNEL]: (payload) => this.abortCancelled(payload) },
+        { onReconnect: () => this.wake(true) },
         { clock: this.clock, logger: this.logger, random: this.options.random },
       );
       await this.listener.start();
@@ -233,7 +234,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   private async startJobs(rows: JobRow[]): Promise<void> {
-    const depIds = [...new Set(rows.flatMap((r) => r.dependencies))];
+    const depIds = [...new Set(rows.flatMap((r) => r.dependencies.map(dependencyId)))];
     let results = new Map<string, unknown>();
     if (depIds.length > 0) {
       try {
@@ -245,7 +246,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     for (const row of rows) {
       const job = toJob(row);
       const dependencyResultsOfJob: Record<string, JsonValue | null> = {};
-      for (const id of job.dependencies) dependencyResultsOfJob[id] = (results.get(id) ?? null) as JsonValue | null;
+      for (const id of job.dependencies.map(dependencyId)) dependencyResultsOfJob[id] = (results.get(id) ?? null) as JsonValue | null;
       const entry: RunningJob = new RunningJobState(job, row.lease_token as string, dependencyResultsOfJob);
       this.running.set(job.id, entry);
       this.emit("job:start", job);
@@ -277,6 +278,24 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.running.delete(entry.job.id);
       if (this.running.size === 0) for (const done of this.idleWaiters.splice(0)) done();
       this.wake();
+    }
+  }
+
+  /** Aborts the attempts of jobs that were just cancelled (their lease is gone; nothing they write is kept). */
+  private abortCancelled(payload: string): void {
+    let ids: unknown;
+    try {
+      ids = JSON.parse(payload);
+    } catch {
+      return;
+    }
+    if (!Array.isArray(ids)) return;
+    for (const id of ids) {
+      const entry = typeof id === "string" ? this.running.get(id) : undefined;
+      if (entry && entry.phase === "executing") {
+        this.logger.info("job cancelled while running; aborting the attempt", { jobId: id });
+        entry.abandon("lease-lost");
+      }
     }
   }
 

@@ -16,8 +16,8 @@ export class ReadyListener {
 
   constructor(
     private readonly config: pg.ClientConfig,
-    private readonly channel: string,
-    private readonly handlers: { onNotify: () => void; onReconnect: () => void },
+    private readonly channels: Record<string, (payload: string) => void>,
+    private readonly handlers: { onReconnect: () => void },
     private readonly options: { clock: Clock; logger: Logger; random: () => number },
   ) {}
 
@@ -38,12 +38,12 @@ export class ReadyListener {
   private async connect(isReconnect: boolean): Promise<void> {
     if (this.stopped) return;
     const client = new pg.Client({ ...this.config, application_name: "skein-listener" });
-    client.on("notification", () => this.handlers.onNotify());
+    client.on("notification", (message) => this.channels[message.channel]?.(message.payload ?? ""));
     client.on("error", (error) => this.lost(client, error));
     client.on("end", () => this.lost(client, new Error("connection ended")));
     try {
       await client.connect();
-      await client.query(`LISTEN ${client.escapeIdentifier(this.channel)}`);
+      for (const channel of Object.keys(this.channels)) await client.query(`LISTEN ${client.escapeIdentifier(channel)}`);
       if (this.stopped) {
         await client.end().catch(() => undefined);
         return;

@@ -33,26 +33,29 @@ export async function archiveCompleted(sql: Sql, completions: readonly Completio
 }
 
 /**
- * Decrements the unfinished-dependency count of every live dependent of the
- * completed jobs, locking the dependents in id order (no deadlocks between
+ * Decrements the unfinished-dependency count of every pending dependent of the
+ * completed jobs (with `onlyIgnoring`: of the failed or cancelled jobs, along
+ * the edges whose policy ignores that), locking the dependents in id order (no deadlocks between
  * concurrent completions), and notifies workers when any became ready.
  *
  * This must be a separate statement from the archiving: a statement that waited
  * for a row lock keeps its old snapshot, so a dependent created while the
  * completion waited would be missed and stay blocked forever.
  */
-export async function unblockDependents(sql: Sql, completedIds: readonly string[]): Promise<number> {
+export async function unblockDependents(sql: Sql, completedIds: readonly string[], options: { onlyIgnoring?: boolean } = {}): Promise<number> {
   if (completedIds.length === 0) return 0;
   const rows = await sql.query<{ ready: number }>(
     `WITH deps AS (
        SELECT d.job_id, count(*)::int AS n
        FROM job_dependencies d
-       WHERE d.depends_on_id = ANY($1::text[])
+       WHERE d.depends_on_id = ANY($1::text[]) AND (NOT $3::boolean OR d.on_failure = 'ignore')
        GROUP BY d.job_id
      ), locked AS (
-       SELECT c.id, deps.n FROM jobs c JOIN deps ON deps.job_id = c.id ORDER BY c.id FOR UPDATE OF c
+       SELECT c.id, deps.n FROM jobs c JOIN deps ON deps.job_id = c.id
+       WHERE c.status = 'pending' ORDER BY c.id FOR UPDATE OF c
      ), unblocked AS (
-       UPDATE jobs c SET pending_dependencies = c.pending_dependencies - l.n, updated_at = now()
+       UPDATE jobs c SET pending_dependencies = c.pending_dependencies - l.n, updated_at = now(),
+         ready_at = CASE WHEN c.pending_dependencies = l.n THEN clock_timestamp() ELSE c.ready_at END
        FROM locked l
        WHERE c.id = l.id
        RETURNING c.pending_dependencies, c.run_at
@@ -60,7 +63,7 @@ export async function unblockDependents(sql: Sql, completedIds: readonly string[
        SELECT count(*) FILTER (WHERE pending_dependencies = 0 AND run_at <= now())::int AS ready FROM unblocked
      )
      SELECT ready, (SELECT pg_notify($2, '') FROM counts WHERE ready > 0) IS NULL AS quiet FROM counts`,
-    [completedIds, READY_CHANNEL],
+    [completedIds, READY_CHANNEL, options.onlyIgnoring === true],
   );
   return rows[0]?.ready ?? 0;
 }

@@ -1,3 +1,4 @@
+import type { DependencySpec } from "../../jobs/types";
 import type { Sql } from "../database";
 import { HISTORY_COLUMNS, LIVE_COLUMNS, type JobRow } from "./rows";
 
@@ -8,7 +9,7 @@ export interface NewJobRow {
   name: string;
   description: string | null;
   payload: unknown;
-  dependencies: string[];
+  dependencies: DependencySpec[];
   max_retries: number;
   priority: number;
   /** ISO timestamp, or null for the database's now(). */
@@ -29,6 +30,7 @@ export interface NewJobRow {
 export interface EdgeRow {
   job_id: string;
   depends_on_id: string;
+  on_failure: "cancel" | "ignore" | "fail";
 }
 
 /** Notification channel that tells workers jobs became ready. */
@@ -94,22 +96,23 @@ export function insertJobs(sql: Sql, rows: readonly NewJobRow[]): Promise<JobRow
 export async function insertEdges(sql: Sql, edges: readonly EdgeRow[]): Promise<void> {
   if (edges.length === 0) return;
   await sql.query(
-    `INSERT INTO job_dependencies (job_id, depends_on_id)
-     SELECT job_id, depends_on_id FROM jsonb_to_recordset($1::jsonb) AS x(job_id text, depends_on_id text)`,
+    `INSERT INTO job_dependencies (job_id, depends_on_id, on_failure)
+     SELECT job_id, depends_on_id, on_failure FROM jsonb_to_recordset($1::jsonb) AS x(job_id text, depends_on_id text, on_failure text)
+     ON CONFLICT (job_id, depends_on_id) DO UPDATE SET on_failure = EXCLUDED.on_failure`,
     [JSON.stringify(edges)],
   );
 }
 
 /**
- * Records jobs that are cancelled from the start (a dependency had already
- * failed or been cancelled) directly in history, each with its reason.
+ * Records jobs that end from the start (a dependency had already failed or
+ * been cancelled) directly in history, each with its status and reason.
  */
-export function insertCancelled(sql: Sql, rows: ReadonlyArray<NewJobRow & { error_message: string }>): Promise<JobRow[]> {
+export function insertEnded(sql: Sql, rows: ReadonlyArray<NewJobRow & { error_message: string; status: "failed" | "cancelled" }>): Promise<JobRow[]> {
   return sql.query<JobRow>(
     `WITH input AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
          id text, job_type text, name text, description text, payload jsonb, dependencies jsonb,
-         max_retries int, priority int, run_at timestamptz, timeout_seconds int, error_message text,
+         max_retries int, priority int, run_at timestamptz, timeout_seconds int, error_message text, status text,
          queue text, tenant text, rate_limit_key text, rate_limit_cost int, concurrency_key text, tags text[],
          task_id text, parent_id text)
      ), h AS (
@@ -117,7 +120,7 @@ export function insertCancelled(sql: Sql, rows: ReadonlyArray<NewJobRow & { erro
          retry_count, attempts, status, error_message, priority, run_at, queue, tenant, rate_limit_key,
          rate_limit_cost, concurrency_key, tags, task_id, parent_id, timeout_seconds, completed_at,
          created_at, updated_at)
-       SELECT id, job_type, name, description, payload, dependencies, max_retries, 0, 0, 'cancelled',
+       SELECT id, job_type, name, description, payload, dependencies, max_retries, 0, 0, status,
               error_message, priority, COALESCE(run_at, now()), queue, tenant, rate_limit_key,
               rate_limit_cost, concurrency_key, tags, task_id, parent_id, timeout_seconds, now(), now(), now()
        FROM input

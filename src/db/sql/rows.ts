@@ -1,4 +1,4 @@
-import type { Job, JobStatus, JsonObject, JsonValue } from "../../jobs/types";
+import type { DependencySpec, Job, JobStatus, JsonObject, JsonValue } from "../../jobs/types";
 
 /** A job row as the statements in this folder return it (live and archived alike). */
 export interface JobRow {
@@ -7,7 +7,7 @@ export interface JobRow {
   name: string;
   description: string | null;
   payload: JsonObject;
-  dependencies: string[];
+  dependencies: DependencySpec[];
   max_retries: number;
   retry_count: number;
   attempts: number;
@@ -25,6 +25,7 @@ export interface JobRow {
   tags: string[];
   task_id: string | null;
   parent_id: string | null;
+  ready_at: Date | null;
   timeout_seconds: number | null;
   locked_by: string | null;
   lease_token: string | null;
@@ -40,14 +41,14 @@ export interface JobRow {
 /** Columns of a live job, in the shape of {@link JobRow}. */
 export const LIVE_COLUMNS = `j.id, j.job_type, j.name, j.description, j.payload, j.dependencies, j.max_retries,
   j.retry_count, j.attempts, j.status, j.error_message, j.result, j.priority, j.run_at, j.pending_dependencies,
-  j.queue, j.tenant, j.rate_limit_key, j.rate_limit_cost, j.concurrency_key, j.tags, j.task_id, j.parent_id, j.timeout_seconds, j.locked_by, j.lease_token, j.lease_expires_at, j.started_at, j.completed_at,
+  j.queue, j.tenant, j.rate_limit_key, j.rate_limit_cost, j.concurrency_key, j.tags, j.task_id, j.parent_id, j.ready_at, j.timeout_seconds, j.locked_by, j.lease_token, j.lease_expires_at, j.started_at, j.completed_at,
   j.created_at, j.updated_at, NULL::float8 AS duration_seconds, false AS archived`;
 
 /** Columns of an archived job, in the shape of {@link JobRow}. */
 export const HISTORY_COLUMNS = `h.job_id AS id, h.job_type, h.name, h.description, h.payload, h.dependencies,
   h.max_retries, h.retry_count, h.attempts, h.status, h.error_message, h.result, h.priority, h.run_at,
   0 AS pending_dependencies, h.queue, h.tenant, h.rate_limit_key, h.rate_limit_cost, h.concurrency_key, h.tags,
-  h.task_id, h.parent_id, h.timeout_seconds, h.locked_by, NULL::uuid AS lease_token,
+  h.task_id, h.parent_id, h.ready_at, h.timeout_seconds, h.locked_by, NULL::uuid AS lease_token,
   NULL::timestamptz AS lease_expires_at, h.started_at, h.completed_at, h.created_at, h.updated_at,
   h.duration_seconds, true AS archived`;
 
@@ -60,12 +61,12 @@ export function archiveInsert(source: string, status: string, error: string, res
   return `INSERT INTO job_history (job_id, job_type, name, description, payload, dependencies, max_retries,
       retry_count, attempts, status, error_message, result, priority, run_at, queue, tenant, rate_limit_key,
       rate_limit_cost, concurrency_key, tags, timeout_seconds, parent_id, task_id, locked_by, duration_seconds,
-      started_at, completed_at, created_at, updated_at)
+      started_at, completed_at, created_at, updated_at, ready_at)
     SELECT s.id, s.job_type, s.name, s.description, s.payload, s.dependencies, s.max_retries,
       s.retry_count, s.attempts, ${status}, ${error}, ${result}, s.priority, s.run_at, s.queue, s.tenant,
       s.rate_limit_key, s.rate_limit_cost, s.concurrency_key, s.tags, s.timeout_seconds, s.parent_id, s.task_id,
       s.locked_by, EXTRACT(EPOCH FROM (clock_timestamp() - s.started_at))::float8, s.started_at,
-      clock_timestamp(), s.created_at, clock_timestamp()
+      clock_timestamp(), s.created_at, clock_timestamp(), s.ready_at
     FROM ${source} s`;
 }
 
@@ -95,6 +96,7 @@ export function toJob(row: JobRow): Job {
     tags: row.tags,
     taskId: row.task_id,
     parentId: row.parent_id,
+    readyAt: row.ready_at,
     timeoutSeconds: row.timeout_seconds,
     lockedBy: row.locked_by,
     leaseExpiresAt: row.lease_expires_at,

@@ -61,12 +61,16 @@ export async function claimMaintenance(sql: Sql, task: string, intervalSeconds: 
   return rows.length > 0;
 }
 
-/** Results of finished jobs, by id (for a running job's `ctx.dependencyResults`). */
+/**
+ * Results of finished jobs, by id (for a running job's `ctx.dependencyResults`):
+ * the result of a completed job; `{ status, error }` for one that failed or was
+ * cancelled (a dependency whose edge ignores failures).
+ */
 export async function dependencyResults(sql: Sql, ids: readonly string[]): Promise<Map<string, unknown>> {
   if (ids.length === 0) return new Map();
-  const rows = await sql.query<{ id: string; result: unknown }>(
-    `SELECT job_id AS id, result FROM job_history WHERE job_id = ANY($1::text[])`,
+  const rows = await sql.query<{ id: string; result: unknown; status: string; error_message: string | null }>(
+    `SELECT job_id AS id, result, status, error_message FROM job_history WHERE job_id = ANY($1::text[])`,
     [ids],
   );
-  return new Map(rows.map((r) => [r.id, r.result]));
+  return new Map(rows.map((r) => [r.id, r.status === "completed" ? r.result : { status: r.status, error: r.error_message }]));
 }

@@ -25,8 +25,8 @@ export * from './enums';
 export type Job = Prisma.JobModel
 /**
  * Model JobDependency
- * One edge of the dependency graph: `jobId` waits on `dependsOnId`.
- * Kept while the waiting job is live; `dependsOnId` may already be archived.
+ * One edge of the dependency graph: `jobId` waits on `dependsOnId`, with the
+ * edge's failure policy. Kept until history is pruned (either end may be archived).
  */
 export type JobDependency = Prisma.JobDependencyModel
 /**
@@ -64,3 +64,23 @@ export type TenantWeight = Prisma.TenantWeightModel
  * A group of jobs of one tenant, with progress.
  */
 export type Task = Prisma.TaskModel
+/**
+ * Model JobEvent
+ * A state change a job's row cannot tell afterwards (retried attempt, lease lost, released, deferred).
+ */
+export type JobEvent = Prisma.JobEventModel
+/**
+ * Model JobLog
+ * A line an executor wrote with `ctx.log`.
+ */
+export type JobLog = Prisma.JobLogModel
+/**
+ * Model Schedule
+ * A recurring schedule: a cron expression in a timezone, or an interval.
+ */
+export type Schedule = Prisma.ScheduleModel
+/**
+ * Model ScheduleTick
+ * One row per schedule and tick: each tick enqueues exactly one job.
+ */
+export type ScheduleTick = Prisma.ScheduleTickModel

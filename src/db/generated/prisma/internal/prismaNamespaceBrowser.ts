@@ -59,7 +59,11 @@ export const ModelName = {
   RateLimit: 'RateLimit',
   ConcurrencyLimit: 'ConcurrencyLimit',
   TenantWeight: 'TenantWeight',
-  Task: 'Task'
+  Task: 'Task',
+  JobEvent: 'JobEvent',
+  JobLog: 'JobLog',
+  Schedule: 'Schedule',
+  ScheduleTick: 'ScheduleTick'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -109,7 +113,8 @@ export const JobScalarFieldEnum = {
   startedAt: 'startedAt',
   completedAt: 'completedAt',
   createdAt: 'createdAt',
-  updatedAt: 'updatedAt'
+  updatedAt: 'updatedAt',
+  readyAt: 'readyAt'
 } as const
 
 export type JobScalarFieldEnum = (typeof JobScalarFieldEnum)[keyof typeof JobScalarFieldEnum]
@@ -151,6 +156,7 @@ export const JobHistoryScalarFieldEnum = {
   taskId: 'taskId',
   lockedBy: 'lockedBy',
   durationSeconds: 'durationSeconds',
+  readyAt: 'readyAt',
   startedAt: 'startedAt',
   completedAt: 'completedAt',
   createdAt: 'createdAt',
@@ -227,6 +233,60 @@ export const TaskScalarFieldEnum = {
 } as const
 
 export type TaskScalarFieldEnum = (typeof TaskScalarFieldEnum)[keyof typeof TaskScalarFieldEnum]
+
+
+export const JobEventScalarFieldEnum = {
+  id: 'id',
+  jobId: 'jobId',
+  at: 'at',
+  event: 'event',
+  workerId: 'workerId',
+  attempt: 'attempt',
+  detail: 'detail'
+} as const
+
+export type JobEventScalarFieldEnum = (typeof JobEventScalarFieldEnum)[keyof typeof JobEventScalarFieldEnum]
+
+
+export const JobLogScalarFieldEnum = {
+  id: 'id',
+  jobId: 'jobId',
+  attempt: 'attempt',
+  at: 'at',
+  level: 'level',
+  message: 'message',
+  fields: 'fields'
+} as const
+
+export type JobLogScalarFieldEnum = (typeof JobLogScalarFieldEnum)[keyof typeof JobLogScalarFieldEnum]
+
+
+export const ScheduleScalarFieldEnum = {
+  id: 'id',
+  name: 'name',
+  cron: 'cron',
+  intervalSeconds: 'intervalSeconds',
+  timezone: 'timezone',
+  jobTemplate: 'jobTemplate',
+  catchUp: 'catchUp',
+  paused: 'paused',
+  nextRunAt: 'nextRunAt',
+  lastRunAt: 'lastRunAt',
+  lastJobId: 'lastJobId',
+  createdAt: 'createdAt',
+  updatedAt: 'updatedAt'
+} as const
+
+export type ScheduleScalarFieldEnum = (typeof ScheduleScalarFieldEnum)[keyof typeof ScheduleScalarFieldEnum]
+
+
+export const ScheduleTickScalarFieldEnum = {
+  scheduleId: 'scheduleId',
+  tickAt: 'tickAt',
+  jobId: 'jobId'
+} as const
+
+export type ScheduleTickScalarFieldEnum = (typeof ScheduleTickScalarFieldEnum)[keyof typeof ScheduleTickScalarFieldEnum]
 
 
 export const SortOrder = {

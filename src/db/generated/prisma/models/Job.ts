@@ -75,6 +75,7 @@ export type JobMinAggregateOutputType = {
   completedAt: Date | null
   createdAt: Date | null
   updatedAt: Date | null
+  readyAt: Date | null
 }
 
 export type JobMaxAggregateOutputType = {
@@ -105,6 +106,7 @@ export type JobMaxAggregateOutputType = {
   completedAt: Date | null
   createdAt: Date | null
   updatedAt: Date | null
+  readyAt: Date | null
 }
 
 export type JobCountAggregateOutputType = {
@@ -139,6 +141,7 @@ export type JobCountAggregateOutputType = {
   completedAt: number
   createdAt: number
   updatedAt: number
+  readyAt: number
   _all: number
 }
 
@@ -191,6 +194,7 @@ export type JobMinAggregateInputType = {
   completedAt?: true
   createdAt?: true
   updatedAt?: true
+  readyAt?: true
 }
 
 export type JobMaxAggregateInputType = {
@@ -221,6 +225,7 @@ export type JobMaxAggregateInputType = {
   completedAt?: true
   createdAt?: true
   updatedAt?: true
+  readyAt?: true
 }
 
 export type JobCountAggregateInputType = {
@@ -255,6 +260,7 @@ export type JobCountAggregateInputType = {
   completedAt?: true
   createdAt?: true
   updatedAt?: true
+  readyAt?: true
   _all?: true
 }
 
@@ -376,6 +382,7 @@ export type JobGroupByOutputType = {
   completedAt: Date | null
   createdAt: Date
   updatedAt: Date
+  readyAt: Date | null
   _count: JobCountAggregateOutputType | null
   _avg: JobAvgAggregateOutputType | null
   _sum: JobSumAggregateOutputType | null
@@ -433,7 +440,7 @@ export type JobWhereInput = {
   completedAt?: Prisma.DateTimeNullableFilter<"Job"> | Date | string | null
   createdAt?: Prisma.DateTimeFilter<"Job"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Job"> | Date | string
-  dependencyEdges?: Prisma.JobDependencyListRelationFilter
+  readyAt?: Prisma.DateTimeNullableFilter<"Job"> | Date | string | null
 }
 
 export type JobOrderByWithRelationInput = {
@@ -468,7 +475,7 @@ export type JobOrderByWithRelationInput = {
   completedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
-  dependencyEdges?: Prisma.JobDependencyOrderByRelationAggregateInput
+  readyAt?: Prisma.SortOrderInput | Prisma.SortOrder
 }
 
 export type JobWhereUniqueInput = Prisma.AtLeast<{
@@ -506,7 +513,7 @@ export type JobWhereUniqueInput = Prisma.AtLeast<{
   completedAt?: Prisma.DateTimeNullableFilter<"Job"> | Date | string | null
   createdAt?: Prisma.DateTimeFilter<"Job"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Job"> | Date | string
-  dependencyEdges?: Prisma.JobDependencyListRelationFilter
+  readyAt?: Prisma.DateTimeNullableFilter<"Job"> | Date | string | null
 }, "id">
 
 export type JobOrderByWithAggregationInput = {
@@ -541,6 +548,7 @@ export type JobOrderByWithAggregationInput = {
   completedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
+  readyAt?: Prisma.SortOrderInput | Prisma.SortOrder
   _count?: Prisma.JobCountOrderByAggregateInput
   _avg?: Prisma.JobAvgOrderByAggregateInput
   _max?: Prisma.JobMaxOrderByAggregateInput
@@ -583,6 +591,7 @@ export type JobScalarWhereWithAggregatesInput = {
   completedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Job"> | Date | string | null
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"Job"> | Date | string
   updatedAt?: Prisma.DateTimeWithAggregatesFilter<"Job"> | Date | string
+  readyAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Job"> | Date | string | null
 }
 
 export type JobCreateInput = {
@@ -617,7 +626,7 @@ export type JobCreateInput = {
   completedAt?: Date | string | null
   createdAt?: Date | string
   updatedAt?: Date | string
-  dependencyEdges?: Prisma.JobDependencyCreateNestedManyWithoutJobInput
+  readyAt?: Date | string | null
 }
 
 export type JobUncheckedCreateInput = {
@@ -652,7 +661,7 @@ export type JobUncheckedCreateInput = {
   completedAt?: Date | string | null
   createdAt?: Date | string
   updatedAt?: Date | string
-  dependencyEdges?: Prisma.JobDependencyUncheckedCreateNestedManyWithoutJobInput
+  readyAt?: Date | string | null
 }
 
 export type JobUpdateInput = {
@@ -687,7 +696,7 @@ export type JobUpdateInput = {
   completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
-  dependencyEdges?: Prisma.JobDependencyUpdateManyWithoutJobNestedInput
+  readyAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type JobUncheckedUpdateInput = {
@@ -722,7 +731,7 @@ export type JobUncheckedUpdateInput = {
   completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
-  dependencyEdges?: Prisma.JobDependencyUncheckedUpdateManyWithoutJobNestedInput
+  readyAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type JobCreateManyInput = {
@@ -757,6 +766,7 @@ export type JobCreateManyInput = {
   completedAt?: Date | string | null
   createdAt?: Date | string
   updatedAt?: Date | string
+  readyAt?: Date | string | null
 }
 
 export type JobUpdateManyMutationInput = {
@@ -791,6 +801,7 @@ export type JobUpdateManyMutationInput = {
   completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  readyAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type JobUncheckedUpdateManyInput = {
@@ -825,6 +836,7 @@ export type JobUncheckedUpdateManyInput = {
   completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  readyAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type StringNullableListFilter<$PrismaModel = never> = {
@@ -867,6 +879,7 @@ export type JobCountOrderByAggregateInput = {
   completedAt?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
+  readyAt?: Prisma.SortOrder
 }
 
 export type JobAvgOrderByAggregateInput = {
@@ -907,6 +920,7 @@ export type JobMaxOrderByAggregateInput = {
   completedAt?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
+  readyAt?: Prisma.SortOrder
 }
 
 export type JobMinOrderByAggregateInput = {
@@ -937,6 +951,7 @@ export type JobMinOrderByAggregateInput = {
   completedAt?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
+  readyAt?: Prisma.SortOrder
 }
 
 export type JobSumOrderByAggregateInput = {
@@ -947,11 +962,6 @@ export type JobSumOrderByAggregateInput = {
   pendingDependencies?: Prisma.SortOrder
   rateLimitCost?: Prisma.SortOrder
   timeoutSeconds?: Prisma.SortOrder
-}
-
-export type JobScalarRelationFilter = {
-  is?: Prisma.JobWhereInput
-  isNot?: Prisma.JobWhereInput
 }
 
 export type JobCreatetagsInput = {
@@ -995,201 +1005,6 @@ export type NullableDateTimeFieldUpdateOperationsInput = {
   set?: Date | string | null
 }
 
-export type JobCreateNestedOneWithoutDependencyEdgesInput = {
-  create?: Prisma.XOR<Prisma.JobCreateWithoutDependencyEdgesInput, Prisma.JobUncheckedCreateWithoutDependencyEdgesInput>
-  connectOrCreate?: Prisma.JobCreateOrConnectWithoutDependencyEdgesInput
-  connect?: Prisma.JobWhereUniqueInput
-}
-
-export type JobUpdateOneRequiredWithoutDependencyEdgesNestedInput = {
-  create?: Prisma.XOR<Prisma.JobCreateWithoutDependencyEdgesInput, Prisma.JobUncheckedCreateWithoutDependencyEdgesInput>
-  connectOrCreate?: Prisma.JobCreateOrConnectWithoutDependencyEdgesInput
-  upsert?: Prisma.JobUpsertWithoutDependencyEdgesInput
-  connect?: Prisma.JobWhereUniqueInput
-  update?: Prisma.XOR<Prisma.XOR<Prisma.JobUpdateToOneWithWhereWithoutDependencyEdgesInput, Prisma.JobUpdateWithoutDependencyEdgesInput>, Prisma.JobUncheckedUpdateWithoutDependencyEdgesInput>
-}
-
-export type JobCreateWithoutDependencyEdgesInput = {
-  id: string
-  jobType: string
-  name: string
-  description?: string | null
-  payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
-  dependencies?: Prisma.JsonNullValueInput | runtime.InputJsonValue
-  maxRetries?: number
-  retryCount?: number
-  attempts?: number
-  status?: string
-  errorMessage?: string | null
-  result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
-  priority?: number
-  runAt?: Date | string
-  pendingDependencies?: number
-  queue?: string
-  tenant?: string | null
-  rateLimitKey?: string | null
-  rateLimitCost?: number
-  concurrencyKey?: string | null
-  tags?: Prisma.JobCreatetagsInput | string[]
-  timeoutSeconds?: number | null
-  parentId?: string | null
-  taskId?: string | null
-  lockedBy?: string | null
-  leaseToken?: string | null
-  leaseExpiresAt?: Date | string | null
-  startedAt?: Date | string | null
-  completedAt?: Date | string | null
-  createdAt?: Date | string
-  updatedAt?: Date | string
-}
-
-export type JobUncheckedCreateWithoutDependencyEdgesInput = {
-  id: string
-  jobType: string
-  name: string
-  description?: string | null
-  payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
-  dependencies?: Prisma.JsonNullValueInput | runtime.InputJsonValue
-  maxRetries?: number
-  retryCount?: number
-  attempts?: number
-  status?: string
-  errorMessage?: string | null
-  result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
-  priority?: number
-  runAt?: Date | string
-  pendingDependencies?: number
-  queue?: string
-  tenant?: string | null
-  rateLimitKey?: string | null
-  rateLimitCost?: number
-  concurrencyKey?: string | null
-  tags?: Prisma.JobCreatetagsInput | string[]
-  timeoutSeconds?: number | null
-  parentId?: string | null
-  taskId?: string | null
-  lockedBy?: string | null
-  leaseToken?: string | null
-  leaseExpiresAt?: Date | string | null
-  startedAt?: Date | string | null
-  completedAt?: Date | string | null
-  createdAt?: Date | string
-  updatedAt?: Date | string
-}
-
-export type JobCreateOrConnectWithoutDependencyEdgesInput = {
-  where: Prisma.JobWhereUniqueInput
-  create: Prisma.XOR<Prisma.JobCreateWithoutDependencyEdgesInput, Prisma.JobUncheckedCreateWithoutDependencyEdgesInput>
-}
-
-export type JobUpsertWithoutDependencyEdgesInput = {
-  update: Prisma.XOR<Prisma.JobUpdateWithoutDependencyEdgesInput, Prisma.JobUncheckedUpdateWithoutDependencyEdgesInput>
-  create: Prisma.XOR<Prisma.JobCreateWithoutDependencyEdgesInput, Prisma.JobUncheckedCreateWithoutDependencyEdgesInput>
-  where?: Prisma.JobWhereInput
-}
-
-export type JobUpdateToOneWithWhereWithoutDependencyEdgesInput = {
-  where?: Prisma.JobWhereInput
-  data: Prisma.XOR<Prisma.JobUpdateWithoutDependencyEdgesInput, Prisma.JobUncheckedUpdateWithoutDependencyEdgesInput>
-}
-
-export type JobUpdateWithoutDependencyEdgesInput = {
-  id?: Prisma.StringFieldUpdateOperationsInput | string
-  jobType?: Prisma.StringFieldUpdateOperationsInput | string
-  name?: Prisma.StringFieldUpdateOperationsInput | string
-  description?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
-  dependencies?: Prisma.JsonNullValueInput | runtime.InputJsonValue
-  maxRetries?: Prisma.IntFieldUpdateOperationsInput | number
-  retryCount?: Prisma.IntFieldUpdateOperationsInput | number
-  attempts?: Prisma.IntFieldUpdateOperationsInput | number
-  status?: Prisma.StringFieldUpdateOperationsInput | string
-  errorMessage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
-  priority?: Prisma.IntFieldUpdateOperationsInput | number
-  runAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
-  pendingDependencies?: Prisma.IntFieldUpdateOperationsInput | number
-  queue?: Prisma.StringFieldUpdateOperationsInput | string
-  tenant?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  rateLimitKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  rateLimitCost?: Prisma.IntFieldUpdateOperationsInput | number
-  concurrencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  tags?: Prisma.JobUpdatetagsInput | string[]
-  timeoutSeconds?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
-  parentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  taskId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  leaseToken?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  leaseExpiresAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
-  startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
-  completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
-  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
-  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
-}
-
-export type JobUncheckedUpdateWithoutDependencyEdgesInput = {
-  id?: Prisma.StringFieldUpdateOperationsInput | string
-  jobType?: Prisma.StringFieldUpdateOperationsInput | string
-  name?: Prisma.StringFieldUpdateOperationsInput | string
-  description?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
-  dependencies?: Prisma.JsonNullValueInput | runtime.InputJsonValue
-  maxRetries?: Prisma.IntFieldUpdateOperationsInput | number
-  retryCount?: Prisma.IntFieldUpdateOperationsInput | number
-  attempts?: Prisma.IntFieldUpdateOperationsInput | number
-  status?: Prisma.StringFieldUpdateOperationsInput | string
-  errorMessage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
-  priority?: Prisma.IntFieldUpdateOperationsInput | number
-  runAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
-  pendingDependencies?: Prisma.IntFieldUpdateOperationsInput | number
-  queue?: Prisma.StringFieldUpdateOperationsInput | string
-  tenant?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  rateLimitKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  rateLimitCost?: Prisma.IntFieldUpdateOperationsInput | number
-  concurrencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  tags?: Prisma.JobUpdatetagsInput | string[]
-  timeoutSeconds?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
-  parentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  taskId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  leaseToken?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  leaseExpiresAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
-  startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
-  completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
-  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
-  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
-}
-
-
-/**
- * Count Type JobCountOutputType
- */
-
-export type JobCountOutputType = {
-  dependencyEdges: number
-}
-
-export type JobCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
-  dependencyEdges?: boolean | JobCountOutputTypeCountDependencyEdgesArgs
-}
-
-/**
- * JobCountOutputType without action
- */
-export type JobCountOutputTypeDefaultArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
-  /**
-   * Select specific fields to fetch from the JobCountOutputType
-   */
-  select?: Prisma.JobCountOutputTypeSelect<ExtArgs> | null
-}
-
-/**
- * JobCountOutputType without action
- */
-export type JobCountOutputTypeCountDependencyEdgesArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
-  where?: Prisma.JobDependencyWhereInput
-}
 
 
 export type JobSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -1224,8 +1039,7 @@ export type JobSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = ru
   completedAt?: boolean
   createdAt?: boolean
   updatedAt?: boolean
-  dependencyEdges?: boolean | Prisma.Job$dependencyEdgesArgs<ExtArgs>
-  _count?: boolean | Prisma.JobCountOutputTypeDefaultArgs<ExtArgs>
+  readyAt?: boolean
 }, ExtArgs["result"]["job"]>
 
 export type JobSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -1260,6 +1074,7 @@ export type JobSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extension
   completedAt?: boolean
   createdAt?: boolean
   updatedAt?: boolean
+  readyAt?: boolean
 }, ExtArgs["result"]["job"]>
 
 export type JobSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -1294,6 +1109,7 @@ export type JobSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extension
   completedAt?: boolean
   createdAt?: boolean
   updatedAt?: boolean
+  readyAt?: boolean
 }, ExtArgs["result"]["job"]>
 
 export type JobSelectScalar = {
@@ -1328,24 +1144,14 @@ export type JobSelectScalar = {
   completedAt?: boolean
   createdAt?: boolean
   updatedAt?: boolean
+  readyAt?: boolean
 }
 
-export type JobOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "jobType" | "name" | "description" | "payload" | "dependencies" | "maxRetries" | "retryCount" | "attempts" | "status" | "errorMessage" | "result" | "priority" | "runAt" | "pendingDependencies" | "queue" | "tenant" | "rateLimitKey" | "rateLimitCost" | "concurrencyKey" | "tags" | "timeoutSeconds" | "parentId" | "taskId" | "lockedBy" | "leaseToken" | "leaseExpiresAt" | "startedAt" | "completedAt" | "createdAt" | "updatedAt", ExtArgs["result"]["job"]>
-export type JobInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
-  dependencyEdges?: boolean | Prisma.Job$dependencyEdgesArgs<ExtArgs>
-  _count?: boolean | Prisma.JobCountOutputTypeDefaultArgs<ExtArgs>
-}
-export type JobIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {}
-export type JobIncludeUpdateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {}
+export type JobOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "jobType" | "name" | "description" | "payload" | "dependencies" | "maxRetries" | "retryCount" | "attempts" | "status" | "errorMessage" | "result" | "priority" | "runAt" | "pendingDependencies" | "queue" | "tenant" | "rateLimitKey" | "rateLimitCost" | "concurrencyKey" | "tags" | "timeoutSeconds" | "parentId" | "taskId" | "lockedBy" | "leaseToken" | "leaseExpiresAt" | "startedAt" | "completedAt" | "createdAt" | "updatedAt" | "readyAt", ExtArgs["result"]["job"]>
 
 export type $JobPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   name: "Job"
-  objects: {
-    /**
-     * Edges to the jobs this job waits on (deleted with the job when it is archived).
-     */
-    dependencyEdges: Prisma.$JobDependencyPayload<ExtArgs>[]
-  }
+  objects: {}
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: string
     jobType: string
@@ -1384,6 +1190,10 @@ export type $JobPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs = 
     completedAt: Date | null
     createdAt: Date
     updatedAt: Date
+    /**
+     * When the last dependency finished (null if the job was ready when created).
+     */
+    readyAt: Date | null
   }, ExtArgs["result"]["job"]>
   composites: {}
 }
@@ -1778,7 +1588,6 @@ readonly fields: JobFieldRefs;
  */
 export interface Prisma__JobClient<T, Null = never, ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs, GlobalOmitOptions = {}> extends Prisma.PrismaPromise<T> {
   readonly [Symbol.toStringTag]: "PrismaPromise"
-  dependencyEdges<T extends Prisma.Job$dependencyEdgesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Job$dependencyEdgesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$JobDependencyPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -1839,6 +1648,7 @@ export interface JobFieldRefs {
   readonly completedAt: Prisma.FieldRef<"Job", 'DateTime'>
   readonly createdAt: Prisma.FieldRef<"Job", 'DateTime'>
   readonly updatedAt: Prisma.FieldRef<"Job", 'DateTime'>
+  readonly readyAt: Prisma.FieldRef<"Job", 'DateTime'>
 }
     
 
@@ -1855,10 +1665,6 @@ export type JobFindUniqueArgs<ExtArgs extends runtime.Types.Extensions.InternalA
    * Omit specific fields from the Job
    */
   omit?: Prisma.JobOmit<ExtArgs> | null
-  /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobInclude<ExtArgs> | null
   /**
    * Filter, which Job to fetch.
    */
@@ -1878,10 +1684,6 @@ export type JobFindUniqueOrThrowArgs<ExtArgs extends runtime.Types.Extensions.In
    */
   omit?: Prisma.JobOmit<ExtArgs> | null
   /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobInclude<ExtArgs> | null
-  /**
    * Filter, which Job to fetch.
    */
   where: Prisma.JobWhereUniqueInput
@@ -1899,10 +1701,6 @@ export type JobFindFirstArgs<ExtArgs extends runtime.Types.Extensions.InternalAr
    * Omit specific fields from the Job
    */
   omit?: Prisma.JobOmit<ExtArgs> | null
-  /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobInclude<ExtArgs> | null
   /**
    * Filter, which Job to fetch.
    */
@@ -1952,10 +1750,6 @@ export type JobFindFirstOrThrowArgs<ExtArgs extends runtime.Types.Extensions.Int
    */
   omit?: Prisma.JobOmit<ExtArgs> | null
   /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobInclude<ExtArgs> | null
-  /**
    * Filter, which Job to fetch.
    */
   where?: Prisma.JobWhereInput
@@ -2003,10 +1797,6 @@ export type JobFindManyArgs<ExtArgs extends runtime.Types.Extensions.InternalArg
    * Omit specific fields from the Job
    */
   omit?: Prisma.JobOmit<ExtArgs> | null
-  /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobInclude<ExtArgs> | null
   /**
    * Filter, which Jobs to fetch.
    */
@@ -2056,10 +1846,6 @@ export type JobCreateArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs 
    */
   omit?: Prisma.JobOmit<ExtArgs> | null
   /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobInclude<ExtArgs> | null
-  /**
    * The data needed to create a Job.
    */
   data: Prisma.XOR<Prisma.JobCreateInput, Prisma.JobUncheckedCreateInput>
@@ -2107,10 +1893,6 @@ export type JobUpdateArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs 
    * Omit specific fields from the Job
    */
   omit?: Prisma.JobOmit<ExtArgs> | null
-  /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobInclude<ExtArgs> | null
   /**
    * The data needed to update a Job.
    */
@@ -2178,10 +1960,6 @@ export type JobUpsertArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs 
    */
   omit?: Prisma.JobOmit<ExtArgs> | null
   /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobInclude<ExtArgs> | null
-  /**
    * The filter to search for the Job to update in case it exists.
    */
   where: Prisma.JobWhereUniqueInput
@@ -2208,10 +1986,6 @@ export type JobDeleteArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs 
    */
   omit?: Prisma.JobOmit<ExtArgs> | null
   /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobInclude<ExtArgs> | null
-  /**
    * Filter which Job to delete.
    */
   where: Prisma.JobWhereUniqueInput
@@ -2232,30 +2006,6 @@ export type JobDeleteManyArgs<ExtArgs extends runtime.Types.Extensions.InternalA
 }
 
 /**
- * Job.dependencyEdges
- */
-export type Job$dependencyEdgesArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
-  /**
-   * Select specific fields to fetch from the JobDependency
-   */
-  select?: Prisma.JobDependencySelect<ExtArgs> | null
-  /**
-   * Omit specific fields from the JobDependency
-   */
-  omit?: Prisma.JobDependencyOmit<ExtArgs> | null
-  /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobDependencyInclude<ExtArgs> | null
-  where?: Prisma.JobDependencyWhereInput
-  orderBy?: Prisma.JobDependencyOrderByWithRelationInput | Prisma.JobDependencyOrderByWithRelationInput[]
-  cursor?: Prisma.JobDependencyWhereUniqueInput
-  take?: number
-  skip?: number
-  distinct?: Prisma.JobDependencyScalarFieldEnum | Prisma.JobDependencyScalarFieldEnum[]
-}
-
-/**
  * Job without action
  */
 export type JobDefaultArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -2267,8 +2017,4 @@ export type JobDefaultArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs
    * Omit specific fields from the Job
    */
   omit?: Prisma.JobOmit<ExtArgs> | null
-  /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobInclude<ExtArgs> | null
 }

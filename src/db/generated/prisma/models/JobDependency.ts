@@ -14,8 +14,8 @@ import type * as Prisma from "../internal/prismaNamespace"
 
 /**
  * Model JobDependency
- * One edge of the dependency graph: `jobId` waits on `dependsOnId`.
- * Kept while the waiting job is live; `dependsOnId` may already be archived.
+ * One edge of the dependency graph: `jobId` waits on `dependsOnId`, with the
+ * edge's failure policy. Kept until history is pruned (either end may be archived).
  */
 export type JobDependencyModel = runtime.Types.Result.DefaultSelection<Prisma.$JobDependencyPayload>
 
@@ -167,14 +167,12 @@ export type JobDependencyWhereInput = {
   jobId?: Prisma.StringFilter<"JobDependency"> | string
   dependsOnId?: Prisma.StringFilter<"JobDependency"> | string
   onFailure?: Prisma.StringFilter<"JobDependency"> | string
-  job?: Prisma.XOR<Prisma.JobScalarRelationFilter, Prisma.JobWhereInput>
 }
 
 export type JobDependencyOrderByWithRelationInput = {
   jobId?: Prisma.SortOrder
   dependsOnId?: Prisma.SortOrder
   onFailure?: Prisma.SortOrder
-  job?: Prisma.JobOrderByWithRelationInput
 }
 
 export type JobDependencyWhereUniqueInput = Prisma.AtLeast<{
@@ -185,7 +183,6 @@ export type JobDependencyWhereUniqueInput = Prisma.AtLeast<{
   jobId?: Prisma.StringFilter<"JobDependency"> | string
   dependsOnId?: Prisma.StringFilter<"JobDependency"> | string
   onFailure?: Prisma.StringFilter<"JobDependency"> | string
-  job?: Prisma.XOR<Prisma.JobScalarRelationFilter, Prisma.JobWhereInput>
 }, "jobId_dependsOnId">
 
 export type JobDependencyOrderByWithAggregationInput = {
@@ -207,9 +204,9 @@ export type JobDependencyScalarWhereWithAggregatesInput = {
 }
 
 export type JobDependencyCreateInput = {
+  jobId: string
   dependsOnId: string
   onFailure?: string
-  job: Prisma.JobCreateNestedOneWithoutDependencyEdgesInput
 }
 
 export type JobDependencyUncheckedCreateInput = {
@@ -219,9 +216,9 @@ export type JobDependencyUncheckedCreateInput = {
 }
 
 export type JobDependencyUpdateInput = {
+  jobId?: Prisma.StringFieldUpdateOperationsInput | string
   dependsOnId?: Prisma.StringFieldUpdateOperationsInput | string
   onFailure?: Prisma.StringFieldUpdateOperationsInput | string
-  job?: Prisma.JobUpdateOneRequiredWithoutDependencyEdgesNestedInput
 }
 
 export type JobDependencyUncheckedUpdateInput = {
@@ -237,6 +234,7 @@ export type JobDependencyCreateManyInput = {
 }
 
 export type JobDependencyUpdateManyMutationInput = {
+  jobId?: Prisma.StringFieldUpdateOperationsInput | string
   dependsOnId?: Prisma.StringFieldUpdateOperationsInput | string
   onFailure?: Prisma.StringFieldUpdateOperationsInput | string
 }
@@ -245,16 +243,6 @@ export type JobDependencyUncheckedUpdateManyInput = {
   jobId?: Prisma.StringFieldUpdateOperationsInput | string
   dependsOnId?: Prisma.StringFieldUpdateOperationsInput | string
   onFailure?: Prisma.StringFieldUpdateOperationsInput | string
-}
-
-export type JobDependencyListRelationFilter = {
-  every?: Prisma.JobDependencyWhereInput
-  some?: Prisma.JobDependencyWhereInput
-  none?: Prisma.JobDependencyWhereInput
-}
-
-export type JobDependencyOrderByRelationAggregateInput = {
-  _count?: Prisma.SortOrder
 }
 
 export type JobDependencyJobIdDependsOnIdCompoundUniqueInput = {
@@ -280,134 +268,24 @@ export type JobDependencyMinOrderByAggregateInput = {
   onFailure?: Prisma.SortOrder
 }
 
-export type JobDependencyCreateNestedManyWithoutJobInput = {
-  create?: Prisma.XOR<Prisma.JobDependencyCreateWithoutJobInput, Prisma.JobDependencyUncheckedCreateWithoutJobInput> | Prisma.JobDependencyCreateWithoutJobInput[] | Prisma.JobDependencyUncheckedCreateWithoutJobInput[]
-  connectOrCreate?: Prisma.JobDependencyCreateOrConnectWithoutJobInput | Prisma.JobDependencyCreateOrConnectWithoutJobInput[]
-  createMany?: Prisma.JobDependencyCreateManyJobInputEnvelope
-  connect?: Prisma.JobDependencyWhereUniqueInput | Prisma.JobDependencyWhereUniqueInput[]
-}
-
-export type JobDependencyUncheckedCreateNestedManyWithoutJobInput = {
-  create?: Prisma.XOR<Prisma.JobDependencyCreateWithoutJobInput, Prisma.JobDependencyUncheckedCreateWithoutJobInput> | Prisma.JobDependencyCreateWithoutJobInput[] | Prisma.JobDependencyUncheckedCreateWithoutJobInput[]
-  connectOrCreate?: Prisma.JobDependencyCreateOrConnectWithoutJobInput | Prisma.JobDependencyCreateOrConnectWithoutJobInput[]
-  createMany?: Prisma.JobDependencyCreateManyJobInputEnvelope
-  connect?: Prisma.JobDependencyWhereUniqueInput | Prisma.JobDependencyWhereUniqueInput[]
-}
-
-export type JobDependencyUpdateManyWithoutJobNestedInput = {
-  create?: Prisma.XOR<Prisma.JobDependencyCreateWithoutJobInput, Prisma.JobDependencyUncheckedCreateWithoutJobInput> | Prisma.JobDependencyCreateWithoutJobInput[] | Prisma.JobDependencyUncheckedCreateWithoutJobInput[]
-  connectOrCreate?: Prisma.JobDependencyCreateOrConnectWithoutJobInput | Prisma.JobDependencyCreateOrConnectWithoutJobInput[]
-  upsert?: Prisma.JobDependencyUpsertWithWhereUniqueWithoutJobInput | Prisma.JobDependencyUpsertWithWhereUniqueWithoutJobInput[]
-  createMany?: Prisma.JobDependencyCreateManyJobInputEnvelope
-  set?: Prisma.JobDependencyWhereUniqueInput | Prisma.JobDependencyWhereUniqueInput[]
-  disconnect?: Prisma.JobDependencyWhereUniqueInput | Prisma.JobDependencyWhereUniqueInput[]
-  delete?: Prisma.JobDependencyWhereUniqueInput | Prisma.JobDependencyWhereUniqueInput[]
-  connect?: Prisma.JobDependencyWhereUniqueInput | Prisma.JobDependencyWhereUniqueInput[]
-  update?: Prisma.JobDependencyUpdateWithWhereUniqueWithoutJobInput | Prisma.JobDependencyUpdateWithWhereUniqueWithoutJobInput[]
-  updateMany?: Prisma.JobDependencyUpdateManyWithWhereWithoutJobInput | Prisma.JobDependencyUpdateManyWithWhereWithoutJobInput[]
-  deleteMany?: Prisma.JobDependencyScalarWhereInput | Prisma.JobDependencyScalarWhereInput[]
-}
-
-export type JobDependencyUncheckedUpdateManyWithoutJobNestedInput = {
-  create?: Prisma.XOR<Prisma.JobDependencyCreateWithoutJobInput, Prisma.JobDependencyUncheckedCreateWithoutJobInput> | Prisma.JobDependencyCreateWithoutJobInput[] | Prisma.JobDependencyUncheckedCreateWithoutJobInput[]
-  connectOrCreate?: Prisma.JobDependencyCreateOrConnectWithoutJobInput | Prisma.JobDependencyCreateOrConnectWithoutJobInput[]
-  upsert?: Prisma.JobDependencyUpsertWithWhereUniqueWithoutJobInput | Prisma.JobDependencyUpsertWithWhereUniqueWithoutJobInput[]
-  createMany?: Prisma.JobDependencyCreateManyJobInputEnvelope
-  set?: Prisma.JobDependencyWhereUniqueInput | Prisma.JobDependencyWhereUniqueInput[]
-  disconnect?: Prisma.JobDependencyWhereUniqueInput | Prisma.JobDependencyWhereUniqueInput[]
-  delete?: Prisma.JobDependencyWhereUniqueInput | Prisma.JobDependencyWhereUniqueInput[]
-  connect?: Prisma.JobDependencyWhereUniqueInput | Prisma.JobDependencyWhereUniqueInput[]
-  update?: Prisma.JobDependencyUpdateWithWhereUniqueWithoutJobInput | Prisma.JobDependencyUpdateWithWhereUniqueWithoutJobInput[]
-  updateMany?: Prisma.JobDependencyUpdateManyWithWhereWithoutJobInput | Prisma.JobDependencyUpdateManyWithWhereWithoutJobInput[]
-  deleteMany?: Prisma.JobDependencyScalarWhereInput | Prisma.JobDependencyScalarWhereInput[]
-}
-
-export type JobDependencyCreateWithoutJobInput = {
-  dependsOnId: string
-  onFailure?: string
-}
-
-export type JobDependencyUncheckedCreateWithoutJobInput = {
-  dependsOnId: string
-  onFailure?: string
-}
-
-export type JobDependencyCreateOrConnectWithoutJobInput = {
-  where: Prisma.JobDependencyWhereUniqueInput
-  create: Prisma.XOR<Prisma.JobDependencyCreateWithoutJobInput, Prisma.JobDependencyUncheckedCreateWithoutJobInput>
-}
-
-export type JobDependencyCreateManyJobInputEnvelope = {
-  data: Prisma.JobDependencyCreateManyJobInput | Prisma.JobDependencyCreateManyJobInput[]
-  skipDuplicates?: boolean
-}
-
-export type JobDependencyUpsertWithWhereUniqueWithoutJobInput = {
-  where: Prisma.JobDependencyWhereUniqueInput
-  update: Prisma.XOR<Prisma.JobDependencyUpdateWithoutJobInput, Prisma.JobDependencyUncheckedUpdateWithoutJobInput>
-  create: Prisma.XOR<Prisma.JobDependencyCreateWithoutJobInput, Prisma.JobDependencyUncheckedCreateWithoutJobInput>
-}
-
-export type JobDependencyUpdateWithWhereUniqueWithoutJobInput = {
-  where: Prisma.JobDependencyWhereUniqueInput
-  data: Prisma.XOR<Prisma.JobDependencyUpdateWithoutJobInput, Prisma.JobDependencyUncheckedUpdateWithoutJobInput>
-}
-
-export type JobDependencyUpdateManyWithWhereWithoutJobInput = {
-  where: Prisma.JobDependencyScalarWhereInput
-  data: Prisma.XOR<Prisma.JobDependencyUpdateManyMutationInput, Prisma.JobDependencyUncheckedUpdateManyWithoutJobInput>
-}
-
-export type JobDependencyScalarWhereInput = {
-  AND?: Prisma.JobDependencyScalarWhereInput | Prisma.JobDependencyScalarWhereInput[]
-  OR?: Prisma.JobDependencyScalarWhereInput[]
-  NOT?: Prisma.JobDependencyScalarWhereInput | Prisma.JobDependencyScalarWhereInput[]
-  jobId?: Prisma.StringFilter<"JobDependency"> | string
-  dependsOnId?: Prisma.StringFilter<"JobDependency"> | string
-  onFailure?: Prisma.StringFilter<"JobDependency"> | string
-}
-
-export type JobDependencyCreateManyJobInput = {
-  dependsOnId: string
-  onFailure?: string
-}
-
-export type JobDependencyUpdateWithoutJobInput = {
-  dependsOnId?: Prisma.StringFieldUpdateOperationsInput | string
-  onFailure?: Prisma.StringFieldUpdateOperationsInput | string
-}
-
-export type JobDependencyUncheckedUpdateWithoutJobInput = {
-  dependsOnId?: Prisma.StringFieldUpdateOperationsInput | string
-  onFailure?: Prisma.StringFieldUpdateOperationsInput | string
-}
-
-export type JobDependencyUncheckedUpdateManyWithoutJobInput = {
-  dependsOnId?: Prisma.StringFieldUpdateOperationsInput | string
-  onFailure?: Prisma.StringFieldUpdateOperationsInput | string
-}
-
 
 
 export type JobDependencySelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   jobId?: boolean
   dependsOnId?: boolean
   onFailure?: boolean
-  job?: boolean | Prisma.JobDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["jobDependency"]>
 
 export type JobDependencySelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   jobId?: boolean
   dependsOnId?: boolean
   onFailure?: boolean
-  job?: boolean | Prisma.JobDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["jobDependency"]>
 
 export type JobDependencySelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   jobId?: boolean
   dependsOnId?: boolean
   onFailure?: boolean
-  job?: boolean | Prisma.JobDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["jobDependency"]>
 
 export type JobDependencySelectScalar = {
@@ -417,21 +295,10 @@ export type JobDependencySelectScalar = {
 }
 
 export type JobDependencyOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"jobId" | "dependsOnId" | "onFailure", ExtArgs["result"]["jobDependency"]>
-export type JobDependencyInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
-  job?: boolean | Prisma.JobDefaultArgs<ExtArgs>
-}
-export type JobDependencyIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
-  job?: boolean | Prisma.JobDefaultArgs<ExtArgs>
-}
-export type JobDependencyIncludeUpdateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
-  job?: boolean | Prisma.JobDefaultArgs<ExtArgs>
-}
 
 export type $JobDependencyPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   name: "JobDependency"
-  objects: {
-    job: Prisma.$JobPayload<ExtArgs>
-  }
+  objects: {}
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     jobId: string
     dependsOnId: string
@@ -830,7 +697,6 @@ readonly fields: JobDependencyFieldRefs;
  */
 export interface Prisma__JobDependencyClient<T, Null = never, ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs, GlobalOmitOptions = {}> extends Prisma.PrismaPromise<T> {
   readonly [Symbol.toStringTag]: "PrismaPromise"
-  job<T extends Prisma.JobDefaultArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.JobDefaultArgs<ExtArgs>>): Prisma.Prisma__JobClient<runtime.Types.Result.GetResult<Prisma.$JobPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | Null, Null, ExtArgs, GlobalOmitOptions>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -880,10 +746,6 @@ export type JobDependencyFindUniqueArgs<ExtArgs extends runtime.Types.Extensions
    */
   omit?: Prisma.JobDependencyOmit<ExtArgs> | null
   /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobDependencyInclude<ExtArgs> | null
-  /**
    * Filter, which JobDependency to fetch.
    */
   where: Prisma.JobDependencyWhereUniqueInput
@@ -902,10 +764,6 @@ export type JobDependencyFindUniqueOrThrowArgs<ExtArgs extends runtime.Types.Ext
    */
   omit?: Prisma.JobDependencyOmit<ExtArgs> | null
   /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobDependencyInclude<ExtArgs> | null
-  /**
    * Filter, which JobDependency to fetch.
    */
   where: Prisma.JobDependencyWhereUniqueInput
@@ -923,10 +781,6 @@ export type JobDependencyFindFirstArgs<ExtArgs extends runtime.Types.Extensions.
    * Omit specific fields from the JobDependency
    */
   omit?: Prisma.JobDependencyOmit<ExtArgs> | null
-  /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobDependencyInclude<ExtArgs> | null
   /**
    * Filter, which JobDependency to fetch.
    */
@@ -976,10 +830,6 @@ export type JobDependencyFindFirstOrThrowArgs<ExtArgs extends runtime.Types.Exte
    */
   omit?: Prisma.JobDependencyOmit<ExtArgs> | null
   /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobDependencyInclude<ExtArgs> | null
-  /**
    * Filter, which JobDependency to fetch.
    */
   where?: Prisma.JobDependencyWhereInput
@@ -1027,10 +877,6 @@ export type JobDependencyFindManyArgs<ExtArgs extends runtime.Types.Extensions.I
    * Omit specific fields from the JobDependency
    */
   omit?: Prisma.JobDependencyOmit<ExtArgs> | null
-  /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobDependencyInclude<ExtArgs> | null
   /**
    * Filter, which JobDependencies to fetch.
    */
@@ -1080,10 +926,6 @@ export type JobDependencyCreateArgs<ExtArgs extends runtime.Types.Extensions.Int
    */
   omit?: Prisma.JobDependencyOmit<ExtArgs> | null
   /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobDependencyInclude<ExtArgs> | null
-  /**
    * The data needed to create a JobDependency.
    */
   data: Prisma.XOR<Prisma.JobDependencyCreateInput, Prisma.JobDependencyUncheckedCreateInput>
@@ -1117,10 +959,6 @@ export type JobDependencyCreateManyAndReturnArgs<ExtArgs extends runtime.Types.E
    */
   data: Prisma.JobDependencyCreateManyInput | Prisma.JobDependencyCreateManyInput[]
   skipDuplicates?: boolean
-  /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobDependencyIncludeCreateManyAndReturn<ExtArgs> | null
 }
 
 /**
@@ -1135,10 +973,6 @@ export type JobDependencyUpdateArgs<ExtArgs extends runtime.Types.Extensions.Int
    * Omit specific fields from the JobDependency
    */
   omit?: Prisma.JobDependencyOmit<ExtArgs> | null
-  /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobDependencyInclude<ExtArgs> | null
   /**
    * The data needed to update a JobDependency.
    */
@@ -1191,10 +1025,6 @@ export type JobDependencyUpdateManyAndReturnArgs<ExtArgs extends runtime.Types.E
    * Limit how many JobDependencies to update.
    */
   limit?: number
-  /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobDependencyIncludeUpdateManyAndReturn<ExtArgs> | null
 }
 
 /**
@@ -1209,10 +1039,6 @@ export type JobDependencyUpsertArgs<ExtArgs extends runtime.Types.Extensions.Int
    * Omit specific fields from the JobDependency
    */
   omit?: Prisma.JobDependencyOmit<ExtArgs> | null
-  /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobDependencyInclude<ExtArgs> | null
   /**
    * The filter to search for the JobDependency to update in case it exists.
    */
@@ -1239,10 +1065,6 @@ export type JobDependencyDeleteArgs<ExtArgs extends runtime.Types.Extensions.Int
    * Omit specific fields from the JobDependency
    */
   omit?: Prisma.JobDependencyOmit<ExtArgs> | null
-  /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobDependencyInclude<ExtArgs> | null
   /**
    * Filter which JobDependency to delete.
    */
@@ -1275,8 +1097,4 @@ export type JobDependencyDefaultArgs<ExtArgs extends runtime.Types.Extensions.In
    * Omit specific fields from the JobDependency
    */
   omit?: Prisma.JobDependencyOmit<ExtArgs> | null
-  /**
-   * Choose, which related nodes to fetch as well
-   */
-  include?: Prisma.JobDependencyInclude<ExtArgs> | null
 }

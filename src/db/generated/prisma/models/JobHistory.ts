@@ -71,6 +71,7 @@ export type JobHistoryMinAggregateOutputType = {
   taskId: string | null
   lockedBy: string | null
   durationSeconds: number | null
+  readyAt: Date | null
   startedAt: Date | null
   completedAt: Date | null
   createdAt: Date | null
@@ -101,6 +102,7 @@ export type JobHistoryMaxAggregateOutputType = {
   taskId: string | null
   lockedBy: string | null
   durationSeconds: number | null
+  readyAt: Date | null
   startedAt: Date | null
   completedAt: Date | null
   createdAt: Date | null
@@ -135,6 +137,7 @@ export type JobHistoryCountAggregateOutputType = {
   taskId: number
   lockedBy: number
   durationSeconds: number
+  readyAt: number
   startedAt: number
   completedAt: number
   createdAt: number
@@ -189,6 +192,7 @@ export type JobHistoryMinAggregateInputType = {
   taskId?: true
   lockedBy?: true
   durationSeconds?: true
+  readyAt?: true
   startedAt?: true
   completedAt?: true
   createdAt?: true
@@ -219,6 +223,7 @@ export type JobHistoryMaxAggregateInputType = {
   taskId?: true
   lockedBy?: true
   durationSeconds?: true
+  readyAt?: true
   startedAt?: true
   completedAt?: true
   createdAt?: true
@@ -253,6 +258,7 @@ export type JobHistoryCountAggregateInputType = {
   taskId?: true
   lockedBy?: true
   durationSeconds?: true
+  readyAt?: true
   startedAt?: true
   completedAt?: true
   createdAt?: true
@@ -374,6 +380,7 @@ export type JobHistoryGroupByOutputType = {
   taskId: string | null
   lockedBy: string | null
   durationSeconds: number | null
+  readyAt: Date | null
   startedAt: Date | null
   completedAt: Date
   createdAt: Date
@@ -431,6 +438,7 @@ export type JobHistoryWhereInput = {
   taskId?: Prisma.StringNullableFilter<"JobHistory"> | string | null
   lockedBy?: Prisma.StringNullableFilter<"JobHistory"> | string | null
   durationSeconds?: Prisma.FloatNullableFilter<"JobHistory"> | number | null
+  readyAt?: Prisma.DateTimeNullableFilter<"JobHistory"> | Date | string | null
   startedAt?: Prisma.DateTimeNullableFilter<"JobHistory"> | Date | string | null
   completedAt?: Prisma.DateTimeFilter<"JobHistory"> | Date | string
   createdAt?: Prisma.DateTimeFilter<"JobHistory"> | Date | string
@@ -465,6 +473,7 @@ export type JobHistoryOrderByWithRelationInput = {
   taskId?: Prisma.SortOrderInput | Prisma.SortOrder
   lockedBy?: Prisma.SortOrderInput | Prisma.SortOrder
   durationSeconds?: Prisma.SortOrderInput | Prisma.SortOrder
+  readyAt?: Prisma.SortOrderInput | Prisma.SortOrder
   startedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   completedAt?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -502,6 +511,7 @@ export type JobHistoryWhereUniqueInput = Prisma.AtLeast<{
   taskId?: Prisma.StringNullableFilter<"JobHistory"> | string | null
   lockedBy?: Prisma.StringNullableFilter<"JobHistory"> | string | null
   durationSeconds?: Prisma.FloatNullableFilter<"JobHistory"> | number | null
+  readyAt?: Prisma.DateTimeNullableFilter<"JobHistory"> | Date | string | null
   startedAt?: Prisma.DateTimeNullableFilter<"JobHistory"> | Date | string | null
   completedAt?: Prisma.DateTimeFilter<"JobHistory"> | Date | string
   createdAt?: Prisma.DateTimeFilter<"JobHistory"> | Date | string
@@ -536,6 +546,7 @@ export type JobHistoryOrderByWithAggregationInput = {
   taskId?: Prisma.SortOrderInput | Prisma.SortOrder
   lockedBy?: Prisma.SortOrderInput | Prisma.SortOrder
   durationSeconds?: Prisma.SortOrderInput | Prisma.SortOrder
+  readyAt?: Prisma.SortOrderInput | Prisma.SortOrder
   startedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   completedAt?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -578,6 +589,7 @@ export type JobHistoryScalarWhereWithAggregatesInput = {
   taskId?: Prisma.StringNullableWithAggregatesFilter<"JobHistory"> | string | null
   lockedBy?: Prisma.StringNullableWithAggregatesFilter<"JobHistory"> | string | null
   durationSeconds?: Prisma.FloatNullableWithAggregatesFilter<"JobHistory"> | number | null
+  readyAt?: Prisma.DateTimeNullableWithAggregatesFilter<"JobHistory"> | Date | string | null
   startedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"JobHistory"> | Date | string | null
   completedAt?: Prisma.DateTimeWithAggregatesFilter<"JobHistory"> | Date | string
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"JobHistory"> | Date | string
@@ -612,6 +624,7 @@ export type JobHistoryCreateInput = {
   taskId?: string | null
   lockedBy?: string | null
   durationSeconds?: number | null
+  readyAt?: Date | string | null
   startedAt?: Date | string | null
   completedAt: Date | string
   createdAt: Date | string
@@ -646,6 +659,7 @@ export type JobHistoryUncheckedCreateInput = {
   taskId?: string | null
   lockedBy?: string | null
   durationSeconds?: number | null
+  readyAt?: Date | string | null
   startedAt?: Date | string | null
   completedAt: Date | string
   createdAt: Date | string
@@ -680,6 +694,7 @@ export type JobHistoryUpdateInput = {
   taskId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   durationSeconds?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  readyAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   completedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -714,6 +729,7 @@ export type JobHistoryUncheckedUpdateInput = {
   taskId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   durationSeconds?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  readyAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   completedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -748,6 +764,7 @@ export type JobHistoryCreateManyInput = {
   taskId?: string | null
   lockedBy?: string | null
   durationSeconds?: number | null
+  readyAt?: Date | string | null
   startedAt?: Date | string | null
   completedAt: Date | string
   createdAt: Date | string
@@ -782,6 +799,7 @@ export type JobHistoryUpdateManyMutationInput = {
   taskId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   durationSeconds?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  readyAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   completedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -816,6 +834,7 @@ export type JobHistoryUncheckedUpdateManyInput = {
   taskId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   durationSeconds?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  readyAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   completedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -850,6 +869,7 @@ export type JobHistoryCountOrderByAggregateInput = {
   taskId?: Prisma.SortOrder
   lockedBy?: Prisma.SortOrder
   durationSeconds?: Prisma.SortOrder
+  readyAt?: Prisma.SortOrder
   startedAt?: Prisma.SortOrder
   completedAt?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -891,6 +911,7 @@ export type JobHistoryMaxOrderByAggregateInput = {
   taskId?: Prisma.SortOrder
   lockedBy?: Prisma.SortOrder
   durationSeconds?: Prisma.SortOrder
+  readyAt?: Prisma.SortOrder
   startedAt?: Prisma.SortOrder
   completedAt?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -921,6 +942,7 @@ export type JobHistoryMinOrderByAggregateInput = {
   taskId?: Prisma.SortOrder
   lockedBy?: Prisma.SortOrder
   durationSeconds?: Prisma.SortOrder
+  readyAt?: Prisma.SortOrder
   startedAt?: Prisma.SortOrder
   completedAt?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -993,6 +1015,7 @@ export type JobHistorySelect<ExtArgs extends runtime.Types.Extensions.InternalAr
   taskId?: boolean
   lockedBy?: boolean
   durationSeconds?: boolean
+  readyAt?: boolean
   startedAt?: boolean
   completedAt?: boolean
   createdAt?: boolean
@@ -1027,6 +1050,7 @@ export type JobHistorySelectCreateManyAndReturn<ExtArgs extends runtime.Types.Ex
   taskId?: boolean
   lockedBy?: boolean
   durationSeconds?: boolean
+  readyAt?: boolean
   startedAt?: boolean
   completedAt?: boolean
   createdAt?: boolean
@@ -1061,6 +1085,7 @@ export type JobHistorySelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Ex
   taskId?: boolean
   lockedBy?: boolean
   durationSeconds?: boolean
+  readyAt?: boolean
   startedAt?: boolean
   completedAt?: boolean
   createdAt?: boolean
@@ -1095,6 +1120,7 @@ export type JobHistorySelectScalar = {
   taskId?: boolean
   lockedBy?: boolean
   durationSeconds?: boolean
+  readyAt?: boolean
   startedAt?: boolean
   completedAt?: boolean
   createdAt?: boolean
@@ -1102,7 +1128,7 @@ export type JobHistorySelectScalar = {
   archivedAt?: boolean
 }
 
-export type JobHistoryOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "jobId" | "jobType" | "name" | "description" | "payload" | "dependencies" | "maxRetries" | "retryCount" | "attempts" | "status" | "errorMessage" | "result" | "priority" | "runAt" | "queue" | "tenant" | "rateLimitKey" | "rateLimitCost" | "concurrencyKey" | "tags" | "timeoutSeconds" | "parentId" | "taskId" | "lockedBy" | "durationSeconds" | "startedAt" | "completedAt" | "createdAt" | "updatedAt" | "archivedAt", ExtArgs["result"]["jobHistory"]>
+export type JobHistoryOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "jobId" | "jobType" | "name" | "description" | "payload" | "dependencies" | "maxRetries" | "retryCount" | "attempts" | "status" | "errorMessage" | "result" | "priority" | "runAt" | "queue" | "tenant" | "rateLimitKey" | "rateLimitCost" | "concurrencyKey" | "tags" | "timeoutSeconds" | "parentId" | "taskId" | "lockedBy" | "durationSeconds" | "readyAt" | "startedAt" | "completedAt" | "createdAt" | "updatedAt" | "archivedAt", ExtArgs["result"]["jobHistory"]>
 
 export type $JobHistoryPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   name: "JobHistory"
@@ -1134,6 +1160,7 @@ export type $JobHistoryPayload<ExtArgs extends runtime.Types.Extensions.Internal
     taskId: string | null
     lockedBy: string | null
     durationSeconds: number | null
+    readyAt: Date | null
     startedAt: Date | null
     completedAt: Date
     createdAt: Date
@@ -1588,6 +1615,7 @@ export interface JobHistoryFieldRefs {
   readonly taskId: Prisma.FieldRef<"JobHistory", 'String'>
   readonly lockedBy: Prisma.FieldRef<"JobHistory", 'String'>
   readonly durationSeconds: Prisma.FieldRef<"JobHistory", 'Float'>
+  readonly readyAt: Prisma.FieldRef<"JobHistory", 'DateTime'>
   readonly startedAt: Prisma.FieldRef<"JobHistory", 'DateTime'>
   readonly completedAt: Prisma.FieldRef<"JobHistory", 'DateTime'>
   readonly createdAt: Prisma.FieldRef<"JobHistory", 'DateTime'>
