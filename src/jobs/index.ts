@@ -1,5 +1,5 @@
-export { JobManager, type CreateJobOptions, type HistoryQuery, type JobManagerOptions, type ListQuery } from "./JobManager";
-export { JobStatus, JobType, FINAL_STATUSES, type CreateJobInput, type CreateTaskInput, type Job, type JsonObject, type JsonValue, type Task } from "./types";
+export { JobManager, type CancelOptions, type CreateJobOptions, type HistoryQuery, type JobManagerOptions, type ListQuery } from "./JobManager";
+export { JobStatus, JobType, FINAL_STATUSES, type CreateJobInput, type CreateTaskInput, type DependencySpec, type FailurePolicy, dependencyId, type Job, type JsonObject, type JsonValue, type Task } from "./types";
 export {
   SkeinError,
   ValidationError,

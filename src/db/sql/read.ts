@@ -46,11 +46,21 @@ export function historyJobs(sql: Sql, options: { status?: string; limit: number;
   );
 }
 
-/** Deletes history rows that finished more than `days` days ago; returns how many. */
+/**
+ * Deletes history rows that finished more than `days` days ago, with their
+ * edges, events and log lines; returns how many jobs. Edges of live jobs are
+ * never touched, so no live job's readiness changes.
+ */
 export async function pruneHistory(sql: Sql, days: number): Promise<number> {
   const rows = await sql.query<{ n: number }>(
     `WITH gone AS (
-       DELETE FROM job_history WHERE completed_at < now() - make_interval(secs => $1::float8 * 86400) RETURNING 1
+       DELETE FROM job_history WHERE completed_at < now() - make_interval(secs => $1::float8 * 86400) RETURNING job_id
+     ), edges AS (
+       DELETE FROM job_dependencies d USING gone g WHERE d.job_id = g.job_id
+     ), events AS (
+       DELETE FROM job_events e USING gone g WHERE e.job_id = g.job_id
+     ), logs AS (
+       DELETE FROM job_logs l USING gone g WHERE l.job_id = g.job_id
      )
      SELECT count(*)::int AS n FROM gone`,
     [days],
