@@ -8,3 +8,4 @@ export * from "./jobs";
 export { createLogger, silentLogger, type Logger, type LoggerOptions, type LogLevel } from "./logging";
 export * from "./worker";
 export { parseRateLimitSpec, type JobExplanation, type RateLimit, type RateLimitOptions, type WaitReason } from "./limits";
+export { nextCronTime, type CatchUpPolicy, type CreateScheduleInput, type Schedule } from "./schedules";

@@ -1,8 +1,9 @@
 import { databaseFor, sqlState, SqlState, type Database, type RawQueryClient } from "./database";
 import { finishDownstream } from "./sql/cancel";
-import { claimJobs, type ClaimedRow, failExpiredLeases, releaseJobs, renewLeases, retryExpiredLeases, type ClaimRequest } from "./sql/claim";
+import { claimById, claimJobs, type ClaimedRow, failExpiredLeases, releaseJobs, renewLeases, retryExpiredLeases, type ClaimRequest } from "./sql/claim";
 import { archiveCompleted, recordFailure, unblockDependents, type Completion, type Failure, type FailureOutcome } from "./sql/finish";
 import { deferRateLimited, pauseRateLimitKey } from "./sql/limits";
+import type { JobRow } from "./sql/rows";
 
 /**
  * The worker's seam to the database: claim, complete, fail, renew, release
@@ -20,6 +21,11 @@ export class JobStore {
   claim(request: ClaimRequest): Promise<ClaimedRow[]> {
     if (request.limit <= 0) return Promise.resolve([]);
     return claimJobs(this.db, request);
+  }
+
+  /** Claims one ready job by id for a worker (a parent running the child it waits on). */
+  claimOne(request: Omit<ClaimRequest, "limit"> & { id: string }): Promise<JobRow | undefined> {
+    return claimById(this.db, request);
   }
 
   /**

@@ -7,10 +7,15 @@ import { findJob, historyJobs, liveJobs, pruneHistory, readyJobs } from "../db/s
 import { toJob, type JobRow } from "../db/sql/rows";
 import { silentLogger, type Logger } from "../logging";
 import { orderBatch, planJobs, type DependencyState, type JobPlan } from "./dependencies";
-import { DuplicateJobIdError, InvalidJobStateError, UnknownDependencyError, ValidationError } from "./errors";
+import { DuplicateJobIdError, InvalidJobStateError, ScheduleNotFoundError, UnknownDependencyError, ValidationError } from "./errors";
 import { FINAL_STATUSES, JobStatus, type CreateJobInput, type CreateTaskInput, type Job, type JsonValue, type Task } from "./types";
 import { checkText, LIMITS, normalizeJobInput } from "./validation";
 import { cancelInTransaction, retryInTransaction } from "./graph";
+import { buildTimeline, type JobEvent } from "./events";
+import { storedEvents } from "../db/sql/events";
+import { advanceSchedule, deleteSchedule, insertSchedule, listSchedules, lockDueSchedules, recordTick, scheduleByName, setSchedulePaused } from "../db/sql/schedules";
+import { planTicks, resolveSchedule, toSchedule, type CreateScheduleInput, type Schedule } from "../schedules";
+import { readLogs } from "../db/sql/logs";
 import { randomUUID } from "node:crypto";
 import { deleteRateLimit, explainFacts, listRateLimits, upsertConcurrencyLimit, upsertRateLimit, upsertTenantWeight } from "../db/sql/limits";
 import { insertTask, readTask } from "../db/sql/tasks";
@@ -38,6 +43,22 @@ export interface CreateJobOptions {
    * The jobs are written in that transaction: if it rolls back, they never existed.
    */
   tx?: RawQueryClient;
+  /**
+   * The job creating these from inside its run (delegation): recorded as their
+   * `parentId`; they inherit its tenant and task unless they name a tenant.
+   */
+  parent?: { id: string; tenant: string | null; taskId: string | null };
+}
+
+/** A stored log line of a job. */
+export interface JobLogLine {
+  /** Increasing id; pass the last one as `after` to follow. */
+  id: string;
+  attempt: number;
+  at: Date;
+  level: string;
+  message: string;
+  fields: Record<string, unknown> | null;
 }
 
 /** Options for {@link JobManager.cancelJob}. */
@@ -107,7 +128,10 @@ export class JobManager {
     const db = inCallerTx ? databaseInTransaction(options.tx as RawQueryClient) : this.db;
     const { rows, ready } = await this.retryDeadlocks(inCallerTx, () =>
       db.transaction(async (sql) => {
-        const written = await this.writeJobs(sql, ordered);
+        const link: JobLink = options.parent
+          ? { parentId: options.parent.id, tenant: options.parent.tenant, taskId: options.parent.taskId }
+          : NO_LINK;
+        const written = await this.writeJobs(sql, ordered, link);
         // In the caller's transaction the notification is sent at its commit (and never on rollback).
         if (inCallerTx && written.ready) await notifyReady(sql);
         return written;
@@ -244,6 +268,108 @@ export class JobManager {
     const rows = await this.retryDeadlocks(false, () => this.db.transaction((sql) => retryInTransaction(sql, id, { downstream: options.downstream === true })));
     if (rows.some((r) => r.pending_dependencies === 0)) this.notifier.poke();
     return toJob(rows[0]);
+  }
+
+  /**
+   * Every state change of a job (created, ready, started, retried, completed,
+   * failed, cancelled, lease lost, released, rate limited) with its time and
+   * worker, oldest first; kept after the job is archived. `null` if unknown.
+   */
+  async getJobEvents(id: string): Promise<JobEvent[] | null> {
+    const job = await this.getJob(id);
+    if (!job) return null;
+    return buildTimeline(job, await storedEvents(this.db, id));
+  }
+
+  /** Lines the job's executors wrote with `ctx.log`, oldest first, after the line with id `after` (for following). */
+  async getJobLogs(id: string, options: { after?: string; limit?: number } = {}): Promise<JobLogLine[]> {
+    const after = options.after === undefined ? null : options.after;
+    if (after !== null && !/^\d{1,18}$/.test(after)) throw new ValidationError("after", "must be a log line id");
+    const rows = await readLogs(this.db, checkText(id, "id", LIMITS.idLength, false), after, checkLimit(options.limit ?? 1000));
+    return rows.map((r) => ({ id: r.id, attempt: r.attempt, at: r.at, level: r.level, message: r.message, fields: r.fields }));
+  }
+
+  /**
+   * Creates a recurring schedule: every tick (a cron expression in a
+   * timezone, or every `intervalSeconds`) enqueues one job from
+   * `jobTemplate`, exactly once however many workers run. Workers run the
+   * scheduler; see {@link JobManager.runDueSchedules}.
+   */
+  async createSchedule(input: CreateScheduleInput, options: { now?: Date } = {}): Promise<Schedule> {
+    const name = checkText(input?.name, "name", LIMITS.nameLength, false);
+    const resolved = resolveSchedule(input, options.now ?? new Date());
+    const template = checkTemplate(input.jobTemplate, name);
+    const row = await insertSchedule(this.db, {
+      id: randomUUID(),
+      name,
+      cron: resolved.cron,
+      interval_seconds: resolved.intervalSeconds,
+      timezone: resolved.timezone,
+      job_template: template,
+      catch_up: resolved.catchUp,
+      next_run_at: resolved.firstRunAt,
+    });
+    if (!row) throw new ValidationError("name", `a schedule named ${JSON.stringify(name)} already exists`);
+    return toSchedule(row);
+  }
+
+  /** Every schedule, by name. */
+  async listSchedules(): Promise<Schedule[]> {
+    return (await listSchedules(this.db)).map(toSchedule);
+  }
+
+  /** Stops a schedule's ticks until it is resumed. */
+  async pauseSchedule(name: string): Promise<Schedule> {
+    const row = await setSchedulePaused(this.db, checkText(name, "name", LIMITS.nameLength, false), true, null);
+    if (!row) throw new ScheduleNotFoundError(name);
+    return toSchedule(row);
+  }
+
+  /** Resumes a paused schedule from its next tick after now (ticks during the pause are not made up). */
+  async resumeSchedule(name: string, options: { now?: Date } = {}): Promise<Schedule> {
+    const existing = await scheduleByName(this.db, checkText(name, "name", LIMITS.nameLength, false));
+    if (!existing) throw new ScheduleNotFoundError(name);
+    const now = options.now ?? new Date();
+    const next = existing.next_run_at > now ? existing.next_run_at : planTicks(existing, now).next;
+    return toSchedule((await setSchedulePaused(this.db, name, false, next)) as NonNullable<Awaited<ReturnType<typeof setSchedulePaused>>>);
+  }
+
+  /** Deletes a schedule (jobs it already created are untouched); returns whether it existed. */
+  async deleteSchedule(name: string): Promise<boolean> {
+    return deleteSchedule(this.db, checkText(name, "name", LIMITS.nameLength, false));
+  }
+
+  /**
+   * Enqueues the jobs of every schedule whose tick has come, once per tick:
+   * the schedule's row is locked (other schedulers skip it) and the tick is
+   * recorded under a unique key in the same transaction as its job. Ticks
+   * missed while nothing ran follow the schedule's `catchUp` policy. Workers
+   * call this every second; tests call it with their own `now`.
+   */
+  async runDueSchedules(options: { now?: Date } = {}): Promise<Array<{ schedule: string; tickAt: Date; jobId: string }>> {
+    const now = options.now ?? new Date();
+    const { fired, ready } = await this.retryDeadlocks(false, () =>
+      this.db.transaction(async (sql) => {
+        const out: Array<{ schedule: string; tickAt: Date; jobId: string }> = [];
+        let anyReady = false;
+        for (const row of await lockDueSchedules(sql, now, 100)) {
+          const plan = planTicks(row, now);
+          let ran: { at: Date; jobId: string } | null = null;
+          if (plan.fire) {
+            const job = normalizeJobInput({ ...(row.job_template as unknown as CreateJobInput) });
+            if (await recordTick(sql, row.id, plan.fire, job.id)) {
+              anyReady = (await this.writeJobs(sql, [job])).ready || anyReady;
+              ran = { at: plan.fire, jobId: job.id };
+              out.push({ schedule: row.name, tickAt: plan.fire, jobId: job.id });
+            }
+          }
+          await advanceSchedule(sql, row.id, plan.next, ran);
+        }
+        return { fired: out, ready: anyReady };
+      }),
+    );
+    if (ready) this.notifier.poke();
+    return fired;
   }
 
   /** Finally failed jobs (the dead-letter queue), most recent first. */
@@ -393,6 +519,17 @@ function checkLimit(limit: number | undefined): number {
   if (limit === undefined) return 100;
   if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new ValidationError("limit", "must be an integer from 1 to 100000");
   return limit;
+}
+
+/** Validates a schedule's job template (as `createJob` would), without id or dependencies. */
+function checkTemplate(template: unknown, name: string): Record<string, unknown> {
+  if (typeof template !== "object" || template === null || Array.isArray(template)) throw new ValidationError("jobTemplate", "must be a job description object");
+  const t = template as Record<string, unknown>;
+  if (t.id !== undefined) throw new ValidationError("jobTemplate.id", "is chosen for each tick; leave it out");
+  if (t.dependencies !== undefined) throw new ValidationError("jobTemplate.dependencies", "scheduled jobs cannot depend on other jobs");
+  const withName = { name, ...t } as unknown as CreateJobInput;
+  normalizeJobInput(withName, "jobTemplate.");
+  return withName as unknown as Record<string, unknown>;
 }
 
 function checkSince(value: Date | string): Date {

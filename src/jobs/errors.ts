@@ -56,3 +56,11 @@ export class InvalidJobStateError extends SkeinError {
     super(message);
   }
 }
+
+/** No schedule has this name. */
+export class ScheduleNotFoundError extends SkeinError {
+  override readonly name = "ScheduleNotFoundError";
+  constructor(readonly scheduleName: string) {
+    super(`schedule ${JSON.stringify(scheduleName)} not found`);
+  }
+}

@@ -1,4 +1,4 @@
-export { JobManager, type CancelOptions, type CreateJobOptions, type HistoryQuery, type JobManagerOptions, type ListQuery } from "./JobManager";
+export { JobManager, type JobLogLine, type CancelOptions, type CreateJobOptions, type HistoryQuery, type JobManagerOptions, type ListQuery } from "./JobManager";
 export { JobStatus, JobType, FINAL_STATUSES, type CreateJobInput, type CreateTaskInput, type DependencySpec, type FailurePolicy, dependencyId, type Job, type JsonObject, type JsonValue, type Task } from "./types";
 export {
   SkeinError,
@@ -8,5 +8,7 @@ export {
   DuplicateJobIdError,
   JobNotFoundError,
   InvalidJobStateError,
+  ScheduleNotFoundError,
 } from "./errors";
 export { LIMITS } from "./validation";
+export type { JobEvent, JobEventType } from "./events";

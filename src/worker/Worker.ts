@@ -15,6 +15,8 @@ import { dependencyId, type Job, type JsonValue } from "../jobs/types";
 import { silentLogger, type Logger } from "../logging";
 import { backoffMs, systemClock, type Clock } from "./clock";
 import { Claimer } from "./claimer";
+import { Delegation } from "./delegation";
+import { JobManager } from "../jobs/JobManager";
 import { CompletionBatcher } from "./completer";
 import { AgentExecutor, QueryExecutor } from "./executors";
 import { ReadyListener } from "./listener";
@@ -59,7 +61,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private idleRounds = 0;
   private pollTimer: unknown;
   private limitTimer: unknown;
+  private scheduleTimer: unknown;
   private readonly claimer: Claimer;
+  private readonly jobManager: JobManager;
   private heartbeatTimer: unknown;
   private listener: ReadyListener | undefined;
   private pruneTask: ReturnType<typeof cron.schedule> | undefined;
@@ -74,6 +78,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.clock = this.options.clock ?? systemClock;
     this.logger = (this.options.logger ?? silentLogger()).child({ workerId: this.workerId });
     this.store = new JobStore(this.options.prisma);
+    this.jobManager = new JobManager(this.options.prisma, { logger: this.logger });
     this.builtIn = [new AgentExecutor(this.options.agentRegistry), new QueryExecutor(this.options.queryEngine)];
     this.limit = pLimit(this.options.maxConcurrentJobs);
     this.claimer = new Claimer(this.store, { queues: this.options.queues, tags: this.options.tags });
@@ -119,6 +124,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     this.scheduleHeartbeat();
     if (this.options.maintenance) {
+      this.scheduleScheduler();
       this.pruneTask = cron.schedule("* * * * *", () => void this.pruneHistory(), { name: `skein-prune-${this.workerId}` });
     }
     this.logger.info("worker started", { concurrency: this.options.maxConcurrentJobs, executors: this.executorNames() });
@@ -144,6 +150,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.state = "stopping";
     this.clock.clearTimeout(this.pollTimer);
     this.clock.clearTimeout(this.limitTimer);
+    this.clock.clearTimeout(this.scheduleTimer);
     this.pruneTask?.destroy();
     await this.listener?.stop();
     await touchWorker(this.store.db, this.registration(), "stopping").catch(() => undefined);
@@ -233,7 +240,18 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.pollTimer = this.clock.setTimeout(() => this.wake(), Math.round(delay * (0.8 + 0.4 * this.options.random())));
   }
 
+  /** Runs a claimed job to its end in the caller's slot (a parent running the child it waits on). */
+  private async runInline(row: JobRow): Promise<void> {
+    const [entry] = await this.prepare([row]);
+    await this.run(entry);
+  }
+
   private async startJobs(rows: JobRow[]): Promise<void> {
+    for (const entry of await this.prepare(rows)) void this.limit(() => this.run(entry));
+  }
+
+  /** Registers claimed jobs as running, with their dependencies' results. */
+  private async prepare(rows: JobRow[]): Promise<RunningJob[]> {
     const depIds = [...new Set(rows.flatMap((r) => r.dependencies.map(dependencyId)))];
     let results = new Map<string, unknown>();
     if (depIds.length > 0) {
@@ -243,6 +261,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         this.logger.warn("could not read dependency results", { error: String(error) });
       }
     }
+    const entries: RunningJob[] = [];
     for (const row of rows) {
       const job = toJob(row);
       const dependencyResultsOfJob: Record<string, JsonValue | null> = {};
@@ -250,8 +269,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
       const entry: RunningJob = new RunningJobState(job, row.lease_token as string, dependencyResultsOfJob);
       this.running.set(job.id, entry);
       this.emit("job:start", job);
-      void this.limit(() => this.run(entry));
+      entries.push(entry);
     }
+    return entries;
   }
 
   private async run(entry: RunningJob): Promise<void> {
@@ -273,6 +293,21 @@ export class Worker extends EventEmitter<WorkerEvents> {
         onRateLimited: (_job, retryInMs) => {
           this.clock.setTimeout(() => this.wake(true), retryInMs + 5);
         },
+        delegation: (job, signal) =>
+          new Delegation(
+            {
+              jobManager: this.jobManager,
+              store: this.store,
+              clock: this.clock,
+              logger: this.logger.child({ jobId: job.id }),
+              workerId: this.workerId,
+              leaseSeconds: this.options.staleTimeout,
+              filter: { queues: this.options.queues, tags: this.options.tags },
+              runInline: (row) => this.runInline(row),
+            },
+            job,
+            signal,
+          ),
       });
     } finally {
       this.running.delete(entry.job.id);
@@ -297,6 +332,21 @@ export class Worker extends EventEmitter<WorkerEvents> {
         entry.abandon("lease-lost");
       }
     }
+  }
+
+  /** Every second, enqueues the jobs of due schedules (exactly once per tick across workers). */
+  private scheduleScheduler(): void {
+    this.scheduleTimer = this.clock.setTimeout(() => {
+      void this.jobManager
+        .runDueSchedules({ now: new Date(this.clock.now()) })
+        .then((fired) => {
+          for (const f of fired) this.logger.info("schedule fired", { schedule: f.schedule, tickAt: f.tickAt.toISOString(), jobId: f.jobId });
+        })
+        .catch((error: unknown) => this.logger.warn("running schedules failed", { error: String(error) }))
+        .finally(() => {
+          if (this.state === "running") this.scheduleScheduler();
+        });
+    }, 1000);
   }
 
   private scheduleHeartbeat(): void {

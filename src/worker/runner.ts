@@ -5,6 +5,9 @@ import { backoffMs, sleep, type Clock } from "./clock";
 import type { CompletionBatcher } from "./completer";
 import { pickExecutor } from "./executors";
 import { setTaskStep } from "../db/sql/tasks";
+import type { CreateJobInput } from "../jobs/types";
+import type { Delegation, DelegateOptions } from "./delegation";
+import { AttemptLog } from "./joblog";
 import { NonRetryableError, RateLimitedError, type Executor, type JobContext } from "./types";
 
 /** A claimed job while a worker runs it. */
@@ -32,6 +35,8 @@ export interface AttemptDeps {
   onFail(job: Job, error: string, outcome: "retried" | "failed" | "refused", retryInMs: number): void;
   /** The job went back to pending because its provider pushed back; it may run again in `retryInMs`. */
   onRateLimited(job: Job, retryInMs: number): void;
+  /** Delegation for a job's context (`ctx.delegate`). */
+  delegation(job: Job, signal: AbortSignal): Delegation;
 }
 
 class JobTimeoutError extends Error {
@@ -46,6 +51,7 @@ class JobTimeoutError extends Error {
 export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<void> {
   const { job, controller } = entry;
   const logger = deps.logger.child({ jobId: job.id });
+  const log = new AttemptLog(deps.store.db, job.id, job.attempts, logger, deps.clock);
   const timeout =
     job.timeoutSeconds !== null
       ? deps.clock.setTimeout(() => controller.abort(new JobTimeoutError(`timed out after ${job.timeoutSeconds} s`)), job.timeoutSeconds * 1000)
@@ -66,6 +72,13 @@ export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<
         }
         throw new RateLimitedError(seconds);
       },
+      log,
+      delegate: ((spec: CreateJobInput, options: DelegateOptions = {}) =>
+        deps
+          .delegation(job, controller.signal)
+          .delegateAll([spec], options)
+          .then((out) => out[0])) as JobContext["delegate"],
+      delegateAll: ((specs: CreateJobInput[], options: DelegateOptions = {}) => deps.delegation(job, controller.signal).delegateAll(specs, options)) as JobContext["delegateAll"],
       task: {
         id: job.taskId,
         setStep: async (step) => {
@@ -77,6 +90,7 @@ export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<
     logger.debug("job started", { executor: executor.name, attempt: job.attempts });
     const value = await untilAborted(executor.execute(job, ctx), controller.signal);
     const result = toJsonResult(value);
+    await log.close();
     if (entry.phase !== "executing") return;
     entry.phase = "completing";
     const accepted = await deps.completer.add({ id: job.id, leaseToken: entry.leaseToken, result });
@@ -99,6 +113,7 @@ export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<
     await recordFailure(entry, error, deps, logger);
   } finally {
     deps.clock.clearTimeout(timeout);
+    await log.close();
   }
 }
 

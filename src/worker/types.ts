@@ -1,4 +1,4 @@
-import type { Job, JsonValue } from "../jobs/types";
+import type { CreateJobInput, Job, JsonValue } from "../jobs/types";
 import type { Logger } from "../logging";
 
 /** What a running job's executor is given besides the job. */
@@ -24,6 +24,39 @@ export interface JobContext {
   rateLimited(options?: { retryAfterSeconds?: number }): never;
   /** The job's task (see `JobManager.createTask`). */
   readonly task: TaskHandle;
+  /**
+   * Creates a job from inside this one (its `parentId` is this job; it
+   * inherits this job's tenant and task unless it names a tenant). With
+   * `{ wait: true }` resolves with the child's result, or throws its failure.
+   *
+   * Waiting does not hold the slot hostage: while it waits, this job runs the
+   * child itself, within its own slot, whenever the child is ready and no
+   * other worker has taken it (so a worker with `maxConcurrentJobs: 1` still
+   * finishes). Children with a rate-limit or concurrency key are left to the
+   * normal claim, which enforces their limits. After `timeoutSeconds` the
+   * child (and what depends on it) is cancelled and this job fails.
+   */
+  delegate(spec: CreateJobInput): Promise<Job>;
+  delegate(spec: CreateJobInput, options: { wait?: false }): Promise<Job>;
+  delegate(spec: CreateJobInput, options: { wait: true; timeoutSeconds?: number }): Promise<JsonValue | null>;
+  /**
+   * Creates several children at once (atomically; they may depend on each
+   * other). With `{ wait: true }` resolves with their results in order, or
+   * throws the first failure (cancelling the children still unfinished).
+   */
+  delegateAll(specs: CreateJobInput[]): Promise<Job[]>;
+  delegateAll(specs: CreateJobInput[], options: { wait?: false }): Promise<Job[]>;
+  delegateAll(specs: CreateJobInput[], options: { wait: true; timeoutSeconds?: number }): Promise<Array<JsonValue | null>>;
+  /** Stores log lines with the job (readable with `skein logs <id>`); also written to `logger`. */
+  readonly log: JobLog;
+}
+
+/** The stored per-job log of `ctx.log`. */
+export interface JobLog {
+  debug(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
 }
 
 /** What an executor can do with its job's task. */

@@ -79,11 +79,23 @@ export async function renewLeases(sql: Sql, workerId: string, leaseTokens: reado
 export async function releaseJobs(sql: Sql, leases: ReadonlyArray<{ id: string; leaseToken: string }>, reason: string): Promise<string[]> {
   if (leases.length === 0) return [];
   const rows = await sql.query<{ id: string }>(
-    `UPDATE jobs j SET status = 'pending', locked_by = NULL, lease_token = NULL, lease_expires_at = NULL,
-       error_message = $2, run_at = now(), updated_at = now()
-     FROM jsonb_to_recordset($1::jsonb) AS x(id text, lease_token uuid)
-     WHERE j.id = x.id AND j.lease_token = x.lease_token AND j.status = 'running'
-     RETURNING j.id`,
+    `WITH before AS (
+       SELECT j.id, j.locked_by, j.attempts, j.started_at FROM jobs j
+       JOIN jsonb_to_recordset($1::jsonb) AS x(id text, lease_token uuid) ON j.id = x.id AND j.lease_token = x.lease_token
+       WHERE j.status = 'running'
+     ), u AS (
+       UPDATE jobs j SET status = 'pending', locked_by = NULL, lease_token = NULL, lease_expires_at = NULL,
+         error_message = $2, run_at = now(), updated_at = now()
+       FROM before b, jsonb_to_recordset($1::jsonb) AS x(id text, lease_token uuid)
+       -- The lease is checked again here: a row lock waited for re-checks only this WHERE.
+       WHERE j.id = b.id AND x.id = b.id AND j.lease_token = x.lease_token AND j.status = 'running'
+       RETURNING j.id
+     ), ev AS (
+       INSERT INTO job_events (job_id, event, worker_id, attempt, detail)
+       SELECT b.id, 'released', b.locked_by, b.attempts, jsonb_build_object('reason', $2::text, 'startedAt', b.started_at)
+       FROM before b JOIN u ON u.id = b.id
+     )
+     SELECT id FROM u`,
     [JSON.stringify(leases.map((l) => ({ id: l.id, lease_token: l.leaseToken }))), reason],
   );
   return rows.map((r) => r.id);
@@ -100,11 +112,20 @@ export async function retryExpiredLeases(sql: Sql, batch: number): Promise<strin
        WHERE status = 'running' AND lease_expires_at < now() AND retry_count < max_retries
        ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
      )
-     UPDATE jobs j SET status = 'pending', retry_count = j.retry_count + 1,
-       error_message = format('lease expired: worker %s stopped renewing it', j.locked_by),
-       locked_by = NULL, lease_token = NULL, lease_expires_at = NULL, run_at = now(), updated_at = now()
-     FROM expired e WHERE j.id = e.id
-     RETURNING j.id`,
+     , before AS (
+       SELECT j.id, j.locked_by, j.attempts, j.started_at FROM jobs j JOIN expired e ON e.id = j.id
+     ), u AS (
+       UPDATE jobs j SET status = 'pending', retry_count = j.retry_count + 1,
+         error_message = format('lease expired: worker %s stopped renewing it', j.locked_by),
+         locked_by = NULL, lease_token = NULL, lease_expires_at = NULL, run_at = now(), updated_at = now()
+       FROM expired e WHERE j.id = e.id
+       RETURNING j.id
+     ), ev AS (
+       INSERT INTO job_events (job_id, event, worker_id, attempt, detail)
+       SELECT b.id, 'lease_lost', b.locked_by, b.attempts, jsonb_build_object('startedAt', b.started_at, 'then', 'retried')
+       FROM before b JOIN u ON u.id = b.id
+     )
+     SELECT id FROM u`,
     [batch],
   );
   return rows.map((r) => r.id);
@@ -119,6 +140,10 @@ export async function failExpiredLeases(sql: Sql, batch: number): Promise<string
        ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
      ), done AS (
        DELETE FROM jobs j USING expired e WHERE j.id = e.id RETURNING j.*
+     ), ev AS (
+       INSERT INTO job_events (job_id, event, worker_id, attempt, detail)
+       SELECT d.id, 'lease_lost', d.locked_by, d.attempts, jsonb_build_object('startedAt', d.started_at, 'then', 'failed')
+       FROM done d
      ), archived AS (
        ${archiveInsert("done", "'failed'", "format('lease expired: worker %s stopped renewing it', s.locked_by)", "NULL")}
        RETURNING job_id
@@ -127,4 +152,31 @@ export async function failExpiredLeases(sql: Sql, batch: number): Promise<string
     [batch],
   );
   return rows.map((r) => r.id);
+}
+
+/**
+ * Claims one job by id if it is ready and this worker may run it: used by a
+ * parent that waits on a child it delegated, to run the child within its own
+ * slot. Jobs with a rate-limit or concurrency key are never claimed this way
+ * (the flow-control claim enforces their limits).
+ */
+export async function claimById(sql: Sql, request: Omit<ClaimRequest, "limit"> & { id: string }): Promise<JobRow | undefined> {
+  const where = filterCondition(request.filter ?? { queues: null, tags: [] }, "jobs", 4);
+  const rows = await sql.query<JobRow>(
+    `WITH candidate AS MATERIALIZED (
+       SELECT id FROM jobs
+       WHERE id = $2 AND status = 'pending' AND pending_dependencies = 0 AND run_at <= now()
+         AND rate_limit_key IS NULL AND concurrency_key IS NULL${where.sql}
+       FOR UPDATE SKIP LOCKED
+     ), j AS (
+       UPDATE jobs SET status = 'running', locked_by = $1, lease_token = gen_random_uuid(),
+         lease_expires_at = now() + make_interval(secs => $3), started_at = now(),
+         attempts = attempts + 1, updated_at = now()
+       FROM candidate c WHERE jobs.id = c.id
+       RETURNING jobs.*
+     )
+     SELECT ${LIVE_COLUMNS} FROM j`,
+    [request.workerId, request.id, request.leaseSeconds, ...where.params],
+  );
+  return rows[0];
 }

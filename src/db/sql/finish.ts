@@ -89,11 +89,24 @@ export interface Failure {
  */
 export async function recordFailure(sql: Sql, failure: Failure): Promise<FailureOutcome> {
   const retried = await sql.query<{ id: string }>(
-    `UPDATE jobs SET status = 'pending', retry_count = retry_count + 1, error_message = $3,
-       run_at = now() + make_interval(secs => $4), locked_by = NULL, lease_token = NULL,
-       lease_expires_at = NULL, updated_at = now()
-     WHERE id = $1 AND lease_token = $2::uuid AND status = 'running' AND retry_count < max_retries AND NOT $5::boolean
-     RETURNING id`,
+    `WITH before AS (
+       SELECT id, locked_by, attempts, started_at FROM jobs
+       WHERE id = $1 AND lease_token = $2::uuid AND status = 'running' AND retry_count < max_retries AND NOT $5::boolean
+     ), u AS (
+       UPDATE jobs j SET status = 'pending', retry_count = j.retry_count + 1, error_message = $3,
+         run_at = now() + make_interval(secs => $4), locked_by = NULL, lease_token = NULL,
+         lease_expires_at = NULL, updated_at = now()
+       FROM before b
+       -- The lease is checked again here: a row lock waited for re-checks only this WHERE.
+       WHERE j.id = b.id AND j.lease_token = $2::uuid AND j.status = 'running' AND j.retry_count < j.max_retries
+       RETURNING j.id
+     ), ev AS (
+       INSERT INTO job_events (job_id, event, worker_id, attempt, detail)
+       SELECT b.id, 'retried', b.locked_by, b.attempts,
+         jsonb_build_object('error', $3::text, 'startedAt', b.started_at, 'retryInSeconds', $4::float8)
+       FROM before b JOIN u ON u.id = b.id
+     )
+     SELECT id FROM u`,
     [failure.id, failure.leaseToken, failure.error, failure.retryDelaySeconds, failure.final],
   );
   if (retried.length > 0) return "retried";

@@ -241,11 +241,22 @@ export async function chargeBuckets(sql: Sql, charges: ReadonlyMap<string, numbe
  */
 export async function deferRateLimited(sql: Sql, id: string, leaseToken: string, seconds: number, message: string): Promise<boolean> {
   const rows = await sql.query<{ id: string }>(
-    `UPDATE jobs SET status = 'pending', locked_by = NULL, lease_token = NULL, lease_expires_at = NULL,
-       error_message = $4,
-       run_at = clock_timestamp() + make_interval(secs => $3), updated_at = clock_timestamp()
-     WHERE id = $1 AND lease_token = $2::uuid AND status = 'running'
-     RETURNING id`,
+    `WITH before AS (
+       SELECT id, locked_by, attempts, started_at FROM jobs WHERE id = $1 AND lease_token = $2::uuid AND status = 'running'
+     ), u AS (
+       UPDATE jobs j SET status = 'pending', locked_by = NULL, lease_token = NULL, lease_expires_at = NULL,
+         error_message = $4,
+         run_at = clock_timestamp() + make_interval(secs => $3), updated_at = clock_timestamp()
+       FROM before b
+       -- The lease is checked again here: a row lock waited for re-checks only this WHERE.
+       WHERE j.id = b.id AND j.lease_token = $2::uuid AND j.status = 'running'
+       RETURNING j.id
+     ), ev AS (
+       INSERT INTO job_events (job_id, event, worker_id, attempt, detail)
+       SELECT b.id, 'rate_limited', b.locked_by, b.attempts, jsonb_build_object('retryAfterSeconds', $3::float8, 'startedAt', b.started_at)
+       FROM before b JOIN u ON u.id = b.id
+     )
+     SELECT id FROM u`,
     [id, leaseToken, seconds, message],
   );
   return rows.length > 0;

@@ -77,6 +77,12 @@ export async function restoreFromHistory(sql: Sql, id: string, pendingDependenci
   const rows = await sql.query<JobRow>(
     `WITH h AS (
        DELETE FROM job_history WHERE job_id = $1 AND status IN ('failed', 'cancelled') RETURNING *
+     ), ev AS (
+       -- The archived row goes away: keep what it said as an event.
+       INSERT INTO job_events (job_id, at, event, worker_id, attempt, detail)
+       SELECT job_id, completed_at, status, locked_by, attempts,
+         jsonb_build_object('error', error_message, 'startedAt', started_at, 'then', 'retried by request')
+       FROM h
      ), j AS (
        INSERT INTO jobs (id, job_type, name, description, payload, dependencies, max_retries, retry_count,
          attempts, status, priority, run_at, pending_dependencies, queue, tenant, rate_limit_key,
