@@ -1,5 +1,6 @@
 import { truncateAll, useTestDatabase, createTestDatabase } from "./helpers/db";
 import { runCli } from "./helpers/processes";
+import { TestDriver } from "./helpers/store";
 
 const ctx = useTestDatabase();
 beforeEach(() => truncateAll(ctx.pool));
@@ -104,6 +105,54 @@ describe("flow control from the command line", () => {
     const bad = await runCli("run-worker", ["--rate-limit", "openai=120/h", "--database-url", ctx.db.url]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--rate-limit/);
+  });
+});
+
+describe("workflow commands", () => {
+  beforeEach(() => ctx.pool.query("TRUNCATE job_events, job_logs, schedules, schedule_ticks"));
+
+  it("dlq list and replay, cancel --cascade, retry --downstream, events and logs", async () => {
+    await ctx.jobManager.createJobs([
+      { id: "w-a", jobType: "agent", name: "a", maxRetries: 0 },
+      { id: "w-b", jobType: "agent", name: "b", dependencies: ["w-a"] },
+    ]);
+    const driver = new TestDriver(ctx.prisma);
+    await driver.failFinally("w-a", "exploded");
+    const listed = JSON.parse((await skein("dlq", "list", "--json")).stdout) as Array<{ id: string }>;
+    expect(listed.map((j) => j.id)).toEqual(["w-a"]);
+    const replay = await skein("dlq", "replay", "--id", "w-a");
+    expect(replay.stdout).toMatch(/replayed 1 job\(s\), 2 restored to pending/);
+    expect((await ctx.jobManager.getJob("w-b"))?.status).toBe("pending");
+    expect((await skein("dlq", "replay")).code).toBe(2);
+
+    expect((await skein("cancel", "w-a", "--cascade")).code).toBe(0);
+    expect((await ctx.jobManager.getJob("w-b"))?.status).toBe("cancelled");
+    expect((await skein("retry", "w-a", "--downstream")).code).toBe(0);
+    expect((await ctx.jobManager.getJob("w-b"))?.status).toBe("pending");
+
+    const events = await skein("events", "w-a");
+    expect(events.code).toBe(0);
+    expect(events.stdout).toMatch(/created/);
+    expect(events.stdout).toMatch(/failed/);
+    await ctx.pool.query(
+      "INSERT INTO job_logs (job_id, attempt, at, level, message, fields) VALUES ('w-a', 1, now(), 'info', 'hello from the job', '{\"n\": 1}')",
+    );
+    const logs = await skein("logs", "w-a");
+    expect(logs.stdout).toMatch(/info\s+hello from the job \{"n":1\}/);
+    expect((await skein("logs", "nope")).code).toBe(2);
+  });
+
+  it("schedules create, list, pause, resume and delete", async () => {
+    const created = await skein("schedules", "create", "--name", "nightly", "--cron", "0 3 * * *", "--timezone", "Europe/Paris", "--type", "agent", "--payload", '{"agent_name":"noop"}', "--json");
+    expect(created.code).toBe(0);
+    expect(JSON.parse(created.stdout)).toMatchObject({ name: "nightly", cron: "0 3 * * *", timezone: "Europe/Paris", paused: false });
+    expect((await skein("schedules", "list")).stdout).toMatch(/nightly\s+0 3 \* \* \*\s+Europe\/Paris\s+active/);
+    expect((await skein("schedules", "pause", "nightly")).stdout).toMatch(/paused schedule nightly/);
+    expect((await skein("schedules", "resume", "nightly")).stdout).toMatch(/resumed schedule nightly/);
+    expect((await skein("schedules", "delete", "nightly")).stdout).toMatch(/deleted schedule nightly/);
+    const bad = await skein("schedules", "create", "--name", "x", "--cron", "not cron", "--type", "agent");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/cron/);
   });
 });
 

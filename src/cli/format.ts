@@ -116,3 +116,25 @@ export function formatRateLimits(limits: RateLimit[]): string {
     limits.map((l) => [l.key, l.perSecond === null ? "-" : `${+l.perSecond.toFixed(3)}/s`, String(+l.burst.toFixed(2)), l.tokens.toFixed(2), l.pausedUntil?.toISOString() ?? "-"]),
   );
 }
+
+/** A stored log line as text. */
+export function formatLogLine(line: { at: Date; level: string; message: string; attempt: number; fields: Record<string, unknown> | null }): string {
+  const fields = line.fields && Object.keys(line.fields).length > 0 ? ` ${JSON.stringify(line.fields)}` : "";
+  return `${line.at.toISOString()} [attempt ${line.attempt}] ${line.level.padEnd(5)} ${line.message}${fields}`;
+}
+
+/** A job's events as a table. */
+export function formatEvents(events: Array<{ at: Date; event: string; workerId: string | null; attempt: number | null; detail: Record<string, unknown> | null }>): string {
+  return table(
+    ["at", "event", "attempt", "worker", "detail"],
+    events.map((e) => [e.at.toISOString(), e.event, e.attempt === null ? "-" : String(e.attempt), e.workerId ?? "-", e.detail ? clip(JSON.stringify(e.detail), 80) : ""]),
+  );
+}
+
+/** Schedules as a table. */
+export function formatSchedules(list: Array<{ name: string; cron: string | null; intervalSeconds: number | null; timezone: string; paused: boolean; nextRunAt: Date; lastRunAt: Date | null; catchUp: string }>): string {
+  return table(
+    ["name", "when", "timezone", "state", "next run", "last run", "catch-up"],
+    list.map((s) => [s.name, s.cron ?? `every ${s.intervalSeconds}s`, s.timezone, s.paused ? "paused" : "active", s.nextRunAt.toISOString(), s.lastRunAt?.toISOString() ?? "-", s.catchUp]),
+  );
+}

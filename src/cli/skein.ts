@@ -1,34 +1,16 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
-import yargs, { type Argv } from "yargs";
+import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import type { JobStatus } from "../jobs/types";
-import { createLogger } from "../logging";
-import { buildConfig, UsageError, type CommonFlags } from "./config";
-import { openDatabase, type OpenDatabase } from "./database";
+import { buildConfig, UsageError } from "./config";
+import { common, print, withDatabase } from "./command";
+import { workflowCommands } from "./workflow-commands";
 import { runDemo } from "./demo";
-import { formatExplanation, formatJob, formatJobs, formatRateLimits, formatTask, json } from "./format";
+import { formatExplanation, formatJob, formatJobs, formatRateLimits, formatTask } from "./format";
 import { parseRateLimitSpec } from "../limits";
 import { NOOP_AGENT } from "../worker/executors";
 import { failUsage, numberFlag, runCli } from "./main";
-
-type Flags = CommonFlags & { json?: boolean };
-
-/** Opens the database for one subcommand, runs it and closes it. */
-async function withDatabase(args: Flags, fn: (db: OpenDatabase) => Promise<void>): Promise<void> {
-  const config = buildConfig(args, process.env, Boolean(process.stderr.isTTY));
-  const logger = createLogger({ level: args["log-level"] ? config.logLevel : "warn", format: config.logFormat });
-  const db = await openDatabase(config, logger, { migrate: config.databaseUrl === undefined, maxConnections: 4 });
-  try {
-    await fn(db);
-  } finally {
-    await db.close();
-  }
-}
-
-function print(args: Flags, value: unknown, text: string): void {
-  process.stdout.write((args.json ? json(value) : text) + "\n");
-}
 
 function parsePayload(text: string | undefined): Record<string, never> | undefined {
   if (text === undefined) return undefined;
@@ -39,14 +21,6 @@ function parsePayload(text: string | undefined): Record<string, never> | undefin
     throw new UsageError(`invalid --payload: not JSON (${(error as Error).message})`);
   }
 }
-
-const common = (y: Argv) =>
-  y.options({
-    "database-url": { type: "string", describe: "PostgreSQL URL (else SKEIN_DATABASE_URL, DATABASE_URL, or the embedded server)" },
-    "data-dir": { type: "string", describe: "Embedded server's data folder (default ./.skein)" },
-    "log-level": { type: "string", choices: ["error", "warn", "info", "debug"] },
-    json: { type: "boolean", default: false, describe: "Print JSON" },
-  });
 
 void runCli(async () => {
   await common(yargs(hideBin(process.argv)))
@@ -123,22 +97,22 @@ void runCli(async () => {
     )
     .command(
       "cancel <id>",
-      "Cancel a job and everything downstream of it",
-      (y) => y.positional("id", { type: "string", demandOption: true }),
+      "Cancel a job (its dependents follow their edges' failure policies; --cascade cancels everything downstream)",
+      (y) => y.positional("id", { type: "string", demandOption: true }).options({ cascade: { type: "boolean", default: false, describe: "Cancel everything downstream, running jobs included" } }),
       async (args) => {
         await withDatabase(args, async ({ jobManager }) => {
-          const job = await jobManager.cancelJob(String(args.id));
+          const job = await jobManager.cancelJob(String(args.id), { cascade: args.cascade });
           print(args, job, `cancelled job ${job.id}`);
         });
       },
     )
     .command(
       "retry <id>",
-      "Put a failed or cancelled job back to pending",
-      (y) => y.positional("id", { type: "string", demandOption: true }),
+      "Put a failed or cancelled job back to pending (--downstream: and its cancelled descendants)",
+      (y) => y.positional("id", { type: "string", demandOption: true }).options({ downstream: { type: "boolean", default: false, describe: "Restore its cancelled descendants too" } }),
       async (args) => {
         await withDatabase(args, async ({ jobManager }) => {
-          const job = await jobManager.retryJob(String(args.id));
+          const job = await jobManager.retryJob(String(args.id), { downstream: args.downstream });
           print(args, job, `job ${job.id} is pending again`);
         });
       },
@@ -240,6 +214,7 @@ void runCli(async () => {
         await runDemo(config, { json: args.json === true, tty: Boolean(process.stdout.isTTY) });
       },
     )
+    .command(workflowCommands)
     .demandCommand(1, "name a command (see --help)")
     .strict()
     .fail(failUsage)
