@@ -11,8 +11,9 @@ import { formatStatus, json, table } from "./format";
 /**
  * The demo graph: a planner fans out to three fetchers, which fan in to a
  * merge; a query job analyses the merge and a reporter writes it up. Beside
- * it, a flaky job fails once and succeeds on retry, and a doomed job fails
- * for good so that its dependents are cancelled.
+ * it, a flaky job fails once and succeeds on retry, a doomed job fails for
+ * good so that its dependents are cancelled, and a researcher delegates one
+ * child job per topic from inside its run and gathers their results.
  */
 function demoGraph(run: string): CreateJobInput[] {
   const id = (name: string) => `demo-${run}-${name}`;
@@ -42,6 +43,7 @@ function demoGraph(run: string): CreateJobInput[] {
     agent("doomed", "doomed", {}, [], { maxRetries: 1 }),
     agent("doomed-followup", "reporter", {}, ["doomed"]),
     agent("doomed-report", "reporter", {}, ["doomed-followup"]),
+    agent("research", "researcher", { topics: ["pricing", "churn"] }, ["plan"]),
   ];
 }
 
@@ -61,7 +63,9 @@ function demoAgents(): AgentRegistry {
     },
     fetcher: async (params, ctx) => {
       const source = (params as { source: string }).source;
+      ctx.log.info(`fetching ${source}`);
       await pause(200 + source.length * 40, ctx.signal);
+      ctx.log.info(`fetched ${source}`, { rows: source.length * 100 });
       return { source, rows: source.length * 100 };
     },
     merger: async (_params, ctx) => {
@@ -78,6 +82,20 @@ function demoAgents(): AgentRegistry {
     doomed: async () => {
       throw new Error("this job always fails");
     },
+    // Delegates one child per topic and waits for all (the children run in this job's slot if no other is free).
+    researcher: async (params, ctx) => {
+      const topics = (params as { topics: string[] }).topics;
+      const summaries = await ctx.delegateAll(
+        topics.map((topic) => ({ jobType: JobType.AGENT, name: `summarise ${topic}`, payload: { agent_name: "summariser", parameters: { topic } } })),
+        { wait: true, timeoutSeconds: 60 },
+      );
+      return { topics, summaries };
+    },
+    summariser: async (params, ctx) => {
+      await pause(120, ctx.signal);
+      return `${(params as { topic: string }).topic}: looks fine`;
+    },
+    heartbeat: async () => ({ at: new Date().toISOString() }),
   };
 }
 
@@ -108,7 +126,10 @@ export async function runDemo(config: CliConfig, output: { json: boolean; tty: b
     const run = randomBytes(3).toString("hex");
     const graph = demoGraph(run);
     await db.jobManager.createJobs(graph);
-    say(`Created ${graph.length} jobs (run ${run}): fan-out, fan-in, an agent job, a query job, a flaky job and a failing one.`);
+    say(`Created ${graph.length} jobs (run ${run}): fan-out, fan-in, an agent job, a query job, a flaky job, a failing one and a delegating one.`);
+    const scheduleName = `demo-heartbeat-${run}`;
+    await db.jobManager.createSchedule({ name: scheduleName, intervalSeconds: 1, jobTemplate: { jobType: JobType.AGENT, name: "heartbeat", payload: { agent_name: "heartbeat" } } });
+    say(`Created schedule ${scheduleName}: a heartbeat job every second while the demo runs.`);
     const ids = graph.map((g) => g.id as string);
     let last = "";
     for (;;) {
@@ -121,10 +142,14 @@ export async function runDemo(config: CliConfig, output: { json: boolean; tty: b
         else say(line);
         last = line;
       }
-      if (done === ids.length) break;
+      const schedule = (await db.jobManager.listSchedules()).find((s) => s.name === scheduleName);
+      const heartbeat = schedule?.lastJobId ? await db.jobManager.getJob(schedule.lastJobId) : null;
+      if (done === ids.length && heartbeat?.archived) break;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     if (output.tty) process.stdout.write("\n");
+    const ticks = await db.jobManager.listSchedules();
+    await db.jobManager.deleteSchedule(scheduleName);
     await worker.stop();
     const jobs = await Promise.all(ids.map(async (id) => (await db.jobManager.getJob(id))!));
     say("");
@@ -135,6 +160,13 @@ export async function runDemo(config: CliConfig, output: { json: boolean; tty: b
         jobs.map((j) => [j.name, j.status, String(j.attempts), (j.errorMessage ?? JSON.stringify(j.result)).slice(0, 70)]),
       ),
     );
+    const research = jobs.find((j) => j.name === "research");
+    const fetchLog = await db.jobManager.getJobLogs(jobs.find((j) => j.name === "fetch-alpha")?.id as string);
+    const lastTick = ticks.find((s) => s.name === scheduleName)?.lastRunAt;
+    say("");
+    say(`Delegation: "research" created ${research?.childIds?.length ?? 0} child jobs (${(research?.childIds ?? []).join(", ")}) and gathered their results.`);
+    say(`Schedule: ${scheduleName} fired every second (last tick ${lastTick?.toISOString() ?? "-"}); deleted at the end.`);
+    say(`Job log of fetch-alpha (skein logs <id>): ${fetchLog.map((l) => l.message).join(" | ")}`);
     say("");
     const snapshot = await readStatus(db.db);
     say(output.json ? json(snapshot) : formatStatus(snapshot, 60));
