@@ -1,3 +1,6 @@
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { truncateAll, useTestDatabase, createTestDatabase } from "./helpers/db";
 import { runCli } from "./helpers/processes";
 import { TestDriver } from "./helpers/store";
@@ -154,6 +157,26 @@ describe("workflow commands", () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/cron/);
   });
+});
+
+describe("the demo", () => {
+  it("runs on its own embedded PostgreSQL, finishes the graph and prints the summary", async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), "skein-demo-"));
+    chmodSync(dataDir, 0o755);
+    try {
+      const result = await runCli("skein", ["demo", "--data-dir", dataDir]);
+      expect(result.stderr).not.toMatch(/Error:/);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(/progress: 12\/12 finished/);
+      expect(result.stdout).toMatch(/flaky\s+completed\s+2/);
+      expect(result.stdout).toMatch(/doomed-report\s+cancelled/);
+      expect(result.stdout).toMatch(/Delegation: "research" created 2 child jobs/);
+      expect(result.stdout).toMatch(/Schedule: demo-heartbeat-\w+ fired every second/);
+      expect(result.stdout).toMatch(/Skein status at/);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
 
 describe("run-worker --status and init-worker", () => {
