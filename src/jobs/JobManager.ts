@@ -12,7 +12,6 @@ import { readLogs } from "../db/sql/logs";
 import { randomUUID } from "node:crypto";
 import { checkLimit, checkSince } from "./manager-core";
 import { FlowControlManager } from "./manager-flow";
-import type { JobManagerCore } from "./manager-core";
 export { type CancelOptions, type CreateJobOptions, type HistoryQuery, type JobManagerOptions, type ListQuery } from "./manager-core";
 
 /** A stored log line of a job. */
