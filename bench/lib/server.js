@@ -1,0 +1,122 @@
+"use strict";
+// The PostgreSQL server the benchmark runs on: an embedded one in a temporary
+// folder (started from the built Skein package), or the one at --database-url.
+// Every library and every workload gets a fresh database, cloned from a
+// per-library template that holds the library's schema.
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const pg = require("pg");
+const { distDir } = require("./snapshot");
+
+const PREFIX = "skein_bench_";
+
+/** Settings the embedded server runs with (on top of Skein's own: loopback only, max_connections 300). */
+const EMBEDDED_SETTINGS = {};
+
+class Server {
+  constructor({ adminUrl, embedded, dataDir, pid, settings }) {
+    this.adminUrl = adminUrl;
+    this.embedded = embedded;
+    this.dataDir = dataDir;
+    this.pid = pid;
+    this.settings = settings;
+    this.created = new Set();
+    this.handle = undefined;
+  }
+
+  /** URL of database `name` on this server. */
+  url(name) {
+    const u = new URL(this.adminUrl);
+    u.pathname = `/${name}`;
+    return u.toString();
+  }
+
+  async admin(fn) {
+    const client = new pg.Client({ connectionString: this.adminUrl });
+    client.on("error", () => undefined);
+    await client.connect();
+    try {
+      return await fn(client);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  /** Creates database `name` (dropping a leftover of the same name), optionally from a template. */
+  async createDatabase(name, template) {
+    if (!name.startsWith(PREFIX)) throw new Error(`refusing to create ${name}: benchmark databases start with ${PREFIX}`);
+    await this.admin(async (c) => {
+      await c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`);
+      await c.query(`CREATE DATABASE ${c.escapeIdentifier(name)}${template ? ` TEMPLATE ${c.escapeIdentifier(template)}` : ""}`);
+    });
+    this.created.add(name);
+    return this.url(name);
+  }
+
+  async dropDatabase(name) {
+    if (!name.startsWith(PREFIX)) return;
+    await this.admin((c) => c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`));
+    this.created.delete(name);
+  }
+
+  /** Server version and the settings that matter for a queue benchmark. */
+  async describe() {
+    return this.admin(async (c) => {
+      const { rows } = await c.query(`SELECT current_setting('server_version') AS version,
+        current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS synchronous_commit,
+        current_setting('full_page_writes') AS full_page_writes, current_setting('wal_level') AS wal_level,
+        current_setting('shared_buffers') AS shared_buffers, current_setting('work_mem') AS work_mem,
+        current_setting('max_connections') AS max_connections, current_setting('autovacuum') AS autovacuum,
+        current_setting('jit') AS jit`);
+      return { ...rows[0], embedded: this.embedded };
+    });
+  }
+
+  /** Drops every database this run created, then stops the embedded server. */
+  async close({ keep = false } = {}) {
+    if (!keep) {
+      for (const name of [...this.created]) await this.dropDatabase(name).catch(() => undefined);
+    }
+    if (this.handle) {
+      await this.handle.stop({ force: true }).catch(() => undefined);
+      this.handle = undefined;
+      if (this.dataDir && !keep) fs.rmSync(this.dataDir, { recursive: true, force: true });
+    }
+  }
+
+  /** Last resort on exit: kill the embedded server synchronously. */
+  killNow() {
+    if (this.handle && this.pid) {
+      try {
+        process.kill(this.pid, "SIGINT");
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+async function openServer({ databaseUrl, log }) {
+  if (databaseUrl) {
+    const server = new Server({ adminUrl: databaseUrl, embedded: false });
+    await server.admin((c) => c.query("SELECT 1"));
+    return server;
+  }
+  const { startEmbeddedDatabase } = require(distDir());
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "skein-bench-"));
+  // mkdtemp makes it private; as root the server runs as `postgres`, which must reach its data folder.
+  fs.chmodSync(dataDir, 0o755);
+  const handle = await startEmbeddedDatabase({ dataDir, settings: EMBEDDED_SETTINGS, log });
+  let pid;
+  try {
+    pid = JSON.parse(fs.readFileSync(path.join(dataDir, "server.json"), "utf8")).pid;
+  } catch {
+    pid = undefined;
+  }
+  const server = new Server({ adminUrl: handle.adminUrl, embedded: true, dataDir, pid, settings: EMBEDDED_SETTINGS });
+  server.handle = handle;
+  return server;
+}
+
+module.exports = { openServer, PREFIX, EMBEDDED_SETTINGS };
