@@ -22,8 +22,8 @@ export interface CreateScheduleInput {
   intervalSeconds?: number;
   /** IANA timezone the cron expression is read in. @defaultValue "UTC" */
   timezone?: string;
-  /** The job each tick creates (any `createJob` input without `id` and `dependencies`). */
-  jobTemplate: Omit<CreateJobInput, "id" | "dependencies">;
+  /** The job each tick creates: any `createJob` input without `id` and `dependencies`; `name` defaults to the schedule's. */
+  jobTemplate: Omit<CreateJobInput, "id" | "dependencies" | "name"> & { name?: string };
   /** @defaultValue "once" */
   catchUp?: CatchUpPolicy;
   /** First tick no earlier than this. @defaultValue now */
