@@ -12,6 +12,14 @@ module.exports = tseslint.config(
     rules: { "@typescript-eslint/no-require-imports": "off" },
   },
   {
+    // The dashboard's script runs in the browser.
+    files: ["src/server/ui/**/*.js"],
+    languageOptions: {
+      sourceType: "script",
+      globals: { document: "readonly", window: "readonly", location: "writable", sessionStorage: "readonly", fetch: "readonly", EventSource: "readonly", URLSearchParams: "readonly", FormData: "readonly", setTimeout: "readonly" },
+    },
+  },
+  {
     rules: {
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
     },

@@ -16,6 +16,8 @@ export interface CliConfig {
   logFormat: "json" | "pretty";
   /** Agent modules by agent name, from SKEIN_AGENT_CONFIG. */
   agentConfig: Record<string, string>;
+  /** The HTTP API's admin token, from SKEIN_ADMIN_TOKEN. */
+  adminToken: string | undefined;
 }
 
 /** Flags every command accepts. */
@@ -46,7 +48,14 @@ export function buildConfig(flags: CommonFlags, env: NodeJS.ProcessEnv, isTty: b
     logLevel,
     logFormat: isTty ? "pretty" : "json",
     agentConfig: parseAgentConfig(env.SKEIN_AGENT_CONFIG),
+    adminToken: adminToken(env.SKEIN_ADMIN_TOKEN),
   };
+}
+
+function adminToken(value: string | undefined): string | undefined {
+  const token = nonEmpty(value);
+  if (token !== undefined && token.length < 16) throw new UsageError("SKEIN_ADMIN_TOKEN must be at least 16 characters");
+  return token;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -4,6 +4,7 @@ import { hideBin } from "yargs/helpers";
 import { readStatus } from "../db/sql/status";
 import { createLogger } from "../logging";
 import { Worker } from "../worker/Worker";
+import { createServer } from "../server";
 import { buildConfig, UsageError, type CommonFlags } from "./config";
 import { parseRateLimitSpec } from "../limits";
 import { openDatabase } from "./database";
@@ -34,6 +35,9 @@ const argv = () =>
       "rate-limit": { type: "string", array: true, describe: "Set a rate limit for every worker: key=N/s or key=N/m, optionally :burst (repeatable)" },
       queues: { type: "string", describe: "Comma-separated queues to serve (default: every queue)" },
       tags: { type: "string", describe: "Comma-separated tags of this worker; it runs jobs whose tags are all among them" },
+      serve: { type: "boolean", default: false, describe: "Also serve the HTTP API, /metrics and the dashboard (see skein serve)" },
+      port: { type: "number", default: 8080, describe: "With --serve: port to listen on" },
+      host: { type: "string", default: "127.0.0.1", describe: "With --serve: address to listen on" },
     })
     .strict()
     .fail(failUsage)
@@ -94,7 +98,10 @@ void runCli(async () => {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   await worker.start();
+  const server = args.serve ? await createServer({ prisma: db.prisma, adminToken: config.adminToken, logger, workers: [worker] }) : undefined;
+  if (server) logger.info(`Skein API and dashboard on ${await server.listen({ port: numberFlag("port", args.port, { integer: true, min: 0 }) as number, host: args.host })}`);
   await stopped;
+  await server?.close();
   await db.close();
   return 0;
 }, { exitWhenDone: true });

@@ -6,6 +6,7 @@ import type { JobStatus } from "../jobs/types";
 import { buildConfig, UsageError } from "./config";
 import { common, print, withDatabase } from "./command";
 import { workflowCommands } from "./workflow-commands";
+import { serverCommands } from "./server-commands";
 import { runDemo } from "./demo";
 import { formatExplanation, formatJob, formatJobs, formatRateLimits, formatTask } from "./format";
 import { parseRateLimitSpec } from "../limits";
@@ -215,6 +216,7 @@ void runCli(async () => {
       },
     )
     .command(workflowCommands)
+    .command(serverCommands)
     .demandCommand(1, "name a command (see --help)")
     .strict()
     .fail(failUsage)

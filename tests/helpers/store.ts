@@ -1,4 +1,5 @@
 import { JobStore } from "../../src/db/store";
+import { Claimer } from "../../src/worker/claimer";
 import type { PrismaClient } from "../../src";
 import type { JsonValue } from "../../src/jobs/types";
 
@@ -12,9 +13,11 @@ export class TestDriver {
     this.store = new JobStore(prisma);
   }
 
-  /** Claims all ready jobs; returns their ids. */
+  /** Claims all ready jobs (plain ones and those needing the flow-control claim); returns their ids. */
   async claimAll(workerId = "test-worker"): Promise<Array<{ id: string; leaseToken: string }>> {
-    const rows = await this.store.claim({ workerId, limit: 100_000, leaseSeconds: 60 });
+    const claimer = new Claimer(this.store, { queues: null, tags: [] });
+    const rows = [];
+    for (let round = 0; round < 3; round++) rows.push(...(await claimer.claim(workerId, 100_000, 60)).rows);
     return rows.map((r) => ({ id: r.id, leaseToken: r.lease_token as string }));
   }
 

@@ -58,3 +58,45 @@ export function deadLetters(sql: Sql, options: { since?: Date; ids?: readonly st
     [options.since ?? null, options.ids ?? null, options.limit],
   );
 }
+
+/** A node of a drawn graph. */
+export interface GraphNode {
+  id: string;
+  name: string;
+  status: string;
+}
+
+/**
+ * The dependency graph around a job: its ancestors and descendants (through
+ * edges, live or archived ends), at most `limit` jobs, with the edges among
+ * them. `tenant` limits it to one tenant's jobs.
+ */
+export async function graphAround(sql: Sql, id: string, tenant: string | null, limit: number): Promise<{ nodes: GraphNode[]; edges: Array<{ from: string; to: string; onFailure: string }> }> {
+  const ids = await sql.query<{ id: string }>(
+    `WITH RECURSIVE up(id, depth) AS (
+       SELECT $1::text, 0
+       UNION
+       SELECT e.depends_on_id, up.depth + 1 FROM up JOIN job_dependencies e ON e.job_id = up.id WHERE up.depth < 50
+     ), down(id, depth) AS (
+       SELECT $1::text, 0
+       UNION
+       SELECT e.job_id, down.depth + 1 FROM down JOIN job_dependencies e ON e.depends_on_id = down.id WHERE down.depth < 50
+     )
+     SELECT id FROM (SELECT id FROM up UNION SELECT id FROM down) x LIMIT $2`,
+    [id, limit],
+  );
+  const all = ids.map((r) => r.id);
+  const nodes = await sql.query<GraphNode & { tenant: string | null }>(
+    `SELECT id, name, status, tenant FROM jobs WHERE id = ANY($1::text[])
+     UNION ALL SELECT job_id, name, status, tenant FROM job_history WHERE job_id = ANY($1::text[])`,
+    [all],
+  );
+  const visible = nodes.filter((n) => tenant === null || n.tenant === tenant).map(({ id: nid, name, status }) => ({ id: nid, name, status }));
+  const keep = new Set(visible.map((n) => n.id));
+  const edges = await sql.query<{ from: string; to: string; onFailure: string }>(
+    `SELECT depends_on_id AS "from", job_id AS "to", on_failure AS "onFailure" FROM job_dependencies
+     WHERE job_id = ANY($1::text[]) AND depends_on_id = ANY($1::text[])`,
+    [[...keep]],
+  );
+  return { nodes: visible, edges };
+}

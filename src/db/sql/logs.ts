@@ -30,3 +30,21 @@ export function readLogs(sql: Sql, jobId: string, afterId: string | null, limit:
     [jobId, afterId, limit],
   );
 }
+
+/** Log lines of a tenant's jobs (or all jobs) after a line id, oldest first. */
+export function tenantLogsAfter(sql: Sql, tenant: string | null, afterId: string, limit: number): Promise<LogRow[]> {
+  return sql.query<LogRow>(
+    `SELECT l.id::text AS id, l.job_id, l.attempt, l.at, l.level, l.message, l.fields FROM job_logs l
+     WHERE l.id > $2::bigint AND ($1::text IS NULL
+       OR EXISTS (SELECT 1 FROM jobs j WHERE j.id = l.job_id AND j.tenant = $1)
+       OR EXISTS (SELECT 1 FROM job_history h WHERE h.job_id = l.job_id AND h.tenant = $1))
+     ORDER BY l.id LIMIT $3`,
+    [tenant, afterId, limit],
+  );
+}
+
+/** The id of the newest log line (the start of a fresh stream). */
+export async function lastLogId(sql: Sql): Promise<string> {
+  const rows = await sql.query<{ id: string | null }>(`SELECT max(id)::text AS id FROM job_logs`);
+  return rows[0]?.id ?? "0";
+}

@@ -84,3 +84,8 @@ export type Schedule = Prisma.ScheduleModel
  * One row per schedule and tick: each tick enqueues exactly one job.
  */
 export type ScheduleTick = Prisma.ScheduleTickModel
+/**
+ * Model ApiToken
+ * A tenant's API token for `skein serve`; only the hash of its secret is stored.
+ */
+export type ApiToken = Prisma.ApiTokenModel

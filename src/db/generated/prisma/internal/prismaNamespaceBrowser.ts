@@ -63,7 +63,8 @@ export const ModelName = {
   JobEvent: 'JobEvent',
   JobLog: 'JobLog',
   Schedule: 'Schedule',
-  ScheduleTick: 'ScheduleTick'
+  ScheduleTick: 'ScheduleTick',
+  ApiToken: 'ApiToken'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -287,6 +288,19 @@ export const ScheduleTickScalarFieldEnum = {
 } as const
 
 export type ScheduleTickScalarFieldEnum = (typeof ScheduleTickScalarFieldEnum)[keyof typeof ScheduleTickScalarFieldEnum]
+
+
+export const ApiTokenScalarFieldEnum = {
+  id: 'id',
+  tenant: 'tenant',
+  name: 'name',
+  secretHash: 'secretHash',
+  createdAt: 'createdAt',
+  revokedAt: 'revokedAt',
+  lastUsedAt: 'lastUsedAt'
+} as const
+
+export type ApiTokenScalarFieldEnum = (typeof ApiTokenScalarFieldEnum)[keyof typeof ApiTokenScalarFieldEnum]
 
 
 export const SortOrder = {
