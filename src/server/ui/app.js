@@ -7,6 +7,22 @@ const main = document.getElementById("main");
 let token = sessionStorage.getItem("skein-token");
 let me = null;
 let streams = [];
+/** Increases on every navigation: a refresh started for an older page must not draw. */
+let generation = 0;
+
+/** Runs `render` later (coalescing bursts of events), unless the user has moved to another page. */
+function refresher(render) {
+  const mine = generation;
+  let pending = false;
+  return () => {
+    if (pending || mine !== generation) return;
+    pending = true;
+    setTimeout(() => {
+      if (mine !== generation) return;
+      render().catch(showError).finally(() => (pending = false));
+    }, 300);
+  };
+}
 
 const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 const status = (s) => `<span class="status s-${esc(s)}">${esc(s)}</span>`;
@@ -71,6 +87,7 @@ function loginPage(message) {
 // ---- pages -----------------------------------------------------------------
 
 async function overviewPage() {
+  const mine = generation;
   const render = async () => {
     const o = await api("/api/overview");
     const max = Math.max(1, ...o.perMinute.map((m) => m.completed + m.failed));
@@ -79,6 +96,7 @@ async function overviewPage() {
         `<rect x="${i * 12}" y="${80 - ((m.completed + m.failed) / max) * 80}" width="10" height="${(m.failed / max) * 80}" fill="#ef4444"></rect>`)
       .join("");
     const failures = await api("/api/jobs?status=failed&limit=10");
+    if (mine !== generation) return;
     main.innerHTML = `<h1>Overview${o.tenant ? ` — tenant ${esc(o.tenant)}` : ""}</h1>
       <div class="cards">${["pending", "running", "completed", "failed", "cancelled"].map((s) => `<div class="card" data-status="${s}"><div class="muted">${s}</div><div class="n">${o.counts[s] ?? 0}</div></div>`).join("")}
         <div class="card"><div class="muted">completed in the last minutes</div><div class="n">${o.completedLastMinute}</div></div></div>
@@ -87,14 +105,7 @@ async function overviewPage() {
       <h2>Recent failures</h2>${jobTable(failures)}`;
   };
   await render();
-  let pending = false;
-  stream("/api/stream", {
-    job: () => {
-      if (pending) return;
-      pending = true;
-      setTimeout(() => render().catch(showError).finally(() => (pending = false)), 300);
-    },
-  });
+  stream("/api/stream", { job: refresher(render) });
 }
 
 function jobTable(jobs) {
@@ -106,9 +117,11 @@ function jobTable(jobs) {
 }
 
 async function jobsPage(params) {
+  const mine = generation;
   const q = new URLSearchParams(params);
   const render = async () => {
     const jobs = await api(`/api/jobs?${q.toString()}`);
+    if (mine !== generation) return;
     main.innerHTML = `<h1>Jobs</h1>
       <form class="row" id="filters">
         <select name="status"><option value="">any status</option>${["pending", "running", "completed", "failed", "cancelled"].map((s) => `<option ${q.get("status") === s ? "selected" : ""}>${s}</option>`).join("")}</select>
@@ -124,14 +137,7 @@ async function jobsPage(params) {
     });
   };
   await render();
-  let pending = false;
-  stream("/api/stream", {
-    job: () => {
-      if (pending) return;
-      pending = true;
-      setTimeout(() => render().catch(showError).finally(() => (pending = false)), 300);
-    },
-  });
+  stream("/api/stream", { job: refresher(render) });
 }
 
 function drawGraph(graph, current) {
@@ -177,6 +183,7 @@ function drawGraph(graph, current) {
 }
 
 async function jobPage(id) {
+  const mine = generation;
   const render = async () => {
     const [job, events, graph, why] = await Promise.all([
       api(`/api/jobs/${encodeURIComponent(id)}`),
@@ -187,6 +194,7 @@ async function jobPage(id) {
     const canRetry = job.status === "failed" || job.status === "cancelled";
     const canCancel = job.status === "pending" || job.status === "running";
     const logs = document.getElementById("logs")?.textContent ?? "";
+    if (mine !== generation) return;
     main.innerHTML = `<h1>${esc(job.name)} ${status(job.status)}</h1>
       <div class="row">
         ${canRetry ? `<button class="primary" id="retry">Retry (with cancelled dependents)</button>` : ""}
@@ -207,12 +215,7 @@ async function jobPage(id) {
     document.getElementById("cancel")?.addEventListener("click", () => api(`/api/jobs/${encodeURIComponent(id)}/cancel`, { method: "POST", body: JSON.stringify({ cascade: true }) }).then(render).catch(showError));
   };
   await render();
-  let pending = false;
-  const refresh = () => {
-    if (pending) return;
-    pending = true;
-    setTimeout(() => render().catch(showError).finally(() => (pending = false)), 250);
-  };
+  const refresh = refresher(render);
   stream(`/api/jobs/${encodeURIComponent(id)}/stream`, {
     state: refresh,
     log: (line) => {
@@ -224,12 +227,14 @@ async function jobPage(id) {
 }
 
 async function submitPage() {
+  const mine = generation;
   const example = {
     jobs: [
       { id: `load-${Date.now().toString(36)}`, jobType: "agent", name: "load", payload: { agent_name: "noop" } },
       { id: `analyse-${Date.now().toString(36)}`, jobType: "agent", name: "analyse", payload: { agent_name: "noop" }, dependencies: [`load-${Date.now().toString(36)}`] },
     ],
   };
+  if (mine !== generation) return;
   main.innerHTML = `<h1>Submit a graph</h1>
     <p class="muted">POST /api/graphs: jobs may depend on each other by id. A tenant token's jobs belong to its tenant.</p>
     <textarea id="graph-json">${esc(JSON.stringify(example, null, 2))}</textarea>
@@ -246,8 +251,10 @@ async function submitPage() {
 }
 
 async function dlqPage() {
+  const mine = generation;
   const render = async () => {
     const jobs = await api("/api/dlq");
+    if (mine !== generation) return;
     main.innerHTML = `<h1>Dead letters</h1><div class="row"><button class="primary" id="replay-all" ${jobs.length ? "" : "disabled"}>Replay all</button></div>${jobTable(jobs)}`;
     document.getElementById("replay-all").addEventListener("click", () => api("/api/dlq/replay", { method: "POST", body: JSON.stringify({ all: true }) }).then(render).catch(showError));
   };
@@ -255,14 +262,18 @@ async function dlqPage() {
 }
 
 async function workersPage() {
+  const mine = generation;
   const workers = await api("/api/workers");
+  if (mine !== generation) return;
   main.innerHTML = `<h1>Workers</h1><table><tr><th>id</th><th>host / pid</th><th>running / slots</th><th>queues</th><th>tags</th><th>last heartbeat</th><th>state</th></tr>
     ${workers.map((w) => `<tr><td>${esc(w.id)}</td><td>${esc(w.host)} / ${w.pid}</td><td>${w.running} / ${w.concurrency}</td><td>${esc((w.queues ?? ["(all)"]).join(", "))}</td><td>${esc(w.tags.join(", ") || "-")}</td><td>${time(w.last_heartbeat_at)}</td><td>${esc(w.status)}</td></tr>`).join("")}</table>`;
 }
 
 async function schedulesPage() {
+  const mine = generation;
   const render = async () => {
     const list = await api("/api/schedules");
+    if (mine !== generation) return;
     main.innerHTML = `<h1>Schedules</h1><table><tr><th>name</th><th>when</th><th>timezone</th><th>next run</th><th>last run</th><th></th></tr>
       ${list.map((s) => `<tr><td>${esc(s.name)}</td><td>${esc(s.cron ?? `every ${s.intervalSeconds}s`)}</td><td>${esc(s.timezone)}</td><td>${time(s.nextRunAt)}</td><td>${time(s.lastRunAt)}</td>
         <td><button data-toggle="${esc(s.name)}" data-paused="${s.paused}">${s.paused ? "Resume" : "Pause"}</button></td></tr>`).join("")}</table>`;
@@ -274,8 +285,10 @@ async function schedulesPage() {
 }
 
 async function limitsPage() {
+  const mine = generation;
   const limits = await api("/api/rate-limits");
   const tokens = me.role === "admin" ? await api("/api/tokens") : [];
+  if (mine !== generation) return;
   main.innerHTML = `<h1>Tenants and rate limits</h1>
     <h2>Rate limits</h2><table><tr><th>key</th><th>rate</th><th>burst</th><th>tokens now</th><th>paused until</th></tr>
     ${limits.map((l) => `<tr><td>${esc(l.key)}</td><td>${l.perSecond === null ? "-" : `${+l.perSecond.toFixed(3)}/s`}</td><td>${l.burst}</td><td>${l.tokens.toFixed(1)}</td><td>${time(l.pausedUntil)}</td></tr>`).join("")}</table>
@@ -286,6 +299,7 @@ async function limitsPage() {
 // ---- routing -----------------------------------------------------------------
 
 async function route() {
+  generation++;
   closeStreams();
   if (!token) return loginPage();
   if (!me) {
