@@ -175,6 +175,25 @@ describe("jobs and graphs", () => {
   });
 });
 
+describe("bad queries and parameters", () => {
+  it.each([
+    ["GET", "/api/jobs?limit=0", "querystring.limit"],
+    ["GET", "/api/jobs?status=lost", "querystring.status"],
+    ["GET", "/api/jobs?colour=red", "querystring.colour"],
+    ["GET", "/api/jobs/x/logs?after=abc", "querystring.after"],
+    ["GET", "/api/dlq?since=yesterday", "querystring.since"],
+    ["POST", "/api/tokens", "body.tenant"],
+    ["PUT", "/api/rate-limits/k", "body.perSecond"],
+    ["DELETE", "/api/tokens/NOT-AN-ID", "params.id"],
+    ["POST", "/api/schedules", "body.name"],
+  ] as Array<[Method, string, string]>)("%s %s gets 400 naming %s", async (method, url, field) => {
+    const body = method === "POST" ? {} : method === "PUT" ? { perSecond: "fast" } : undefined;
+    const res = await call(method, url, ADMIN, body);
+    expect(res.statusCode).toBe(400);
+    expect((res.json() as { field: string }).field).toBe(field);
+  });
+});
+
 describe("operations (admin only)", () => {
   it("workers, schedules, rate limits and tokens: the admin may, a tenant gets 403", async () => {
     const adminOnly: Array<[Method, string, unknown?]> = [
