@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";

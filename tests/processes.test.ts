@@ -1,45 +1,14 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { truncateAll, useTestDatabase } from "./helpers/db";
-import { AGENTS_FIXTURE, readRunLog, startCli, type CliProcess } from "./helpers/processes";
+import { useWorkerProcesses } from "./helpers/processes";
 import { waitFor } from "./helpers/wait";
 
 const ctx = useTestDatabase();
-let dir: string;
-let runLog: string;
-const started: CliProcess[] = [];
+const workers = useWorkerProcesses(ctx);
 
 beforeEach(async () => {
   await truncateAll(ctx.pool);
   await ctx.pool.query("DELETE FROM workers");
-  dir = mkdtempSync(path.join(os.tmpdir(), "skein-proc-"));
-  runLog = path.join(dir, "runs.jsonl");
 });
-afterEach(async () => {
-  for (const p of started.splice(0)) {
-    if (p.child.exitCode === null && p.child.signalCode === null) {
-      p.child.kill("SIGCONT");
-      p.child.kill("SIGKILL");
-      await p.exited;
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
-});
-
-function worker(...args: string[]): CliProcess {
-  const p = startCli(
-    "run-worker",
-    ["--database-url", ctx.db.url, "--agents", AGENTS_FIXTURE, "--log-level", "warn", "--poll-interval", "0.5", ...args],
-    { SKEIN_TEST_RUN_LOG: runLog },
-  );
-  started.push(p);
-  return p;
-}
-
-async function waitForWorkers(n: number): Promise<void> {
-  await waitFor(async () => (await ctx.pool.query("SELECT count(*)::int AS n FROM workers")).rows[0].n >= n, `${n} workers to register`);
-}
 
 const jobRow = async (id: string) => (await ctx.jobManager.getJob(id))!;
 
@@ -53,11 +22,11 @@ it("4 worker processes drain 5,000 jobs: every job runs exactly once, none is lo
     dependencies: i % 10 === 9 ? [`j${i - 1}`] : [],
   }));
   await ctx.jobManager.createJobs(jobs);
-  for (let i = 0; i < 4; i++) worker("--max-concurrent-jobs", "8");
+  const started = Array.from({ length: 4 }, () => workers.start("--max-concurrent-jobs", "8"));
   await waitFor(async () => (await ctx.pool.query("SELECT count(*)::int AS n FROM job_history")).rows[0].n === 5000, "all 5,000 jobs to finish", 120_000);
   const { rows } = await ctx.pool.query("SELECT status, count(*)::int AS n, count(DISTINCT locked_by)::int AS workers FROM job_history GROUP BY status");
   expect(rows).toEqual([{ status: "completed", n: 5000, workers: 4 }]);
-  const starts = readRunLog(runLog).filter((e) => e.event === "start");
+  const starts = workers.log().filter((e) => e.event === "start");
   expect(starts).toHaveLength(5000);
   expect(new Set(starts.map((e) => e.job)).size).toBe(5000);
   for (const p of started) p.child.kill("SIGTERM");
@@ -66,13 +35,13 @@ it("4 worker processes drain 5,000 jobs: every job runs exactly once, none is lo
 });
 
 it("kill -9 of a worker mid-job: another worker finishes the job after the lease expires", async () => {
-  const a = worker("--stale-timeout", "2", "--heartbeat-interval", "0.5", "--worker-id", "worker-a");
-  await waitForWorkers(1);
+  const a = workers.start("--stale-timeout", "2", "--heartbeat-interval", "0.5", "--worker-id", "worker-a");
+  await workers.registered(1);
   await ctx.jobManager.createJob({ id: "long", jobType: "agent", name: "long", payload: { agent_name: "sleepy", parameters: { ms: 60_000 } } });
   await waitFor(async () => (await jobRow("long")).lockedBy === "worker-a", "worker-a to start the job");
   a.child.kill("SIGKILL");
   await a.exited;
-  worker("--stale-timeout", "2", "--heartbeat-interval", "0.5", "--worker-id", "worker-b");
+  workers.start("--stale-timeout", "2", "--heartbeat-interval", "0.5", "--worker-id", "worker-b");
   await ctx.pool.query("UPDATE jobs SET payload = jsonb_set(payload, '{parameters,ms}', '100') WHERE id = 'long'");
   const done = await waitFor(async () => {
     const job = await jobRow("long");
@@ -83,12 +52,12 @@ it("kill -9 of a worker mid-job: another worker finishes the job after the lease
 });
 
 it("a paused worker (SIGSTOP) past its lease is refused when it resumes: the other run's result stands", async () => {
-  const a = worker("--stale-timeout", "2", "--heartbeat-interval", "0.5", "--worker-id", "zombie");
-  await waitForWorkers(1);
+  const a = workers.start("--stale-timeout", "2", "--heartbeat-interval", "0.5", "--worker-id", "zombie");
+  await workers.registered(1);
   await ctx.jobManager.createJob({ id: "contested", jobType: "agent", name: "c", payload: { agent_name: "sleepy", parameters: { ms: 1500 } } });
   await waitFor(async () => (await jobRow("contested")).lockedBy === "zombie", "the zombie to start the job");
   a.child.kill("SIGSTOP");
-  worker("--stale-timeout", "2", "--heartbeat-interval", "0.5", "--worker-id", "healthy");
+  workers.start("--stale-timeout", "2", "--heartbeat-interval", "0.5", "--worker-id", "healthy");
   const done = await waitFor(async () => {
     const job = await jobRow("contested");
     return job.archived ? job : undefined;
@@ -96,7 +65,7 @@ it("a paused worker (SIGSTOP) past its lease is refused when it resumes: the oth
   expect(done.result).toMatchObject({ worker: "healthy" });
   a.child.kill("SIGCONT");
   // The zombie finishes its sleep and tries to complete: it must be refused.
-  await waitFor(async () => readRunLog(runLog).some((e) => e.worker === "zombie" && e.event === "end"), "the zombie to finish its attempt", 20_000);
+  await waitFor(async () => workers.log().some((e) => e.worker === "zombie" && e.event === "end"), "the zombie to finish its attempt", 20_000);
   await waitFor(async () => /completion refused/.test(a.output()), "the zombie to log the refusal", 10_000);
   expect((await jobRow("contested")).result).toMatchObject({ worker: "healthy" });
   const { rows } = await ctx.pool.query("SELECT count(*)::int AS n FROM job_history WHERE job_id = 'contested'");
@@ -104,8 +73,8 @@ it("a paused worker (SIGSTOP) past its lease is refused when it resumes: the oth
 });
 
 it("SIGTERM during a long job: the job finishes within the grace period and the process exits 0", async () => {
-  const p = worker("--shutdown-timeout", "20");
-  await waitForWorkers(1);
+  const p = workers.start("--shutdown-timeout", "20");
+  await workers.registered(1);
   await ctx.jobManager.createJob({ id: "graceful", jobType: "agent", name: "g", payload: { agent_name: "sleepy", parameters: { ms: 1500 } } });
   await waitFor(async () => (await jobRow("graceful")).status === "running", "the job to start");
   p.child.kill("SIGTERM");
@@ -115,8 +84,8 @@ it("SIGTERM during a long job: the job finishes within the grace period and the 
 });
 
 it("SIGTERM with a job outlasting the grace period: it returns to pending without using a retry, exit 0", async () => {
-  const p = worker("--shutdown-timeout", "1");
-  await waitForWorkers(1);
+  const p = workers.start("--shutdown-timeout", "1");
+  await workers.registered(1);
   await ctx.jobManager.createJob({ id: "slow", jobType: "agent", name: "s", payload: { agent_name: "sleepy", parameters: { ms: 30_000 } } });
   await waitFor(async () => (await jobRow("slow")).status === "running", "the job to start");
   p.child.kill("SIGTERM");
@@ -125,8 +94,8 @@ it("SIGTERM with a job outlasting the grace period: it returns to pending withou
 });
 
 it("a second signal forces the shutdown", async () => {
-  const p = worker("--shutdown-timeout", "60");
-  await waitForWorkers(1);
+  const p = workers.start("--shutdown-timeout", "60");
+  await workers.registered(1);
   await ctx.jobManager.createJob({ id: "stuck", jobType: "agent", name: "s", payload: { agent_name: "sleepy", parameters: { ms: 30_000 } } });
   await waitFor(async () => (await jobRow("stuck")).status === "running", "the job to start");
   p.child.kill("SIGTERM");

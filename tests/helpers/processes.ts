@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
+import { waitFor } from "./wait";
 
 const root = path.resolve(__dirname, "..", "..");
 
@@ -55,3 +57,51 @@ export function readRunLog(file: string): Array<{ event: "start" | "end"; job: s
 }
 
 export const AGENTS_FIXTURE = path.join(root, "tests", "fixtures", "agents.js");
+
+/** Worker processes of one test file, with their execution log (see {@link useWorkerProcesses}). */
+export interface WorkerProcesses {
+  /** Starts `run-worker` on the test database with the fixture agents and these extra flags. */
+  start(...args: string[]): CliProcess;
+  /** Waits until `n` workers have registered. */
+  registered(n: number): Promise<void>;
+  /** The per-attempt execution log written by the fixture agents. */
+  log(): ReturnType<typeof readRunLog>;
+}
+
+/**
+ * Registers hooks that give each test a fresh execution log and kill every
+ * worker process it started (SIGCONT first, for paused ones).
+ */
+export function useWorkerProcesses(ctx: { db: { url: string }; pool: { query(text: string): Promise<{ rows: Array<{ n: number }> }> } }): WorkerProcesses {
+  let dir = "";
+  const started: CliProcess[] = [];
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), "skein-workers-"));
+  });
+  afterEach(async () => {
+    for (const p of started.splice(0)) {
+      if (p.child.exitCode === null && p.child.signalCode === null) {
+        p.child.kill("SIGCONT");
+        p.child.kill("SIGKILL");
+        await p.exited;
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const runLog = () => path.join(dir, "runs.jsonl");
+  return {
+    start(...args) {
+      const p = startCli(
+        "run-worker",
+        ["--database-url", ctx.db.url, "--agents", AGENTS_FIXTURE, "--log-level", "warn", "--poll-interval", "0.5", ...args],
+        { SKEIN_TEST_RUN_LOG: runLog() },
+      );
+      started.push(p);
+      return p;
+    },
+    async registered(n) {
+      await waitFor(async () => (await ctx.pool.query("SELECT count(*)::int AS n FROM workers")).rows[0].n >= n, `${n} workers to register`);
+    },
+    log: () => readRunLog(runLog()),
+  };
+}
