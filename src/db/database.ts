@@ -1,9 +1,32 @@
+import { createHash } from "node:crypto";
 import type pg from "pg";
 import { poolOf } from "./client";
 
 /** Anything that runs one SQL statement with positional parameters ($1, $2...). */
 export interface Sql {
-  query<R>(text: string, values?: readonly unknown[]): Promise<R[]>;
+  /**
+   * Runs a statement. With `prepare`, the `pg` path runs it as a named
+   * prepared statement (parsed and planned once per connection): for the hot
+   * statements that run thousands of times (claim, complete).
+   */
+  query<R>(text: string, values?: readonly unknown[], options?: { prepare?: boolean }): Promise<R[]>;
+}
+
+const statementNames = new Map<string, string>();
+
+/** A stable name for a statement's text (the same text on every connection gets the same name). */
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (!name) {
+    name = `skein_${createHash("sha1").update(text).digest("hex").slice(0, 16)}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
+
+/** The query config for `pg`: named when asked to prepare. */
+function pgQuery(text: string, values: readonly unknown[], options?: { prepare?: boolean }): pg.QueryConfig {
+  return options?.prepare ? { name: statementName(text), text, values: values as unknown[] } : { text, values: values as unknown[] };
 }
 
 /** A Prisma client or interactive-transaction client: the subset Skein uses for raw SQL. */
@@ -32,8 +55,8 @@ export interface Database extends Sql {
 class PoolDatabase implements Database {
   constructor(private readonly pool: pg.Pool) {}
 
-  async query<R>(text: string, values: readonly unknown[] = []): Promise<R[]> {
-    const result = await this.pool.query(text, values as unknown[]);
+  async query<R>(text: string, values: readonly unknown[] = [], options?: { prepare?: boolean }): Promise<R[]> {
+    const result = await this.pool.query(pgQuery(text, values, options));
     return result.rows as R[];
   }
 
@@ -43,8 +66,8 @@ class PoolDatabase implements Database {
     try {
       await client.query("BEGIN");
       const sql: Sql = {
-        query: async <R>(text: string, values: readonly unknown[] = []) =>
-          (await client.query(text, values as unknown[])).rows as R[],
+        query: async <R>(text: string, values: readonly unknown[] = [], options?: { prepare?: boolean }) =>
+          (await client.query(pgQuery(text, values, options))).rows as R[],
       };
       const value = await fn(sql);
       await client.query("COMMIT");

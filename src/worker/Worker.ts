@@ -199,9 +199,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
       return;
     }
     this.fetching = true;
-    void this.fetchLoop().finally(() => {
-      this.fetching = false;
-      this.schedulePoll();
+    // Start on the next turn of the event loop: jobs whose completions were
+    // written together all free their slots first, so one claim asks for all
+    // of those slots instead of one claim per slot.
+    setImmediate(() => {
+      void this.fetchLoop().finally(() => {
+        this.fetching = false;
+        this.schedulePoll();
+      });
     });
   }
 

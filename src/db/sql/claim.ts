@@ -55,6 +55,7 @@ export async function claimJobs(sql: Sql, request: ClaimRequest): Promise<Claime
          AND run_at <= now()${where.sql}
      ) AS flow_waiting) f`,
     [request.workerId, request.limit, request.leaseSeconds, ...where.params],
+    { prepare: true },
   );
   return rows.sort((a, b) => b.priority - a.priority || a.run_at.getTime() - b.run_at.getTime() || (a.id < b.id ? -1 : 1));
 }

@@ -28,6 +28,7 @@ export async function archiveCompleted(sql: Sql, completions: readonly Completio
      )
      SELECT job_id AS id FROM archived`,
     [JSON.stringify(completions.map((c) => ({ id: c.id, lease_token: c.leaseToken, result: c.result ?? null })))],
+    { prepare: true },
   );
   return rows.map((r) => r.id);
 }
@@ -64,6 +65,7 @@ export async function unblockDependents(sql: Sql, completedIds: readonly string[
      )
      SELECT ready, (SELECT pg_notify($2, '') FROM counts WHERE ready > 0) IS NULL AS quiet FROM counts`,
     [completedIds, READY_CHANNEL, options.onlyIgnoring === true],
+    { prepare: true },
   );
   return rows[0]?.ready ?? 0;
 }
