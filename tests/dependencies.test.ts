@@ -62,6 +62,16 @@ describe("readiness", () => {
   });
 });
 
+describe("completion in one round trip", () => {
+  it("escapes ids and results faithfully and unblocks the dependents of exactly what it archived", async () => {
+    const nasty = `it's "quoted" \\ back; DROP TABLE jobs; -- ü 日本 🎉 $1 ${"$$"}`;
+    await ctx.jobManager.createJobs([job(nasty), job("child", [nasty]), job("other")]);
+    await driver.complete(nasty, { text: nasty, n: [1, null, "x'y"] });
+    expect(await ctx.jobManager.getJob(nasty)).toMatchObject({ status: "completed", result: { text: nasty, n: [1, null, "x'y"] } });
+    expect(await readyIds()).toEqual(["child", "other"]);
+  });
+});
+
 describe("rejected graphs write nothing", () => {
   it("rejects an unknown dependency, naming the ids", async () => {
     const error = await ctx.jobManager.createJob(job("x", ["ghost-1", "ghost-2"])).catch((e: unknown) => e);
