@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+// A/B drain benchmark: the same no-op drain on two builds of Skein, in one run,
+// on one embedded PostgreSQL (a fresh database per run), alternating the order.
+//
+//   node scripts/ab-drain.js --before /path/to/old/dist --after dist [--jobs 20000] [--concurrency 10,50] [--repeats 3]
+//
+// Used for issue 6's "no-op throughput with flow control unused drops by less
+// than 10%": --before is a build of the commit before flow control.
+const os = require("node:os");
+const path = require("node:path");
+const { mkdtempSync, chmodSync, rmSync } = require("node:fs");
+const pg = require("pg");
+
+function arg(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+}
+
+async function drainOnce(distDir, adminUrl, jobs, concurrency, label) {
+  const skein = require(path.resolve(distDir));
+  const name = `ab_${label}_${concurrency}_${Date.now().toString(36)}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  await skein.migrate(url.toString());
+  const prisma = skein.createPrismaClient(url.toString(), { maxConnections: concurrency + 4 });
+  const jm = new skein.JobManager(prisma);
+  for (let i = 0; i < jobs; i += 1000) await jm.createJobs(Array.from({ length: Math.min(1000, jobs - i) }, () => ({ jobType: "agent", name: "noop" })));
+  const worker = new skein.Worker({ prisma, maxConcurrentJobs: concurrency, pollInterval: 1 });
+  worker.addExecutor({ canExecute: () => true, execute: async () => null });
+  let done = 0;
+  const finished = new Promise((resolve) => worker.on("job:complete", () => ++done === jobs && resolve()));
+  const t0 = process.hrtime.bigint();
+  await worker.start();
+  await finished;
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  await worker.stop();
+  await prisma.$disconnect();
+  return jobs / seconds;
+}
+
+(async () => {
+  const before = arg("before");
+  const after = arg("after", "dist");
+  if (!before) throw new Error("--before <dist folder of the older build> is required");
+  const jobs = Number(arg("jobs", "20000"));
+  const concurrencies = arg("concurrency", "10,50").split(",").map(Number);
+  const repeats = Number(arg("repeats", "3"));
+  const { startEmbeddedDatabase } = require(path.resolve(after));
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), "skein-ab-"));
+  chmodSync(dataDir, 0o755);
+  const server = await startEmbeddedDatabase({ dataDir });
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  console.log(`A/B drain of ${jobs} no-op jobs, ${repeats} runs each, alternating; PostgreSQL with default durability; load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
+  console.log("| concurrency | before (jobs/s) | after (jobs/s) | after ÷ before |\n|---:|---:|---:|---:|");
+  try {
+    for (const c of concurrencies) {
+      const runs = { before: [], after: [] };
+      for (let r = 0; r < repeats; r++) {
+        const order = r % 2 === 0 ? ["before", "after"] : ["after", "before"];
+        for (const label of order) runs[label].push(await drainOnce(label === "before" ? before : after, server.adminUrl, jobs, c, label));
+      }
+      const b = median(runs.before);
+      const a = median(runs.after);
+      console.log(`| ${c} | ${b.toFixed(0)} | ${a.toFixed(0)} | ${(a / b).toFixed(2)}× |`);
+    }
+  } finally {
+    await server.stop({ force: true });
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+})().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
