@@ -85,7 +85,7 @@ function unblockStatement(ids: string, channel: string, onlyIgnoring: string): s
  * now(), and a job is archived once). Values are inlined with `literal`
  * (the driver's escaping), since the simple protocol has no parameters.
  */
-export function completionScript(completions: readonly Completion[], literal: (text: string) => string): string {
+export function completionScript(completions: readonly Completion[], literal: (text: string) => string, claim?: string): string {
   const ids = literal(JSON.stringify(completions.map((c) => c.id)));
   const archived = `ARRAY(SELECT h.job_id FROM job_history h WHERE h.job_id IN (SELECT jsonb_array_elements_text(${ids}::jsonb))
     AND h.status = 'completed' AND h.archived_at = now())`;
@@ -93,6 +93,7 @@ export function completionScript(completions: readonly Completion[], literal: (t
     "BEGIN",
     archiveStatement(`${literal(completionsJson(completions))}::jsonb`),
     unblockStatement(archived, literal(READY_CHANNEL), "false"),
+    ...(claim ? [claim] : []),
     "COMMIT",
   ].join(";\n");
 }
