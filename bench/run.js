@@ -14,7 +14,8 @@ const { killAll } = require("./lib/procs");
 const { buildRows, consoleTable, markdownTable, checkTargets, targetsText, LABELS } = require("./lib/report");
 const { openServer } = require("./lib/server");
 const { snapshotPackage, gitState } = require("./lib/snapshot");
-const { medianOfRuns } = require("./lib/stats");
+const { median, medianOfRuns } = require("./lib/stats");
+const { setInterval, clearInterval } = require("node:timers");
 
 const RESULTS = path.join(__dirname, "results");
 const log = (...args) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...args);
@@ -75,6 +76,11 @@ async function main() {
   const git = gitState();
   const versions = Object.fromEntries(opts.libs.map((l) => [LABELS[l], adapters[l].version()]));
   const started = new Date();
+  // The machine's load during the run: other work on it makes the numbers noisy.
+  const loadAtStart = os.loadavg()[0];
+  const loadSamples = [loadAtStart];
+  const loadTimer = setInterval(() => loadSamples.push(os.loadavg()[0]), 30_000);
+  loadTimer.unref();
   const command = `node bench/run.js ${process.argv.slice(2).join(" ")}`.trim();
   log(`${cases.length} cases × ${opts.libs.map((l) => LABELS[l]).join(", ")} × ${opts.repeats} repeat(s), scale ${opts.scale}, timeout ${opts.timeout} s per run`);
   if (opts.repeats === 1) log("one run per case (pass --repeats 3 for medians of three runs; it takes about three times as long)");
@@ -119,6 +125,7 @@ async function main() {
     snapshot = undefined;
   }
 
+  clearInterval(loadTimer);
   const rows = buildRows(cases, results, opts.libs);
   const targets = opts.libs.includes("skein") ? checkTargets(rows) : [];
   const finished = new Date();
@@ -131,7 +138,7 @@ async function main() {
     os: `${os.type()} ${os.release()} ${os.arch()}`,
     cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? "?"}`,
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-    loadAverageAtStart: os.loadavg(),
+    load: { atStart: loadAtStart, max: Math.max(...loadSamples), median: median(loadSamples), samples: loadSamples.length },
     postgres: pgInfo,
     versions,
     settings: Object.fromEntries(opts.libs.map((l) => [LABELS[l], adapters[l].settings])),
@@ -140,7 +147,7 @@ async function main() {
   };
   const md = [
     `Run ${meta.date} (${meta.minutes.toFixed(1)} min): \`${command}\` at ${git.commit ?? "?"}${git.dirty ? " with uncommitted changes in src/" : ""}`,
-    `Node ${meta.node}, ${meta.os}, ${meta.cpus}, ${meta.memoryGiB} GiB; PostgreSQL ${pgInfo.version} (${pgInfo.embedded ? "embedded" : "external"}, fsync=${pgInfo.fsync}, synchronous_commit=${pgInfo.synchronous_commit}, shared_buffers=${pgInfo.shared_buffers}); ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ")}; scale ${opts.scale}, ${opts.repeats === 1 ? "one run per case" : `median of ${opts.repeats} runs`}.`,
+    `Node ${meta.node}, ${meta.os}, ${meta.cpus}, ${meta.memoryGiB} GiB; PostgreSQL ${pgInfo.version} (${pgInfo.embedded ? "embedded" : "external"}, fsync=${pgInfo.fsync}, synchronous_commit=${pgInfo.synchronous_commit}, shared_buffers=${pgInfo.shared_buffers}); ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ")}; scale ${opts.scale}, ${opts.repeats === 1 ? "one run per case" : `median of ${opts.repeats} runs`}; 1-minute load average ${meta.load.atStart.toFixed(1)} at the start, median ${meta.load.median.toFixed(1)}, max ${meta.load.max.toFixed(1)} during the run.`,
     "",
     markdownTable(rows, opts.libs),
     "",
@@ -158,6 +165,7 @@ async function main() {
   console.log("");
   console.log(`Skein benchmark, ${meta.date}, scale ${opts.scale}, ${opts.repeats === 1 ? "one run per case (--repeats 3 for medians)" : `median of ${opts.repeats} runs`}`);
   console.log(`PostgreSQL ${pgInfo.version}, ${meta.cpus}; ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+  console.log(`Load average (1 min): ${meta.load.atStart.toFixed(1)} at the start, median ${meta.load.median.toFixed(1)}, max ${meta.load.max.toFixed(1)} during the run (the benchmark's own processes included)`);
   console.log("");
   console.log(consoleTable(rows, opts.libs));
   if (opts.libs.length > 1) console.log("\n'Skein vs X': how many times better Skein is (>1: Skein better; throughput ratio, or inverse ratio for times).");
