@@ -62,8 +62,8 @@ describe("readiness", () => {
   });
 });
 
-describe("completion in one round trip", () => {
-  it("escapes ids and results faithfully and unblocks the dependents of exactly what it archived", async () => {
+describe("completion with hostile ids", () => {
+  it("stores ids and results faithfully and unblocks the dependents of exactly what it archived", async () => {
     const nasty = `it's "quoted" \\ back; DROP TABLE jobs; -- ü 日本 🎉 $1 ${"$$"}`;
     await ctx.jobManager.createJobs([job(nasty), job("child", [nasty]), job("other")]);
     await driver.complete(nasty, { text: nasty, n: [1, null, "x'y"] });

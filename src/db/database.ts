@@ -50,11 +50,6 @@ export interface TransactionalClient extends RawQueryClient {
 export interface Database extends Sql {
   /** Runs `fn` inside one transaction (or inside the caller's transaction, if this database is one). */
   transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
-  /**
-   * Runs a script of statements (`;`-separated, values already inlined) in one
-   * round trip and returns each statement's rows. Only the `pg` path has it.
-   */
-  script?(text: string): Promise<unknown[][]>;
 }
 
 class PoolDatabase implements Database {
@@ -63,23 +58,6 @@ class PoolDatabase implements Database {
   async query<R>(text: string, values: readonly unknown[] = [], options?: { prepare?: boolean }): Promise<R[]> {
     const result = await this.pool.query(pgQuery(text, values, options));
     return result.rows as R[];
-  }
-
-  async script(text: string): Promise<unknown[][]> {
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
-      const results = (await client.query(text)) as unknown as pg.QueryResult | pg.QueryResult[];
-      return (Array.isArray(results) ? results : [results]).map((r) => r.rows as unknown[]);
-    } catch (error) {
-      // A failed statement leaves the script's transaction aborted: end it.
-      await client.query("ROLLBACK").catch((rollbackError: Error) => {
-        broken = rollbackError;
-      });
-      throw error;
-    } finally {
-      client.release(broken);
-    }
   }
 
   async transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {

@@ -1,8 +1,7 @@
 import { databaseFor, sqlState, SqlState, type Database, type RawQueryClient } from "./database";
 import { finishDownstream } from "./sql/cancel";
-import { claimById, claimJobs, claimScriptStatement, sortClaimed, type ClaimedRow, failExpiredLeases, releaseJobs, renewLeases, retryExpiredLeases, type ClaimRequest } from "./sql/claim";
-import { escapeLiteral } from "pg";
-import { archiveCompleted, completionScript, recordFailure, unblockDependents, type Completion, type Failure, type FailureOutcome } from "./sql/finish";
+import { claimById, claimJobs, type ClaimedRow, failExpiredLeases, releaseJobs, renewLeases, retryExpiredLeases, type ClaimRequest } from "./sql/claim";
+import { archiveCompleted, recordFailure, unblockDependents, type Completion, type Failure, type FailureOutcome } from "./sql/finish";
 import { deferRateLimited, pauseRateLimitKey } from "./sql/limits";
 import type { JobRow } from "./sql/rows";
 
@@ -34,26 +33,12 @@ export class JobStore {
    * still matches and unblocks their dependents. Returns the ids accepted (the
    * rest lost their lease) and how many dependents became ready.
    */
-  complete(completions: readonly Completion[], claim?: ClaimRequest): Promise<{ accepted: string[]; ready: number; claimed: ClaimedRow[] }> {
-    const script = this.db.script?.bind(this.db);
-    if (script) {
-      // One round trip instead of four (BEGIN, archive, unblock, COMMIT), and
-      // with `claim`, the next jobs for the slots this frees in the same trip.
-      return retryTransient(async () => {
-        const claimSql = claim && claim.limit > 0 ? claimScriptStatement(claim, escapeLiteral) : undefined;
-        const [, archived, unblocked, claimed] = await script(completionScript(completions, escapeLiteral, claimSql));
-        return {
-          accepted: (archived as Array<{ id: string }>).map((r) => r.id),
-          ready: (unblocked as Array<{ ready: number }>)[0]?.ready ?? 0,
-          claimed: claimSql ? sortClaimed(claimed as ClaimedRow[]) : [],
-        };
-      });
-    }
+  complete(completions: readonly Completion[]): Promise<{ accepted: string[]; ready: number }> {
     return retryTransient(() =>
       this.db.transaction(async (sql) => {
         const accepted = await archiveCompleted(sql, completions);
         const ready = await unblockDependents(sql, accepted);
-        return { accepted, ready, claimed: [] as ClaimedRow[] };
+        return { accepted, ready };
       }),
     );
   }

@@ -88,17 +88,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
       giveUpMs: this.options.staleTimeout * 1000,
       random: this.options.random,
       onReady: () => this.wake(),
-      // A busy worker claims the next jobs in the round trip that completes the last ones.
-      claimAlong: (batchSize) => {
-        if (this.state !== "running" || this.fetching || this.claimer.inFlowMode) return undefined;
-        const limit = this.options.maxConcurrentJobs - this.running.size + batchSize;
-        return limit > 0 ? { workerId: this.workerId, limit, leaseSeconds: this.options.staleTimeout, filter: this.claimer.workerFilter } : undefined;
-      },
-      onClaimed: (rows) => {
-        this.claimer.noteFlowWaiting(rows[0]?.flow_waiting === true);
-        this.idleRounds = 0;
-        void this.startJobs(rows);
-      },
     });
   }
 

@@ -26,21 +26,6 @@ export class Claimer {
     private readonly filter: WorkerFilter,
   ) {}
 
-  /** True while jobs that need the flow-control claim are waiting. */
-  get inFlowMode(): boolean {
-    return this.flowMode;
-  }
-
-  /** The fast path's claims are made elsewhere too (along with completions): they report waiting flow jobs here. */
-  noteFlowWaiting(waiting: boolean): void {
-    if (waiting) this.flowMode = true;
-  }
-
-  /** The filter of this worker's fast-path claims. */
-  get workerFilter(): WorkerFilter {
-    return this.filter;
-  }
-
   async claim(workerId: string, limit: number, leaseSeconds: number): Promise<ClaimRound> {
     if (limit <= 0) return { rows: [] };
     if (!this.flowMode) {

@@ -1,4 +1,3 @@
-import type { ClaimedRow, ClaimRequest } from "../db/sql/claim";
 import type { JobStore } from "../db/store";
 import type { Completion } from "../db/sql/finish";
 import type { Logger } from "../logging";
@@ -22,17 +21,7 @@ export class CompletionBatcher {
 
   constructor(
     private readonly store: JobStore,
-    private readonly options: {
-      clock: Clock;
-      logger: Logger;
-      giveUpMs: number;
-      random: () => number;
-      onReady: (count: number) => void;
-      /** The claim to make in the same round trip, for the slots `batchSize` completions free (none: undefined). */
-      claimAlong?: (batchSize: number) => ClaimRequest | undefined;
-      /** Jobs claimed along with a batch. */
-      onClaimed?: (rows: ClaimedRow[]) => void;
-    },
+    private readonly options: { clock: Clock; logger: Logger; giveUpMs: number; random: () => number; onReady: (count: number) => void },
   ) {}
 
   /** Queues a completion; resolves with whether the job's lease was still held. */
@@ -62,8 +51,7 @@ export class CompletionBatcher {
     const started = this.options.clock.now();
     for (let attempt = 0; ; attempt++) {
       try {
-        const { accepted, ready, claimed } = await this.store.complete(completions, this.options.claimAlong?.(completions.length));
-        if (claimed.length > 0) this.options.onClaimed?.(claimed);
+        const { accepted, ready } = await this.store.complete(completions);
         if (ready > 0) this.options.onReady(ready);
         return new Set(accepted);
       } catch (error) {

@@ -1,5 +1,5 @@
 import type { Sql } from "../database";
-import { filterCondition, filterLiteral, type WorkerFilter } from "./limits";
+import { filterCondition, type WorkerFilter } from "./limits";
 import { archiveInsert, LIVE_COLUMNS, type JobRow } from "./rows";
 
 /** A claimed job, and whether jobs needing the flow-control claim wait too. */
@@ -31,36 +31,18 @@ export interface ClaimRequest {
  */
 export async function claimJobs(sql: Sql, request: ClaimRequest): Promise<ClaimedRow[]> {
   const where = filterCondition(request.filter ?? { queues: null, tags: [] }, "jobs", 4);
-  const rows = await sql.query<ClaimedRow>(claimStatement("$1", "$2", "$3", where.sql), [request.workerId, request.limit, request.leaseSeconds, ...where.params], { prepare: true });
-  return sortClaimed(rows);
-}
-
-/** The claim as a statement of a script (values inlined with the driver's `literal` escaping). */
-export function claimScriptStatement(request: ClaimRequest, literal: (text: string) => string): string {
-  const limit = Math.max(1, Math.floor(request.limit));
-  const lease = Number(request.leaseSeconds);
-  if (!Number.isFinite(lease) || lease <= 0) throw new Error("claim: lease seconds must be positive");
-  return claimStatement(literal(request.workerId), String(limit), String(lease), filterLiteral(request.filter ?? { queues: null, tags: [] }, "jobs", literal));
-}
-
-/** Claimed rows in claim order (UPDATE ... RETURNING does not keep it). */
-export function sortClaimed<T extends JobRow>(rows: T[]): T[] {
-  return rows.sort((a, b) => b.priority - a.priority || a.run_at.getTime() - b.run_at.getTime() || (a.id < b.id ? -1 : 1));
-}
-
-/** The claim statement over SQL expressions for the worker id, the limit, the lease and the filter. */
-function claimStatement(worker: string, limit: string, lease: string, where: string): string {
-  return `WITH candidates AS MATERIALIZED (
+  const rows = await sql.query<ClaimedRow>(
+    `WITH candidates AS MATERIALIZED (
        SELECT id FROM jobs
        WHERE status = 'pending' AND pending_dependencies = 0 AND COALESCE(tenant, '') = '' AND run_at <= now()
-         AND rate_limit_key IS NULL AND concurrency_key IS NULL${where}
+         AND rate_limit_key IS NULL AND concurrency_key IS NULL${where.sql}
        ORDER BY priority DESC, run_at, id
-       LIMIT ${limit}
+       LIMIT $2
        FOR UPDATE SKIP LOCKED
      ), j AS (
-       UPDATE jobs SET status = 'running', locked_by = ${worker}, lease_token = gen_random_uuid(),
-         lease_expires_at = clock_timestamp() + make_interval(secs => ${lease}), started_at = clock_timestamp(),
-         attempts = attempts + 1, updated_at = clock_timestamp()
+       UPDATE jobs SET status = 'running', locked_by = $1, lease_token = gen_random_uuid(),
+         lease_expires_at = now() + make_interval(secs => $3), started_at = now(),
+         attempts = attempts + 1, updated_at = now()
        FROM candidates c WHERE jobs.id = c.id
        RETURNING jobs.*
      )
@@ -70,8 +52,12 @@ function claimStatement(worker: string, limit: string, lease: string, where: str
      CROSS JOIN (SELECT EXISTS (
        SELECT 1 FROM jobs WHERE status = 'pending' AND pending_dependencies = 0
          AND (tenant IS NOT NULL OR rate_limit_key IS NOT NULL OR concurrency_key IS NOT NULL)
-         AND run_at <= now()${where}
-     ) AS flow_waiting) f`;
+         AND run_at <= now()${where.sql}
+     ) AS flow_waiting) f`,
+    [request.workerId, request.limit, request.leaseSeconds, ...where.params],
+    { prepare: true },
+  );
+  return rows.sort((a, b) => b.priority - a.priority || a.run_at.getTime() - b.run_at.getTime() || (a.id < b.id ? -1 : 1));
 }
 
 /** Extends the leases a worker still holds; returns the ids whose lease it still holds. */

@@ -15,18 +15,9 @@ export interface Completion {
  * archived. Run {@link unblockDependents} in the same transaction afterwards.
  */
 export async function archiveCompleted(sql: Sql, completions: readonly Completion[]): Promise<string[]> {
-  const rows = await sql.query<{ id: string }>(archiveStatement("$1::jsonb"), [completionsJson(completions)], { prepare: true });
-  return rows.map((r) => r.id);
-}
-
-function completionsJson(completions: readonly Completion[]): string {
-  return JSON.stringify(completions.map((c) => ({ id: c.id, lease_token: c.leaseToken, result: c.result ?? null })));
-}
-
-/** The archiving statement; `input` is an SQL expression of the completions as jsonb. */
-function archiveStatement(input: string): string {
-  return `WITH input AS (
-       SELECT * FROM jsonb_to_recordset(${input}) AS x(id text, lease_token uuid, result jsonb)
+  const rows = await sql.query<{ id: string }>(
+    `WITH input AS (
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, lease_token uuid, result jsonb)
      ), done AS (
        DELETE FROM jobs j USING input i
        WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = 'running'
@@ -35,7 +26,11 @@ function archiveStatement(input: string): string {
        ${archiveInsert("done", "'completed'", "NULL", "s.new_result")}
        RETURNING job_id
      )
-     SELECT job_id AS id FROM archived`;
+     SELECT job_id AS id FROM archived`,
+    [JSON.stringify(completions.map((c) => ({ id: c.id, lease_token: c.leaseToken, result: c.result ?? null })))],
+    { prepare: true },
+  );
+  return rows.map((r) => r.id);
 }
 
 /**
@@ -50,16 +45,11 @@ function archiveStatement(input: string): string {
  */
 export async function unblockDependents(sql: Sql, completedIds: readonly string[], options: { onlyIgnoring?: boolean } = {}): Promise<number> {
   if (completedIds.length === 0) return 0;
-  const rows = await sql.query<{ ready: number }>(unblockStatement("$1::text[]", "$2", "$3::boolean"), [completedIds, READY_CHANNEL, options.onlyIgnoring === true], { prepare: true });
-  return rows[0]?.ready ?? 0;
-}
-
-/** The unblocking statement, over SQL expressions for the ids, the channel and the ignore-only flag. */
-function unblockStatement(ids: string, channel: string, onlyIgnoring: string): string {
-  return `WITH deps AS (
+  const rows = await sql.query<{ ready: number }>(
+    `WITH deps AS (
        SELECT d.job_id, count(*)::int AS n
        FROM job_dependencies d
-       WHERE d.depends_on_id = ANY(${ids}) AND (NOT ${onlyIgnoring} OR d.on_failure = 'ignore')
+       WHERE d.depends_on_id = ANY($1::text[]) AND (NOT $3::boolean OR d.on_failure = 'ignore')
        GROUP BY d.job_id
      ), locked AS (
        SELECT c.id, deps.n FROM jobs c JOIN deps ON deps.job_id = c.id
@@ -73,29 +63,11 @@ function unblockStatement(ids: string, channel: string, onlyIgnoring: string): s
      ), counts AS (
        SELECT count(*) FILTER (WHERE pending_dependencies = 0 AND run_at <= now())::int AS ready FROM unblocked
      )
-     SELECT ready, (SELECT pg_notify(${channel}, '') FROM counts WHERE ready > 0) IS NULL AS quiet FROM counts`;
-}
-
-/**
- * The whole completion (archive, then unblock) as one script for a single
- * round trip: `BEGIN; archive; unblock; COMMIT` in PostgreSQL's simple query
- * protocol, which runs each statement with a fresh snapshot, as the
- * two-statement rule above needs. The unblock finds what this transaction
- * archived by `archived_at = now()` (every statement of a transaction shares
- * now(), and a job is archived once). Values are inlined with `literal`
- * (the driver's escaping), since the simple protocol has no parameters.
- */
-export function completionScript(completions: readonly Completion[], literal: (text: string) => string, claim?: string): string {
-  const ids = literal(JSON.stringify(completions.map((c) => c.id)));
-  const archived = `ARRAY(SELECT h.job_id FROM job_history h WHERE h.job_id IN (SELECT jsonb_array_elements_text(${ids}::jsonb))
-    AND h.status = 'completed' AND h.archived_at = now())`;
-  return [
-    "BEGIN",
-    archiveStatement(`${literal(completionsJson(completions))}::jsonb`),
-    unblockStatement(archived, literal(READY_CHANNEL), "false"),
-    ...(claim ? [claim] : []),
-    "COMMIT",
-  ].join(";\n");
+     SELECT ready, (SELECT pg_notify($2, '') FROM counts WHERE ready > 0) IS NULL AS quiet FROM counts`,
+    [completedIds, READY_CHANNEL, options.onlyIgnoring === true],
+    { prepare: true },
+  );
+  return rows[0]?.ready ?? 0;
 }
 
 /** What became of a failed attempt. */

@@ -31,14 +31,6 @@ export function filterCondition(filter: WorkerFilter, alias: string, firstParam:
   return { sql, params };
 }
 
-/** {@link filterCondition} with the values inlined by the driver's `literal` escaping (for scripts). */
-export function filterLiteral(filter: WorkerFilter, alias: string, literal: (text: string) => string): string {
-  const list = (values: string[]) => `ARRAY(SELECT jsonb_array_elements_text(${literal(JSON.stringify(values))}::jsonb))`;
-  let sql = filter.tags.length === 0 ? ` AND ${alias}.tags = '{}'` : ` AND ${alias}.tags <@ ${list(filter.tags)}`;
-  if (filter.queues !== null) sql += ` AND ${alias}.queue = ANY(${list(filter.queues)})`;
-  return sql;
-}
-
 /** A rate-limit bucket after refilling, as the claim sees it. */
 export interface BucketRow {
   key: string;
