@@ -192,7 +192,7 @@ describe("rate limits", () => {
 
 describe("fairness between tenants", () => {
   it("a small tenant's jobs start within the first claim rounds behind a large tenant's backlog", async () => {
-    const big = await ctx.jobManager.createJobs(Array.from({ length: 400 }, (_, i) => agent(`big ${i}`, { tenant: "big" })));
+    await ctx.jobManager.createJobs(Array.from({ length: 400 }, (_, i) => agent(`big ${i}`, { tenant: "big" })));
     const starts: string[] = [];
     const gate = deferred();
     let started = 0;
@@ -211,7 +211,6 @@ describe("fairness between tenants", () => {
     // Round-robin: while both tenants have work, they alternate; 10 small jobs need about 20 starts.
     expect(lastSmall).toBeLessThan(30);
     expect(after.slice(0, lastSmall + 1).filter((t) => t === "big").length).toBeLessThanOrEqual(20);
-    await ctx.jobManager.cancelJob(big[big.length - 1].id);
   });
 
   it("weights share slots in proportion", async () => {

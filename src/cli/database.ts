@@ -63,7 +63,8 @@ export async function openDatabase(config: CliConfig, logger: Logger, options: {
   }
 }
 
-const UNREACHABLE = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "EHOSTUNREACH", "ECONNRESET", "28P01", "28000", "3D000", "57P03"]);
+// 53300: too many connections; 57P03: the server is starting or shutting down.
+const UNREACHABLE = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "EHOSTUNREACH", "ECONNRESET", "28P01", "28000", "3D000", "53300", "57P03"]);
 
 /** Turns a connection failure into a one-line message naming the (redacted) URL; other errors pass through. */
 export function describeConnectionError(error: unknown, url: string): unknown {

@@ -53,3 +53,20 @@ export function numberFlag(name: string, value: number | undefined, rule: { min?
   }
   return value;
 }
+
+/** Flags that take numbers: yargs reads an empty value ("--priority=") as 0, so it is refused here first. */
+const NUMERIC_FLAGS = new Set([
+  "max-retries", "priority", "timeout", "rate-limit-cost", "limit", "days", "jobs", "cost", "every", "port",
+  "poll-interval", "max-concurrent-jobs", "stale-timeout", "heartbeat-interval", "shutdown-timeout",
+  "history-retention-days", "cleanup-interval-hours",
+]);
+
+/** Throws a UsageError for a numeric flag given an empty value (`--priority=` or `--priority ""`). */
+export function refuseEmptyNumbers(argv: readonly string[]): void {
+  argv.forEach((arg, i) => {
+    const inline = /^--([a-z-]+)=$/.exec(arg);
+    const separate = /^--([a-z-]+)$/.exec(arg);
+    const name = inline?.[1] ?? (separate && argv[i + 1] !== undefined && argv[i + 1].trim() === "" ? separate[1] : undefined);
+    if (name !== undefined && NUMERIC_FLAGS.has(name)) throw new UsageError(`invalid --${name} "": expected a number`);
+  });
+}

@@ -9,7 +9,7 @@ import { buildConfig, UsageError, type CommonFlags } from "./config";
 import { parseRateLimitSpec } from "../limits";
 import { openDatabase } from "./database";
 import { formatStatus, json } from "./format";
-import { failUsage, numberFlag, runCli } from "./main";
+import { failUsage, numberFlag, refuseEmptyNumbers, runCli } from "./main";
 import { loadAgents, loadQueryEngine } from "./modules";
 
 const argv = () =>
@@ -46,6 +46,7 @@ const argv = () =>
     .parseSync();
 
 void runCli(async () => {
+  refuseEmptyNumbers(hideBin(process.argv));
   const args = argv();
   const config = buildConfig(args as CommonFlags, process.env, Boolean(process.stderr.isTTY));
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });

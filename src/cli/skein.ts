@@ -11,7 +11,7 @@ import { runDemo } from "./demo";
 import { formatExplanation, formatJob, formatJobs, formatRateLimits, formatTask } from "./format";
 import { parseRateLimitSpec } from "../limits";
 import { NOOP_AGENT } from "../worker/executors";
-import { failUsage, numberFlag, runCli } from "./main";
+import { failUsage, numberFlag, refuseEmptyNumbers, runCli } from "./main";
 
 function parsePayload(text: string | undefined): Record<string, never> | undefined {
   if (text === undefined) return undefined;
@@ -24,6 +24,7 @@ function parsePayload(text: string | undefined): Record<string, never> | undefin
 }
 
 void runCli(async () => {
+  refuseEmptyNumbers(hideBin(process.argv));
   await common(yargs(hideBin(process.argv)))
     .scriptName("skein")
     .usage("$0 <command> [options]\n\nCreates, inspects and steers Skein jobs.")

@@ -63,6 +63,13 @@ class PoolDatabase implements Database {
   async transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
+    // pg-pool removes its own error listener while a client is checked out: a
+    // connection cut mid-transaction (server restart, terminated backend) must
+    // fail this transaction's query, not crash the process with an unhandled 'error'.
+    const onError = (error: Error) => {
+      broken = error;
+    };
+    client.on("error", onError);
     try {
       await client.query("BEGIN");
       const sql: Sql = {
@@ -78,7 +85,8 @@ class PoolDatabase implements Database {
       });
       throw error;
     } finally {
-      // A connection whose rollback failed is in an unknown state: discard it.
+      client.removeListener("error", onError);
+      // A connection whose rollback failed (or that errored) is in an unknown state: discard it.
       client.release(broken);
     }
   }

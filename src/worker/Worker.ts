@@ -13,7 +13,7 @@ import { dependencyResults, deregisterWorker, registerWorker, touchWorker, type 
 import { JobStore } from "../db/store";
 import { dependencyId, type Job, type JsonValue } from "../jobs/types";
 import { silentLogger, type Logger } from "../logging";
-import { backoffMs, systemClock, type Clock } from "./clock";
+import { backoffMs, sleep, systemClock, type Clock } from "./clock";
 import { Claimer } from "./claimer";
 import { Delegation } from "./delegation";
 import { JobManager } from "../jobs/JobManager";
@@ -248,22 +248,42 @@ export class Worker extends EventEmitter<WorkerEvents> {
   /** Runs a claimed job to its end in the caller's slot (a parent running the child it waits on). */
   private async runInline(row: JobRow): Promise<void> {
     const [entry] = await this.prepare([row]);
-    await this.run(entry);
+    if (entry) await this.run(entry);
   }
 
   private async startJobs(rows: JobRow[]): Promise<void> {
     for (const entry of await this.prepare(rows)) void this.limit(() => this.run(entry));
   }
 
-  /** Registers claimed jobs as running, with their dependencies' results. */
-  private async prepare(rows: JobRow[]): Promise<RunningJob[]> {
+  /**
+   * Registers claimed jobs as running, with their dependencies' results. A job
+   * never starts without them: if they cannot be read (the database is
+   * restarting), the jobs that need them go back to pending, without using a
+   * retry, for a later claim.
+   */
+  private async prepare(claimed: JobRow[]): Promise<RunningJob[]> {
+    let rows = claimed;
     const depIds = [...new Set(rows.flatMap((r) => r.dependencies.map(dependencyId)))];
     let results = new Map<string, unknown>();
     if (depIds.length > 0) {
-      try {
-        results = await dependencyResults(this.store.db, depIds);
-      } catch (error) {
-        this.logger.warn("could not read dependency results", { error: String(error) });
+      let lastError: unknown;
+      for (let attempt = 0; attempt < 3; attempt++) {
+        try {
+          results = await dependencyResults(this.store.db, depIds);
+          lastError = undefined;
+          break;
+        } catch (error) {
+          lastError = error;
+          await sleep(this.clock, 100 * (attempt + 1));
+        }
+      }
+      if (lastError !== undefined) {
+        const waiting = rows.filter((r) => r.dependencies.length > 0);
+        rows = rows.filter((r) => r.dependencies.length === 0);
+        this.logger.warn("could not read dependency results; returning the jobs that need them to pending", { error: String(lastError), jobIds: waiting.map((r) => r.id) });
+        await this.store
+          .release(waiting.map((r) => ({ id: r.id, leaseToken: r.lease_token as string })), "the worker could not read the dependencies' results")
+          .catch(() => undefined); // if even that fails, the leases expire and the jobs are rescued
       }
     }
     const entries: RunningJob[] = [];

@@ -186,6 +186,30 @@ function toJsonResult(value: unknown): JsonValue | null {
     throw new NonRetryableError(`the executor's result is not JSON-serialisable: ${(error as Error).message}`);
   }
   if (text === undefined) throw new NonRetryableError(`the executor's result (a ${typeof value}) is not JSON-serialisable`);
-  if (text.includes("\\u0000")) throw new NonRetryableError("the executor's result contains a NUL character, which PostgreSQL cannot store");
-  return JSON.parse(text) as JsonValue;
+  const parsed = JSON.parse(text) as JsonValue;
+  checkStorable(value, "result");
+  return parsed;
+}
+
+/**
+ * Refuses what JSON would silently change or PostgreSQL cannot store: NaN and
+ * infinite numbers (JSON writes null) and the NUL character in strings or
+ * keys. Walks the value itself: the JSON text of a literal backslash
+ * followed by "u0000" is not a NUL.
+ */
+function checkStorable(value: unknown, path: string, depth = 0): void {
+  if (depth > 1000) return; // JSON.stringify already refused cycles; a deeper value is PostgreSQL's to refuse
+  if (typeof value === "number" && !Number.isFinite(value)) throw new NonRetryableError(`the executor's result has ${value} at ${path}, which JSON cannot hold`);
+  if (typeof value === "string" && value.includes("\u0000")) throw new NonRetryableError(`the executor's result contains a NUL character at ${path}, which PostgreSQL cannot store`);
+  if (typeof value !== "object" || value === null) return;
+  const toJSON = (value as { toJSON?: unknown }).toJSON;
+  if (typeof toJSON === "function") return; // Dates and the like serialise themselves
+  if (Array.isArray(value)) {
+    value.forEach((item, i) => checkStorable(item, `${path}[${i}]`, depth + 1));
+    return;
+  }
+  for (const [key, item] of Object.entries(value)) {
+    if (key.includes("\u0000")) throw new NonRetryableError(`the executor's result has a key with a NUL character at ${path}, which PostgreSQL cannot store`);
+    checkStorable(item, `${path}.${key}`, depth + 1);
+  }
 }
