@@ -2,21 +2,9 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:f
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
+import { canConnect as canQuery } from "../src/db/embedded";
 import { startEmbeddedDatabase, type EmbeddedDatabase } from "../src";
 
-async function canQuery(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
-  client.on("error", () => undefined);
-  try {
-    await client.connect();
-    await client.query("SELECT 1");
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
 
 describe("embedded PostgreSQL", () => {
   let dataDir: string;

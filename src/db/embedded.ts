@@ -199,7 +199,8 @@ async function waitUntilReady(url: string, exited: Promise<number | null>, logFi
   throw new Error(`embedded PostgreSQL did not start${dead ? " (the server exited)" : ""}; its log says:\n${tail}`);
 }
 
-async function canConnect(url: string): Promise<boolean> {
+/** Whether a PostgreSQL URL accepts a connection and a query now. @internal */
+export async function canConnect(url: string): Promise<boolean> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
   client.on("error", () => undefined);
   try {

@@ -5,6 +5,7 @@ import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, 
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
+import { canConnect } from "../../../src/db/embedded";
 import type { EmbeddedDatabase, EmbeddedDatabaseOptions } from "../../../src/db/embedded";
 
 export const ROOT = path.resolve(__dirname, "..", "..", "..");
@@ -47,19 +48,6 @@ export function sharedAdminUrl(): string {
   return url;
 }
 
-async function canConnect(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
-  client.on("error", () => undefined);
-  try {
-    await client.connect();
-    await client.query("SELECT 1");
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
 
 function isAlive(pid: number): boolean {
   try {
