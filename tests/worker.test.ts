@@ -227,6 +227,34 @@ describe("Worker: leases and shutdown", () => {
   });
 });
 
+describe("Worker: slots and completions", () => {
+  it("frees a slot when the executor returns, and stops claiming while completions back up", async () => {
+    // Completions archive into job_history: holding a lock on it keeps them from being written.
+    const lock = await ctx.pool.connect();
+    try {
+      await lock.query("BEGIN");
+      await lock.query("LOCK TABLE job_history IN SHARE ROW EXCLUSIVE MODE");
+      const started: string[] = [];
+      const worker = await startWorker({ maxConcurrentJobs: 1 });
+      worker.addExecutor({ canExecute: () => true, execute: async (job: Job) => void started.push(job.id) });
+      const jobs = await ctx.jobManager.createJobs(Array.from({ length: 5 }, (_, i) => ({ jobType: "agent" as const, name: `j${i}`, payload: { agent_name: "x" } })));
+      // One slot, yet a second job starts while the first one's completion is stuck...
+      await waitFor(async () => started.length >= 2, "a second job to start while the first one's completion waits");
+      // ...and then no more: one slot's worth of completions may wait, not more. (Time for wrong claims to show.)
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(started).toHaveLength(2);
+      const { rows } = await ctx.pool.query<{ status: string; n: number }>("SELECT status, count(*)::int AS n FROM jobs GROUP BY status ORDER BY status");
+      expect(rows).toEqual([{ status: "pending", n: 3 }, { status: "running", n: 2 }]);
+      await lock.query("COMMIT");
+      for (const job of jobs) expect(await finished(job.id)).toMatchObject({ status: "completed" });
+      expect(started).toHaveLength(5);
+    } finally {
+      await lock.query("ROLLBACK").catch(() => undefined);
+      lock.release();
+    }
+  });
+});
+
 describe("Worker: wake-ups", () => {
   it("runs a chain without waiting for polls (completion and NOTIFY wake the worker)", async () => {
     await startWorker({ pollInterval: 60, agentRegistry: { step: async (p) => p ?? null } });

@@ -2,7 +2,6 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import os from "node:os";
 import cron from "node-cron";
-import pLimit from "p-limit";
 import type pg from "pg";
 import { poolOf } from "../db/client";
 import type { RawQueryClient } from "../db/database";
@@ -53,11 +52,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly custom: Executor[] = [];
   private readonly builtIn: Executor[];
   private readonly running = new Map<string, RunningJob>();
-  private readonly limit: ReturnType<typeof pLimit>;
   private readonly completer: CompletionBatcher;
   private state: "new" | "running" | "stopping" | "stopped" = "new";
   private fetching = false;
   private fetchAgain = false;
+  /** The last claim round asked for fewer slots than were free because completions were backed up. */
+  private heldBack = false;
   private idleRounds = 0;
   private pollTimer: unknown;
   private limitTimer: unknown;
@@ -80,7 +80,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.store = new JobStore(this.options.prisma);
     this.jobManager = new JobManager(this.options.prisma, { logger: this.logger });
     this.builtIn = [new AgentExecutor(this.options.agentRegistry), new QueryExecutor(this.options.queryEngine)];
-    this.limit = pLimit(this.options.maxConcurrentJobs);
     this.claimer = new Claimer(this.store, { queues: this.options.queues, tags: this.options.tags });
     this.completer = new CompletionBatcher(this.store, {
       clock: this.clock,
@@ -213,7 +212,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private async fetchLoop(): Promise<void> {
     do {
       this.fetchAgain = false;
-      const free = this.options.maxConcurrentJobs - this.running.size;
+      // A slot is free once its executor has returned; the completions still
+      // being written may run up to one more slot's worth each, no further.
+      const backlog = Math.max(0, this.completer.pending - this.options.maxConcurrentJobs);
+      this.heldBack = backlog > 0;
+      const free = this.options.maxConcurrentJobs - this.running.size - backlog;
       if (free <= 0 || this.state !== "running") return;
       let rows: JobRow[];
       try {
@@ -252,7 +255,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   private async startJobs(rows: JobRow[]): Promise<void> {
-    for (const entry of await this.prepare(rows)) void this.limit(() => this.run(entry));
+    // Never more than the free slots were claimed, so each job starts at once.
+    for (const entry of await this.prepare(rows)) void this.run(entry);
   }
 
   /**
@@ -300,8 +304,17 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   private async run(entry: RunningJob): Promise<void> {
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.running.delete(entry.job.id);
+      if (this.running.size === 0) for (const done of this.idleWaiters.splice(0)) done();
+      this.wake();
+    };
     try {
       await runAttempt(entry, {
+        release,
         workerId: this.workerId,
         executors: [...this.custom, ...this.builtIn],
         logger: this.logger,
@@ -335,9 +348,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
           ),
       });
     } finally {
-      this.running.delete(entry.job.id);
-      if (this.running.size === 0) for (const done of this.idleWaiters.splice(0)) done();
-      this.wake();
+      if (released) {
+        // The completion is written: if backed-up completions held claims back, claim again.
+        if (this.heldBack) this.wake();
+      } else release();
     }
   }
 

@@ -17,6 +17,7 @@ interface Pending {
  */
 export class CompletionBatcher {
   private queue: Pending[] = [];
+  private inFlight = 0;
   private flushing: Promise<void> | undefined;
 
   constructor(
@@ -34,6 +35,11 @@ export class CompletionBatcher {
     });
   }
 
+  /** Completions queued or being written. */
+  get pending(): number {
+    return this.queue.length + this.inFlight;
+  }
+
   /** Resolves once everything queued so far is written (or given up). */
   async drain(): Promise<void> {
     while (this.flushing) await this.flushing;
@@ -42,7 +48,9 @@ export class CompletionBatcher {
   private async flushAll(): Promise<void> {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, 1000);
+      this.inFlight = batch.length;
       const accepted = await this.write(batch.map((p) => p.completion));
+      this.inFlight = 0;
       for (const p of batch) p.resolve(accepted.has(p.completion.id));
     }
   }

@@ -37,6 +37,13 @@ export interface AttemptDeps {
   onRateLimited(job: Job, retryInMs: number): void;
   /** Delegation for a job's context (`ctx.delegate`). */
   delegation(job: Job, signal: AbortSignal): Delegation;
+  /**
+   * Frees the job's slot: called once the executor has returned and its
+   * result is handed to the completion batcher, so the slot takes new work
+   * while the completion is written (the job stays `running` in the database,
+   * under its lease, until then).
+   */
+  release(): void;
 }
 
 class JobTimeoutError extends Error {
@@ -93,6 +100,7 @@ export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<
     await log.close();
     if (entry.phase !== "executing") return;
     entry.phase = "completing";
+    deps.release();
     const accepted = await deps.completer.add({ id: job.id, leaseToken: entry.leaseToken, result });
     if (accepted) {
       logger.debug("job completed");
