@@ -3,6 +3,7 @@
 // on one embedded PostgreSQL (a fresh database per run), alternating the order.
 //
 //   node scripts/ab-drain.js --before /path/to/old/dist --after dist [--jobs 20000] [--concurrency 10,50] [--repeats 3]
+//     [--before-options '{"prefetch":0}'] [--after-options '{"prefetch":100}']   (extra Worker options per side)
 //
 // Used for issue 6's "no-op throughput with flow control unused drops by less
 // than 10%": --before is a build of the commit before flow control.
@@ -16,7 +17,7 @@ function arg(name, fallback) {
   return i >= 0 ? process.argv[i + 1] : fallback;
 }
 
-async function drainOnce(distDir, adminUrl, jobs, concurrency, label) {
+async function drainOnce(distDir, adminUrl, jobs, concurrency, label, workerOptions = {}) {
   const skein = require(path.resolve(distDir));
   const name = `ab_${label}_${concurrency}_${Date.now().toString(36)}`;
   const admin = new pg.Client({ connectionString: adminUrl });
@@ -29,7 +30,7 @@ async function drainOnce(distDir, adminUrl, jobs, concurrency, label) {
   const prisma = skein.createPrismaClient(url.toString(), { maxConnections: concurrency + 4 });
   const jm = new skein.JobManager(prisma);
   for (let i = 0; i < jobs; i += 1000) await jm.createJobs(Array.from({ length: Math.min(1000, jobs - i) }, () => ({ jobType: "agent", name: "noop" })));
-  const worker = new skein.Worker({ prisma, maxConcurrentJobs: concurrency, pollInterval: 1 });
+  const worker = new skein.Worker({ prisma, maxConcurrentJobs: concurrency, pollInterval: 1, ...workerOptions });
   worker.addExecutor({ canExecute: () => true, execute: async () => null });
   let done = 0;
   const finished = new Promise((resolve) => worker.on("job:complete", () => ++done === jobs && resolve()));
@@ -61,7 +62,7 @@ async function drainOnce(distDir, adminUrl, jobs, concurrency, label) {
       const runs = { before: [], after: [] };
       for (let r = 0; r < repeats; r++) {
         const order = r % 2 === 0 ? ["before", "after"] : ["after", "before"];
-        for (const label of order) runs[label].push(await drainOnce(label === "before" ? before : after, server.adminUrl, jobs, c, label));
+        for (const label of order) runs[label].push(await drainOnce(label === "before" ? before : after, server.adminUrl, jobs, c, label, JSON.parse(arg(`${label}-options`, "{}"))));
       }
       const b = median(runs.before);
       const a = median(runs.after);

@@ -198,7 +198,7 @@ describe("run-worker --status and init-worker", () => {
   });
 
   it("rejects invalid run-worker flags with exit code 2", async () => {
-    for (const args of [["--max-concurrent-jobs", "0"], ["--poll-interval", "soon"], ["--log-level", "loud"], ["--no-such-flag"]]) {
+    for (const args of [["--max-concurrent-jobs", "0"], ["--poll-interval", "soon"], ["--log-level", "loud"], ["--prefetch", "-1"], ["--prefetch", "2.5"], ["--no-such-flag"]]) {
       const result = await runCli("run-worker", [...args, "--database-url", ctx.db.url]);
       expect(result.code).toBe(2);
       expect(result.stderr.trim().split("\n")).toHaveLength(1);

@@ -255,6 +255,89 @@ describe("Worker: slots and completions", () => {
   });
 });
 
+describe("Worker: prefetch", () => {
+  it("holds claimed jobs beyond the free slots, starts them in order as slots free, and hands back those not started on stop", async () => {
+    const gate = deferred();
+    const started: string[] = [];
+    // Higher priorities first in the claim order, so the order of starts is checkable.
+    for (let i = 0; i < 6; i++) await ctx.jobManager.createJob({ jobType: "agent", name: `j${i}`, payload: { agent_name: "x" }, priority: 10 - i });
+    const worker = await startWorker({
+      maxConcurrentJobs: 1,
+      prefetch: 3,
+      agentRegistry: {
+        x: async (_params: unknown, c: JobContext) => {
+          started.push(c.job.name);
+          if (c.job.name === "j0") await gate.promise;
+          return null;
+        },
+      },
+    });
+    // One job runs, three more are held (running under the worker's lease), two stay pending.
+    const counts = async () => JSON.stringify((await ctx.pool.query<{ status: string; n: number }>("SELECT status, count(*)::int AS n FROM jobs GROUP BY status ORDER BY status")).rows);
+    await waitFor(async () => started.length === 1 && (await counts()) === JSON.stringify([{ status: "pending", n: 2 }, { status: "running", n: 4 }]), "one job running and three held");
+    expect(started).toEqual(["j0"]);
+    const { rows: held } = await ctx.pool.query<{ name: string }>("SELECT name FROM jobs WHERE status = 'running' AND name <> 'j0' ORDER BY name");
+    expect(held.map((r) => r.name)).toEqual(["j1", "j2", "j3"]);
+    const stopping = worker.stop();
+    // The held jobs go back at once, without counting an attempt, while j0 still runs.
+    await waitFor(async () => (await counts()) === JSON.stringify([{ status: "pending", n: 5 }, { status: "running", n: 1 }]), "held jobs handed back");
+    const { rows } = await ctx.pool.query<{ attempts: number; started_at: Date | null; locked_by: string | null }>("SELECT attempts, started_at, locked_by FROM jobs WHERE status = 'pending'");
+    expect(rows.every((r) => r.attempts === 0 && r.started_at === null && r.locked_by === null)).toBe(true);
+    gate.resolve();
+    await stopping;
+    expect(started).toEqual(["j0"]);
+    expect((await ctx.pool.query("SELECT 1 FROM job_history WHERE name = 'j0' AND status = 'completed'")).rowCount).toBe(1);
+  });
+
+  it("starts held jobs in claim order as slots free", async () => {
+    const started: string[] = [];
+    for (let i = 0; i < 8; i++) await ctx.jobManager.createJob({ jobType: "agent", name: `j${i}`, payload: { agent_name: "x" }, priority: 10 - i });
+    await startWorker({ maxConcurrentJobs: 1, prefetch: 4, agentRegistry: { x: async (_p: unknown, c: JobContext) => void started.push(c.job.name) } });
+    await waitFor(async () => started.length === 8, "all eight to start");
+    expect(started).toEqual(["j0", "j1", "j2", "j3", "j4", "j5", "j6", "j7"]);
+  });
+
+  it("runs every job once, with several slots and jobs held", async () => {
+    const started: string[] = [];
+    const worker = await startWorker({ maxConcurrentJobs: 2, prefetch: 5 });
+    worker.addExecutor({ canExecute: () => true, execute: async (job: Job) => void started.push(job.name) });
+    const jobs = await ctx.jobManager.createJobs(Array.from({ length: 40 }, (_, i) => ({ jobType: "agent" as const, name: `j${i}`, payload: { agent_name: "x" } })));
+    for (const job of jobs) expect(await finished(job.id)).toMatchObject({ status: "completed", attempts: 1 });
+    expect(new Set(started).size).toBe(40);
+    expect(started).toHaveLength(40);
+  });
+
+  it("drops a held job that is cancelled before it starts", async () => {
+    const gate = deferred();
+    const started: string[] = [];
+    for (let i = 0; i < 4; i++) await ctx.jobManager.createJob({ id: `c${i}`, jobType: "agent", name: `c${i}`, payload: { agent_name: "x" }, priority: 10 - i });
+    await startWorker({
+      maxConcurrentJobs: 1,
+      prefetch: 3,
+      agentRegistry: {
+        x: async (_p: unknown, c: JobContext) => {
+          started.push(c.job.name);
+          if (c.job.name === "c0") await gate.promise;
+          return null;
+        },
+      },
+    });
+    await waitFor(async () => started.length === 1 && (await ctx.pool.query("SELECT 1 FROM jobs WHERE status = 'running'")).rowCount === 4, "c0 running, c1-c3 held");
+    await ctx.jobManager.cancelJob("c1");
+    // The cancellation reaches the worker (NOTIFY) before c0 ends.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    gate.resolve();
+    for (const id of ["c0", "c2", "c3"]) expect(await finished(id)).toMatchObject({ status: "completed" });
+    expect(await finished("c1")).toMatchObject({ status: "cancelled" });
+    expect(started).toEqual(["c0", "c2", "c3"]);
+  });
+
+  it("refuses a prefetch that is not a whole number >= 0", () => {
+    expect(() => new Worker({ prisma: ctx.prisma, prefetch: -1 })).toThrow(/prefetch/);
+    expect(() => new Worker({ prisma: ctx.prisma, prefetch: 1.5 })).toThrow(/prefetch/);
+  });
+});
+
 describe("Worker: wake-ups", () => {
   it("runs a chain without waiting for polls (completion and NOTIFY wake the worker)", async () => {
     await startWorker({ pollInterval: 60, agentRegistry: { step: async (p) => p ?? null } });

@@ -55,6 +55,18 @@ describe("delegation", () => {
     expect(child).toMatchObject({ parentId: "p", status: "completed", result: 40 });
   });
 
+  it("a one-slot worker that claims ahead (prefetch) runs a delegated child it holds in the parent's slot", async () => {
+    await startWorker(
+      {
+        parent: async (_p, c) => c.delegateAll([1, 2, 3].map((n) => ({ jobType: "agent" as const, name: `child ${n}`, payload: { agent_name: "child", parameters: n } })), { wait: true, timeoutSeconds: 30 }),
+        child: async (p) => (p as number) * 2,
+      },
+      { maxConcurrentJobs: 1, prefetch: 10 },
+    );
+    await ctx.jobManager.createJob(agentJob("p", "parent"));
+    expect(await finished("p")).toMatchObject({ status: "completed", result: [2, 4, 6] });
+  });
+
   it("delegateAll fans out and gathers results in order, nested delegation included", async () => {
     await startWorker(
       {

@@ -5,6 +5,10 @@ const { distDir } = require("../lib/snapshot");
 
 const lib = () => require(distDir());
 
+// Jobs a worker holds claimed beyond its free slots: 100 matches graphile-worker's localQueue size in
+// this suite; BENCH_SKEIN_PREFETCH=0 measures Skein's default (claims sized to free slots only).
+const PREFETCH = Number(process.env.BENCH_SKEIN_PREFETCH ?? 100);
+
 function toInput(spec) {
   return {
     id: spec.key,
@@ -22,7 +26,7 @@ module.exports = {
   version: () => require(`${distDir()}/../package.json`).version,
   supportsDependencies: true,
   settings: {
-    worker: "new Worker({ prisma, maxConcurrentJobs: <c> }) (pollInterval 5 s, staleTimeout 60 s: defaults), one executor { canExecute: () => true, execute: async () => null }",
+    worker: `new Worker({ prisma, maxConcurrentJobs: <c>, prefetch: ${PREFETCH} }) (pollInterval 5 s, staleTimeout 60 s: defaults; prefetch is the counterpart of graphile-worker's localQueue size, BENCH_SKEIN_PREFETCH=0 for Skein's default), one executor { canExecute: () => true, execute: async () => null }`,
     client: "createPrismaClient(url) (pool of 10 connections, the default)",
     history: "archiving always on (finished jobs move to job_history in the completing transaction)",
   },
@@ -59,7 +63,7 @@ module.exports = {
   async openWorker(url, { concurrency, pool, onStart, onEnd }) {
     const { createPrismaClient, Worker } = lib();
     const prisma = createPrismaClient(url, { maxConnections: pool, applicationName: "bench-worker" });
-    const worker = new Worker({ prisma, maxConcurrentJobs: concurrency });
+    const worker = new Worker({ prisma, maxConcurrentJobs: concurrency, prefetch: PREFETCH });
     worker.addExecutor({
       name: "noop",
       canExecute: () => true,

@@ -48,7 +48,15 @@ export function numberFlag(name: string, value: number | undefined, rule: { min?
     (rule.positive === true && value <= 0) ||
     (rule.min !== undefined && value < rule.min);
   if (bad) {
-    const wanted = rule.integer ? (rule.positive ? "a positive integer" : "an integer") : rule.positive ? "a positive number" : `a number >= ${rule.min ?? 0}`;
+    const wanted = rule.integer
+      ? rule.positive
+        ? "a positive integer"
+        : rule.min !== undefined
+          ? `an integer >= ${rule.min}`
+          : "an integer"
+      : rule.positive
+        ? "a positive number"
+        : `a number >= ${rule.min ?? 0}`;
     throw new UsageError(`invalid --${name} ${JSON.stringify(String(value))}: expected ${wanted}`);
   }
   return value;
@@ -58,7 +66,7 @@ export function numberFlag(name: string, value: number | undefined, rule: { min?
 const NUMERIC_FLAGS = new Set([
   "max-retries", "priority", "timeout", "rate-limit-cost", "limit", "days", "jobs", "cost", "every", "port",
   "poll-interval", "max-concurrent-jobs", "stale-timeout", "heartbeat-interval", "shutdown-timeout",
-  "history-retention-days", "cleanup-interval-hours",
+  "history-retention-days", "cleanup-interval-hours", "prefetch",
 ]);
 
 /** Throws a UsageError for a numeric flag given an empty value (`--priority=` or `--priority ""`). */

@@ -21,6 +21,7 @@ const argv = () =>
       "data-dir": { type: "string", describe: "Embedded server's data folder", default: undefined as string | undefined, defaultDescription: "./.skein" },
       "poll-interval": { type: "number", describe: "Seconds between polls when no notification arrives", default: 5 },
       "max-concurrent-jobs": { type: "number", describe: "Jobs run at once", default: 4 },
+      prefetch: { type: "number", describe: "Jobs to hold claimed beyond the free slots (for many short jobs; held jobs start in claim order)", default: 0 },
       "log-level": { type: "string", choices: ["error", "warn", "info", "debug"], describe: "Log level", default: "info" },
       agents: { type: "string", describe: "Module whose exported functions are agents (by export name)" },
       "query-engine": { type: "string", describe: "Module whose default export answers query jobs" },
@@ -58,6 +59,7 @@ void runCli(async () => {
     shutdownTimeout: numberFlag("shutdown-timeout", args["shutdown-timeout"], { min: 0 }),
     historyRetentionDays: numberFlag("history-retention-days", args["history-retention-days"], { min: 0 }),
     cleanupIntervalHours: numberFlag("cleanup-interval-hours", args["cleanup-interval-hours"], { positive: true }),
+    prefetch: numberFlag("prefetch", args.prefetch, { integer: true, min: 0 }),
   };
 
   if (args.status) {

@@ -74,8 +74,8 @@ export class JobStore {
   }
 
   /** Returns jobs to pending without using a retry (shutdown gave up on them). */
-  release(leases: ReadonlyArray<{ id: string; leaseToken: string }>, reason: string): Promise<string[]> {
-    return releaseJobs(this.db, leases, reason);
+  release(leases: ReadonlyArray<{ id: string; leaseToken: string }>, reason: string, options: { started?: boolean } = {}): Promise<string[]> {
+    return releaseJobs(this.db, leases, reason, options);
   }
 
   /**

@@ -52,9 +52,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly custom: Executor[] = [];
   private readonly builtIn: Executor[];
   private readonly running = new Map<string, RunningJob>();
+  /** Jobs claimed ahead of free slots (`prefetch`), in claim order: running in the database, not started here yet. */
+  private held: JobRow[] = [];
   private readonly completer: CompletionBatcher;
   private state: "new" | "running" | "stopping" | "stopped" = "new";
   private fetching = false;
+  private fetchRound: Promise<void> = Promise.resolve();
   private fetchAgain = false;
   /** The last claim round asked for fewer slots than were free because completions were backed up. */
   private heldBack = false;
@@ -153,6 +156,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.pruneTask?.destroy();
     await this.listener?.stop();
     await touchWorker(this.store.db, this.registration(), "stopping").catch(() => undefined);
+    await this.fetchRound; // a claim in flight ends first (what it got is started or handed back)
+    // Jobs held for later slots never start: back to pending for other workers at once.
+    await this.releaseRows(this.held.splice(0), `worker ${this.workerId} shut down before the job started`);
     if (this.running.size > 0) {
       this.logger.info("waiting for running jobs to finish", { running: this.running.size, graceSeconds: force ? 0 : this.options.shutdownTimeout });
       await this.waitForIdle(force ? 0 : this.options.shutdownTimeout * 1000);
@@ -174,6 +180,16 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.state = "stopped";
     this.logger.info("worker stopped");
     this.emit("stopped");
+  }
+
+  /** Returns claimed jobs that did not start to pending, without using a retry. */
+  private async releaseRows(rows: JobRow[], reason: string): Promise<void> {
+    if (rows.length === 0) return;
+    const released = await this.store.release(rows.map((r) => ({ id: r.id, leaseToken: r.lease_token as string })), reason, { started: false }).catch((error: unknown) => {
+      this.logger.error("could not return claimed jobs to pending; they run again after their leases expire", { error: String(error) });
+      return [];
+    });
+    this.logger.info("returned jobs claimed ahead to pending", { jobIds: released });
   }
 
   private waitForIdle(ms: number): Promise<void> {
@@ -201,10 +217,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
     // Start on the next turn of the event loop: jobs whose completions were
     // written together all free their slots first, so one claim asks for all
     // of those slots instead of one claim per slot.
-    setImmediate(() => {
-      void this.fetchLoop().finally(() => {
-        this.fetching = false;
-        this.schedulePoll();
+    this.fetchRound = new Promise<void>((resolve) => {
+      setImmediate(() => {
+        void this.fetchLoop().finally(() => {
+          this.fetching = false;
+          this.schedulePoll();
+          resolve();
+        });
       });
     });
   }
@@ -213,14 +232,24 @@ export class Worker extends EventEmitter<WorkerEvents> {
     do {
       this.fetchAgain = false;
       // A slot is free once its executor has returned; the completions still
-      // being written may run up to one more slot's worth each, no further.
-      const backlog = Math.max(0, this.completer.pending - this.options.maxConcurrentJobs);
+      // being written may run up to one more slot's worth each (or `prefetch`
+      // if larger), no further.
+      const backlog = Math.max(0, this.completer.pending - Math.max(this.options.maxConcurrentJobs, this.options.prefetch));
       this.heldBack = backlog > 0;
-      const free = this.options.maxConcurrentJobs - this.running.size - backlog;
-      if (free <= 0 || this.state !== "running") return;
+      let free = this.options.maxConcurrentJobs - this.running.size - backlog;
+      if (this.state !== "running") return;
+      if (free > 0 && this.held.length > 0) {
+        const next = this.held.splice(0, free);
+        free -= next.length;
+        await this.startJobs(next);
+      }
+      // Refill what is held once it is down to half (`prefetch`), with the free slots' claim or on its own.
+      const refill = this.held.length <= this.options.prefetch / 2 ? this.options.prefetch - this.held.length : 0;
+      const want = Math.max(0, free) + refill;
+      if (want <= 0) return;
       let rows: JobRow[];
       try {
-        const round = await this.claimer.claim(this.workerId, free, this.options.staleTimeout);
+        const round = await this.claimer.claim(this.workerId, want, this.options.staleTimeout, Math.max(0, free));
         rows = round.rows;
         if (round.retryInMs !== undefined) this.wakeAfter(round.retryInMs);
       } catch (error) {
@@ -229,8 +258,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
         return;
       }
       this.idleRounds = rows.length === 0 ? this.idleRounds + 1 : 0;
-      if (rows.length > 0) await this.startJobs(rows);
-      if (rows.length === free) this.fetchAgain = true; // there may be more
+      if (this.state !== "running") {
+        // stop() began during the claim: these never start; hand them back.
+        await this.releaseRows(rows, `worker ${this.workerId} shut down before the job started`);
+        return;
+      }
+      const startNow = rows.slice(0, Math.max(0, free));
+      this.held.push(...rows.slice(startNow.length));
+      if (startNow.length > 0) await this.startJobs(startNow);
+      if (rows.length === want) this.fetchAgain = true; // there may be more
     } while (this.fetchAgain);
   }
 
@@ -286,7 +322,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         rows = rows.filter((r) => r.dependencies.length === 0);
         this.logger.warn("could not read dependency results; returning the jobs that need them to pending", { error: String(lastError), jobIds: waiting.map((r) => r.id) });
         await this.store
-          .release(waiting.map((r) => ({ id: r.id, leaseToken: r.lease_token as string })), "the worker could not read the dependencies' results")
+          .release(waiting.map((r) => ({ id: r.id, leaseToken: r.lease_token as string })), "the worker could not read the dependencies' results", { started: false })
           .catch(() => undefined); // if even that fails, the leases expire and the jobs are rescued
       }
     }
@@ -342,6 +378,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
               leaseSeconds: this.options.staleTimeout,
               filter: { queues: this.options.queues, tags: this.options.tags },
               runInline: (row) => this.runInline(row),
+              takeHeld: (id) => {
+                const i = this.held.findIndex((r) => r.id === id);
+                return i >= 0 ? this.held.splice(i, 1)[0] : undefined;
+              },
             },
             job,
             signal,
@@ -364,6 +404,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       return;
     }
     if (!Array.isArray(ids)) return;
+    const cancelled = new Set(ids);
+    this.held = this.held.filter((r) => !cancelled.has(r.id));
     for (const id of ids) {
       const entry = typeof id === "string" ? this.running.get(id) : undefined;
       if (entry && entry.phase === "executing") {
@@ -402,7 +444,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
     try {
       await touchWorker(this.store.db, this.registration(), this.state === "stopping" ? "stopping" : "running");
       const executing = [...this.running.values()].filter((r) => r.phase === "executing");
-      const held = new Set(await this.store.renew(this.workerId, executing.map((r) => r.leaseToken), this.options.staleTimeout));
+      const waiting = this.held;
+      const tokens = [...executing.map((r) => r.leaseToken), ...waiting.map((r) => r.lease_token as string)];
+      const held = new Set(await this.store.renew(this.workerId, tokens, this.options.staleTimeout));
+      // A job held for a later slot whose lease is gone (cancelled, reclaimed) is dropped before it starts.
+      const lost = new Set(waiting.filter((r) => !held.has(r.lease_token as string)).map((r) => r.id));
+      if (lost.size > 0) this.held = this.held.filter((r) => !lost.has(r.id));
       for (const r of executing) {
         if (held.has(r.leaseToken) || r.phase !== "executing") continue;
         this.logger.warn("lease lost (job reclaimed or cancelled); aborting the attempt", { jobId: r.job.id });

@@ -26,17 +26,23 @@ export class Claimer {
     private readonly filter: WorkerFilter,
   ) {}
 
-  async claim(workerId: string, limit: number, leaseSeconds: number): Promise<ClaimRound> {
+  /**
+   * Claims up to `limit` jobs, of which at most `flowLimit` (the free slots)
+   * may come from the flow-control claim: rate-limit tokens and concurrency
+   * slots are taken only for jobs about to start, never for prefetched ones.
+   */
+  async claim(workerId: string, limit: number, leaseSeconds: number, flowLimit = limit): Promise<ClaimRound> {
     if (limit <= 0) return { rows: [] };
     if (!this.flowMode) {
       const rows = await this.store.claim({ workerId, limit, leaseSeconds, filter: this.filter });
       // Claimed rows carry the flag; with none claimed, ask.
       this.flowMode = rows.length > 0 ? rows[0].flow_waiting : await flowJobsWaiting(this.store.db, this.filter);
-      if (rows.length >= limit || !this.flowMode) return { rows };
-      const more = await this.flow(workerId, limit - rows.length, leaseSeconds);
+      if (rows.length >= flowLimit || !this.flowMode) return { rows };
+      const more = await this.flow(workerId, flowLimit - rows.length, leaseSeconds);
       return { rows: [...rows, ...more.rows], retryInMs: more.retryInMs };
     }
-    return this.flow(workerId, limit, leaseSeconds);
+    if (flowLimit <= 0) return { rows: [] };
+    return this.flow(workerId, flowLimit, leaseSeconds);
   }
 
   private async flow(workerId: string, limit: number, leaseSeconds: number): Promise<ClaimRound> {

@@ -17,6 +17,8 @@ export interface DelegationDeps {
   filter: { queues: string[] | null; tags: string[] };
   /** Runs a claimed job to the end in the caller's slot. */
   runInline(row: JobRow): Promise<void>;
+  /** Takes a job this worker already claimed ahead (`prefetch`) and has not started, if it holds that one. */
+  takeHeld(id: string): JobRow | undefined;
 }
 
 /** Options of `ctx.delegate` and `ctx.delegateAll`. */
@@ -67,7 +69,7 @@ export class Delegation {
       const job = await this.deps.jobManager.getJob(id);
       if (!job) throw new NonRetryableError(`delegated job ${JSON.stringify(id)} disappeared`);
       if (job.archived) return job;
-      const row = await this.deps.store.claimOne({ id, workerId: this.deps.workerId, leaseSeconds: this.deps.leaseSeconds, filter: this.deps.filter });
+      const row = this.deps.takeHeld(id) ?? await this.deps.store.claimOne({ id, workerId: this.deps.workerId, leaseSeconds: this.deps.leaseSeconds, filter: this.deps.filter });
       if (row) {
         await this.deps.runInline(row);
         pause = 10;

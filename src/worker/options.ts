@@ -15,6 +15,17 @@ export interface WorkerOptions {
   queryEngine?: QueryEngine;
   /** Most jobs run at once. @defaultValue 4 */
   maxConcurrentJobs?: number;
+  /**
+   * Jobs to hold claimed beyond the free slots, so a slot that frees up starts
+   * its next job without a round trip to the database (like graphile-worker's
+   * `localQueue`). Worth it for many short jobs; leave it at 0 for long ones.
+   * Held jobs are `running` under this worker's lease (renewed by heartbeats),
+   * start in claim order, and go back to pending on `stop()`; a job queued
+   * later with a higher priority waits until they have started. Only plain
+   * jobs are held: jobs under flow control (tenant, rate-limit or concurrency
+   * key) are claimed for free slots only. @defaultValue 0
+   */
+  prefetch?: number;
   /** Seconds between polls when no notification arrives (jittered). @defaultValue 5 */
   pollInterval?: number;
   /** The worker's id. @defaultValue `<host>-<pid>-<random>` */
@@ -63,6 +74,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     agentRegistry: options.agentRegistry ?? {},
     queryEngine: options.queryEngine,
     maxConcurrentJobs: positive(options.maxConcurrentJobs, "maxConcurrentJobs", 4, true),
+    prefetch: nonNegative(options.prefetch, "prefetch", 0, true),
     pollInterval: positive(options.pollInterval, "pollInterval", 5),
     workerId: options.workerId,
     staleTimeout: positive(options.staleTimeout, "staleTimeout", 60),
@@ -109,8 +121,10 @@ function positive(value: unknown, name: string, fallback: number, integer = fals
   return value;
 }
 
-function nonNegative(value: unknown, name: string, fallback: number): number {
+function nonNegative(value: unknown, name: string, fallback: number, integer = false): number {
   if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) throw new ValidationError(name, `must be a number >= 0 (got ${String(value)})`);
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || (integer && !Number.isInteger(value))) {
+    throw new ValidationError(name, `must be ${integer ? "an integer" : "a number"} >= 0 (got ${String(value)})`);
+  }
   return value;
 }

@@ -75,9 +75,16 @@ export async function renewLeases(sql: Sql, workerId: string, leaseTokens: reado
 
 /**
  * Returns running jobs to pending without using a retry (graceful shutdown
- * gave up on them). Only jobs whose lease still matches are touched.
+ * gave up on them). Only jobs whose lease still matches are touched. With
+ * `started: false` (claimed but never handed to an executor), the claim's
+ * attempt is not counted either.
  */
-export async function releaseJobs(sql: Sql, leases: ReadonlyArray<{ id: string; leaseToken: string }>, reason: string): Promise<string[]> {
+export async function releaseJobs(
+  sql: Sql,
+  leases: ReadonlyArray<{ id: string; leaseToken: string }>,
+  reason: string,
+  options: { started?: boolean } = {},
+): Promise<string[]> {
   if (leases.length === 0) return [];
   const rows = await sql.query<{ id: string }>(
     `WITH before AS (
@@ -86,7 +93,9 @@ export async function releaseJobs(sql: Sql, leases: ReadonlyArray<{ id: string; 
        WHERE j.status = 'running'
      ), u AS (
        UPDATE jobs j SET status = 'pending', locked_by = NULL, lease_token = NULL, lease_expires_at = NULL,
-         error_message = $2, run_at = now(), updated_at = now()
+         error_message = $2, run_at = now(), updated_at = now(),
+         attempts = CASE WHEN $3::boolean THEN j.attempts ELSE j.attempts - 1 END,
+         started_at = CASE WHEN $3::boolean THEN j.started_at ELSE NULL END
        FROM before b, jsonb_to_recordset($1::jsonb) AS x(id text, lease_token uuid)
        -- The lease is checked again here: a row lock waited for re-checks only this WHERE.
        WHERE j.id = b.id AND x.id = b.id AND j.lease_token = x.lease_token AND j.status = 'running'
@@ -97,7 +106,7 @@ export async function releaseJobs(sql: Sql, leases: ReadonlyArray<{ id: string; 
        FROM before b JOIN u ON u.id = b.id
      )
      SELECT id FROM u`,
-    [JSON.stringify(leases.map((l) => ({ id: l.id, lease_token: l.leaseToken }))), reason],
+    [JSON.stringify(leases.map((l) => ({ id: l.id, lease_token: l.leaseToken }))), reason, options.started !== false],
   );
   return rows.map((r) => r.id);
 }

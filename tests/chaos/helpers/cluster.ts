@@ -67,6 +67,8 @@ export class Cluster {
       "--stale-timeout", String(LEASE.staleTimeout),
       "--heartbeat-interval", String(LEASE.heartbeatInterval),
       "--shutdown-timeout", "5",
+      // Every other worker claims ahead of its free slots, so the faults hit jobs held but not started too.
+      ...(this.workers.length % 2 === 1 ? ["--prefetch", "4"] : []),
       ...(this.options.extraArgs ?? []),
       ...extraArgs,
     ];
