@@ -98,24 +98,25 @@ describe("concurrency keys", () => {
     let running = 0;
     let peak = 0;
     let plainStartedWhileCapped = 0;
+    // The first capped jobs hold the key's two places until every plain job has started beside them.
+    const plainDone = deferred();
     await startWorker({ maxConcurrentJobs: 6 }, async (job) => {
       if (job.concurrencyKey) {
         running++;
         peak = Math.max(peak, running);
-        await new Promise((r) => setTimeout(r, 40));
+        await Promise.race([plainDone.promise, new Promise((r) => setTimeout(r, 5_000).unref())]);
         running--;
-      } else if (running === 2) {
-        plainStartedWhileCapped++;
+      } else if (running === 2 && ++plainStartedWhileCapped === 12) {
+        plainDone.resolve();
       }
       return null;
     });
-    const jobs = await ctx.jobManager.createJobs([
-      ...Array.from({ length: 12 }, (_, i) => agent(`capped ${i}`, { concurrencyKey: "customer-42" })),
-      ...Array.from({ length: 12 }, (_, i) => agent(`plain ${i}`)),
-    ]);
-    await allFinished(jobs.map((j) => j.id));
+    const capped = await ctx.jobManager.createJobs(Array.from({ length: 12 }, (_, i) => agent(`capped ${i}`, { concurrencyKey: "customer-42" })));
+    await waitFor(async () => running === 2, "the key's two places to fill");
+    const plain = await ctx.jobManager.createJobs(Array.from({ length: 12 }, (_, i) => agent(`plain ${i}`)));
+    await allFinished([...capped, ...plain].map((j) => j.id));
     expect(peak).toBe(2);
-    expect(plainStartedWhileCapped).toBeGreaterThan(0);
+    expect(plainStartedWhileCapped).toBe(12);
   });
 
   it("explain names a full concurrency key", async () => {
