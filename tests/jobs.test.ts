@@ -92,6 +92,23 @@ describe("JobManager: creating and reading jobs", () => {
     await expect(ctx.jobManager.createJob({ id: "a", jobType: "agent", name: "a" })).rejects.toThrow(/duplicate job id: "a"/);
   });
 
+  it("a batch with one taken id writes nothing; racing creators of one id: one wins, the others get DuplicateJobIdError", async () => {
+    await ctx.jobManager.createJob({ id: "taken", jobType: "agent", name: "first" });
+    await expect(
+      ctx.jobManager.createJobs([
+        { id: "new-1", jobType: "agent", name: "n" },
+        { id: "taken", jobType: "agent", name: "again" },
+        { id: "new-2", jobType: "agent", name: "n" },
+      ]),
+    ).rejects.toThrow(/duplicate job id: "taken"/);
+    expect(await ctx.jobManager.getJob("new-1")).toBeNull();
+    expect(await ctx.jobManager.getJob("new-2")).toBeNull();
+    const outcomes = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => ctx.jobManager.createJob({ id: "raced", jobType: "agent", name: `racer ${i}` })));
+    expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(1);
+    for (const o of outcomes) if (o.status === "rejected") expect(o.reason).toBeInstanceOf(DuplicateJobIdError);
+    expect((await ctx.pool.query("SELECT 1 FROM jobs WHERE id = 'raced'")).rowCount).toBe(1);
+  });
+
   it("createJobs is all or nothing", async () => {
     await expect(
       ctx.jobManager.createJobs([

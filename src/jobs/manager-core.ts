@@ -2,7 +2,7 @@ import { databaseFor, databaseInTransaction, sqlState, SqlState, type Database, 
 import { retryTransient } from "../db/store";
 import { CancelNotifier, ReadyNotifier } from "../db/notifier";
 import { childIds } from "../db/sql/graph";
-import { archivedStatuses, existingIds, insertEnded, insertEdges, insertJobs, lockLiveJobs, notifyReady, type NewJobRow } from "../db/sql/insert";
+import { archivedStatuses, existingIds, insertEnded, insertEdges, insertJobs, insertJobsIfNew, lockLiveJobs, notifyReady, type NewJobRow } from "../db/sql/insert";
 import { findJob, historyJobs, liveJobs, pruneHistory, readyJobs } from "../db/sql/read";
 import { toJob, type JobRow } from "../db/sql/rows";
 import { silentLogger, type Logger } from "../logging";
@@ -67,6 +67,31 @@ export interface ListQuery {
 }
 
 
+/** The row to insert for a planned job. */
+function newJobRow(plan: JobPlan, link: JobLink): NewJobRow {
+  return {
+    id: plan.job.id,
+    job_type: plan.job.jobType,
+    name: plan.job.name,
+    description: plan.job.description,
+    payload: plan.job.payload,
+    dependencies: plan.job.dependencies,
+    max_retries: plan.job.maxRetries,
+    priority: plan.job.priority,
+    run_at: plan.job.runAt ? plan.job.runAt.toISOString() : null,
+    pending_dependencies: plan.pendingDependencies,
+    timeout_seconds: plan.job.timeoutSeconds,
+    queue: plan.job.queue,
+    tenant: plan.job.tenant ?? link.tenant,
+    rate_limit_key: plan.job.rateLimitKey,
+    rate_limit_cost: plan.job.rateLimitCost,
+    concurrency_key: plan.job.concurrencyKey,
+    tags: plan.job.tags,
+    task_id: link.taskId,
+    parent_id: link.parentId,
+  };
+}
+
 /**
  * The core of {@link JobManager}: creating, reading, cancelling and retrying
  * jobs, with the dependency rules. Flow control, tasks, schedules, the
@@ -106,12 +131,11 @@ export class JobManagerCore {
     if (normalized.length === 0) return [];
     const ordered = orderBatch(normalized);
     const inCallerTx = options.tx !== undefined;
+    const link: JobLink = options.parent ? { parentId: options.parent.id, tenant: options.parent.tenant, taskId: options.parent.taskId } : NO_LINK;
+    if (!inCallerTx && ordered.every((job) => job.dependencyIds.length === 0)) return this.createIndependentJobs(normalized, ordered, link);
     const db = inCallerTx ? databaseInTransaction(options.tx as RawQueryClient) : this.db;
     const { rows, ready } = await this.retryDeadlocks(inCallerTx, () =>
       db.transaction(async (sql) => {
-        const link: JobLink = options.parent
-          ? { parentId: options.parent.id, tenant: options.parent.tenant, taskId: options.parent.taskId }
-          : NO_LINK;
         const written = await this.writeJobs(sql, ordered, link);
         // In the caller's transaction the notification is sent at its commit (and never on rollback).
         if (inCallerTx && written.ready) await notifyReady(sql);
@@ -123,33 +147,34 @@ export class JobManagerCore {
     return normalized.map((job) => byId.get(job.id) as Job);
   }
 
+  /** Jobs without dependencies, outside a caller's transaction: one statement (check and insert), no BEGIN/COMMIT. */
+  private async createIndependentJobs(normalized: ReturnType<typeof orderBatch>, ordered: ReturnType<typeof orderBatch>, link: JobLink): Promise<Job[]> {
+    const rowsIn = planJobs(ordered, new Map()).map((plan) => newJobRow(plan, link));
+    let written: { rows: JobRow[]; taken: string[] };
+    try {
+      written = await insertJobsIfNew(this.db, rowsIn);
+    } catch (error) {
+      // Two calls raced to create the same id: the loser gets the typed error.
+      if (sqlState(error) === SqlState.uniqueViolation) {
+        const ids = ordered.map((job) => job.id);
+        throw new DuplicateJobIdError(await existingIds(this.db, ids).catch(() => ids));
+      }
+      throw error;
+    }
+    if (written.taken.length > 0) throw new DuplicateJobIdError(written.taken);
+    const now = Date.now();
+    if (written.rows.some((r) => r.pending_dependencies === 0 && r.run_at.getTime() <= now)) this.notifier.poke();
+    const byId = new Map(written.rows.map((row) => [row.id, { ...toJob(row), childIds: [] as string[] }]));
+    return normalized.map((job) => byId.get(job.id) as Job);
+  }
+
   /** Writes validated, ordered jobs in the caller's transaction. `link` ties them to a task or a parent job. */
   protected async writeJobs(sql: Sql, ordered: ReturnType<typeof orderBatch>, link: JobLink = NO_LINK): Promise<{ rows: JobRow[]; ready: boolean }> {
     const ids = ordered.map((job) => job.id);
     const taken = await existingIds(sql, ids);
     if (taken.length > 0) throw new DuplicateJobIdError(taken);
     const plans = planJobs(ordered, await this.dependencyStates(sql, ordered));
-    const toRow = (plan: JobPlan): NewJobRow => ({
-      id: plan.job.id,
-      job_type: plan.job.jobType,
-      name: plan.job.name,
-      description: plan.job.description,
-      payload: plan.job.payload,
-      dependencies: plan.job.dependencies,
-      max_retries: plan.job.maxRetries,
-      priority: plan.job.priority,
-      run_at: plan.job.runAt ? plan.job.runAt.toISOString() : null,
-      pending_dependencies: plan.pendingDependencies,
-      timeout_seconds: plan.job.timeoutSeconds,
-      queue: plan.job.queue,
-      tenant: plan.job.tenant ?? link.tenant,
-      rate_limit_key: plan.job.rateLimitKey,
-      rate_limit_cost: plan.job.rateLimitCost,
-      concurrency_key: plan.job.concurrencyKey,
-      tags: plan.job.tags,
-      task_id: link.taskId,
-      parent_id: link.parentId,
-    });
+    const toRow = (plan: JobPlan): NewJobRow => newJobRow(plan, link);
     const live = plans.filter((p) => !p.endedBy);
     const ended = plans.filter((p) => p.endedBy);
     try {

@@ -59,37 +59,70 @@ export function archivedStatuses(sql: Sql, jobIds: readonly string[]): Promise<A
 /** The ids among `jobIds` that are taken by a live or archived job. */
 export async function existingIds(sql: Sql, jobIds: readonly string[]): Promise<string[]> {
   const rows = await sql.query<{ id: string }>(
-    `WITH wanted AS (SELECT unnest($1::text[]) AS id)
-     SELECT w.id FROM wanted w
-     WHERE EXISTS (SELECT 1 FROM jobs j WHERE j.id = w.id)
-        OR EXISTS (SELECT 1 FROM job_history h WHERE h.job_id = w.id)`,
+    `SELECT id FROM jobs WHERE id = ANY($1::text[])
+     UNION
+     SELECT job_id FROM job_history WHERE job_id = ANY($1::text[])`,
     [jobIds],
   );
   return rows.map((r) => r.id);
 }
 
-/** Inserts pending jobs in one statement and returns them. */
-export function insertJobs(sql: Sql, rows: readonly NewJobRow[]): Promise<JobRow[]> {
-  return sql.query<JobRow>(
-    `WITH input AS (
+const INPUT_CTE = `input AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
          id text, job_type text, name text, description text, payload jsonb, dependencies jsonb,
          max_retries int, priority int, run_at timestamptz, pending_dependencies int, timeout_seconds int,
          queue text, tenant text, rate_limit_key text, rate_limit_cost int, concurrency_key text, tags text[],
          task_id text, parent_id text)
-     ), j AS (
-       INSERT INTO jobs (id, job_type, name, description, payload, dependencies, max_retries, priority,
+     )`;
+
+const INSERT_FROM_INPUT = `INSERT INTO jobs (id, job_type, name, description, payload, dependencies, max_retries, priority,
                          run_at, pending_dependencies, timeout_seconds, queue, tenant, rate_limit_key,
                          rate_limit_cost, concurrency_key, tags, task_id, parent_id)
        SELECT id, job_type, name, description, payload, dependencies, max_retries, priority,
               COALESCE(run_at, now()), pending_dependencies, timeout_seconds, queue, tenant, rate_limit_key,
               rate_limit_cost, concurrency_key, tags, task_id, parent_id
-       FROM input
+       FROM input`;
+
+/** Inserts pending jobs in one statement and returns them. */
+export function insertJobs(sql: Sql, rows: readonly NewJobRow[]): Promise<JobRow[]> {
+  return sql.query<JobRow>(
+    `WITH ${INPUT_CTE}, j AS (
+       ${INSERT_FROM_INPUT}
        RETURNING *
      )
      SELECT ${LIVE_COLUMNS} FROM j`,
     [JSON.stringify(rows)],
   );
+}
+
+/**
+ * Jobs without dependencies, in one statement and its own transaction: the
+ * duplicate-id check (live and history) and the insert share one snapshot, in
+ * which a job being archived is either still live or already in history, so a
+ * taken id is always seen. Inserts nothing if any id is taken and returns the
+ * taken ids instead. (A concurrent insert of the same new id fails on the
+ * primary key.)
+ */
+export async function insertJobsIfNew(sql: Sql, rows: readonly NewJobRow[]): Promise<{ rows: JobRow[]; taken: string[] }> {
+  const out = await sql.query<JobRow & { taken: string[] | null }>(
+    `WITH ${INPUT_CTE}, taken AS MATERIALIZED (
+       -- Index probes by primary key (an id array, not a join the planner might hash).
+       SELECT id FROM jobs WHERE id = ANY($2::text[])
+       UNION ALL
+       SELECT job_id FROM job_history WHERE job_id = ANY($2::text[])
+     ), j AS (
+       ${INSERT_FROM_INPUT}
+       WHERE NOT EXISTS (SELECT 1 FROM taken)
+       RETURNING *
+     )
+     SELECT t.taken, r.* FROM (SELECT array_agg(id) AS taken FROM taken) t
+     LEFT JOIN LATERAL (SELECT ${LIVE_COLUMNS} FROM j) r ON true`,
+    [JSON.stringify(rows), rows.map((r) => r.id)],
+    { prepare: true },
+  );
+  const taken = out[0]?.taken ?? null;
+  if (taken !== null) return { rows: [], taken };
+  return { rows: out.map(({ taken: _taken, ...row }) => row as JobRow), taken: [] };
 }
 
 /** Inserts dependency edges. */
