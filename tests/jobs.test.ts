@@ -109,6 +109,15 @@ describe("JobManager: creating and reading jobs", () => {
     expect((await ctx.pool.query("SELECT 1 FROM jobs WHERE id = 'raced'")).rowCount).toBe(1);
   });
 
+  it("what createJobs returns is exactly what getJob reads back, with and without dependencies", async () => {
+    const plain = await ctx.jobManager.createJobs([
+      { id: "p1", jobType: "agent", name: "plain", payload: { agent_name: "x", parameters: { n: 1.5, list: [1, "two", null], nested: { b: 2, a: 1 } } } },
+      { id: "p2", jobType: "query", name: "later", description: "d", payload: { query: "q" }, runAt: new Date(Date.now() + 3_600_000), priority: 7, maxRetries: 0, timeoutSeconds: 30, queue: "reports", tenant: "acme", tags: ["gpu"], rateLimitKey: "openai", rateLimitCost: 3, concurrencyKey: "c-1" },
+    ]);
+    const linked = await ctx.jobManager.createJobs([{ id: "d1", jobType: "agent", name: "child", dependencies: ["p1"] }]);
+    for (const job of [...plain, ...linked]) expect(await ctx.jobManager.getJob(job.id)).toEqual(job);
+  });
+
   it("createJobs is all or nothing", async () => {
     await expect(
       ctx.jobManager.createJobs([

@@ -101,10 +101,11 @@ export function insertJobs(sql: Sql, rows: readonly NewJobRow[]): Promise<JobRow
  * which a job being archived is either still live or already in history, so a
  * taken id is always seen. Inserts nothing if any id is taken and returns the
  * taken ids instead. (A concurrent insert of the same new id fails on the
- * primary key.)
+ * primary key.) Only what the server sets comes back (the run time and the
+ * creation time); the rest of each row is the input.
  */
 export async function insertJobsIfNew(sql: Sql, rows: readonly NewJobRow[]): Promise<{ rows: JobRow[]; taken: string[] }> {
-  const out = await sql.query<JobRow & { taken: string[] | null }>(
+  const out = await sql.query<{ taken: string[] | null; id: string | null; run_at: Date | null; created_at: Date | null }>(
     `WITH ${INPUT_CTE}, taken AS MATERIALIZED (
        -- Index probes by primary key (an id array, not a join the planner might hash).
        SELECT id FROM jobs WHERE id = ANY($2::text[])
@@ -113,16 +114,64 @@ export async function insertJobsIfNew(sql: Sql, rows: readonly NewJobRow[]): Pro
      ), j AS (
        ${INSERT_FROM_INPUT}
        WHERE NOT EXISTS (SELECT 1 FROM taken)
-       RETURNING *
+       RETURNING id, run_at, created_at
      )
-     SELECT t.taken, r.* FROM (SELECT array_agg(id) AS taken FROM taken) t
-     LEFT JOIN LATERAL (SELECT ${LIVE_COLUMNS} FROM j) r ON true`,
+     SELECT t.taken, r.id, r.run_at, r.created_at FROM (SELECT array_agg(id) AS taken FROM taken) t
+     LEFT JOIN LATERAL (SELECT id, run_at, created_at FROM j) r ON true`,
     [JSON.stringify(rows), rows.map((r) => r.id)],
     { prepare: true },
   );
   const taken = out[0]?.taken ?? null;
   if (taken !== null) return { rows: [], taken };
-  return { rows: out.map(({ taken: _taken, ...row }) => row as JobRow), taken: [] };
+  const written = new Map(out.map((r) => [r.id as string, r]));
+  return {
+    rows: rows.map((input) => {
+      const server = written.get(input.id);
+      if (!server?.run_at || !server.created_at) throw new Error(`insertJobsIfNew: job ${JSON.stringify(input.id)} was not written`);
+      return insertedRow(input, server.run_at, server.created_at);
+    }),
+    taken: [],
+  };
+}
+
+/** A freshly inserted pending job as a row: the input, the column defaults, and the times the server set. */
+function insertedRow(input: NewJobRow, runAt: Date, createdAt: Date): JobRow {
+  return {
+    id: input.id,
+    job_type: input.job_type,
+    name: input.name,
+    description: input.description,
+    payload: input.payload as JobRow["payload"],
+    dependencies: input.dependencies,
+    max_retries: input.max_retries,
+    retry_count: 0,
+    attempts: 0,
+    status: "pending",
+    error_message: null,
+    result: null,
+    priority: input.priority,
+    run_at: runAt,
+    pending_dependencies: input.pending_dependencies,
+    queue: input.queue,
+    tenant: input.tenant,
+    rate_limit_key: input.rate_limit_key,
+    rate_limit_cost: input.rate_limit_cost,
+    concurrency_key: input.concurrency_key,
+    tags: input.tags,
+    task_id: input.task_id,
+    parent_id: input.parent_id,
+    ready_at: null,
+    timeout_seconds: input.timeout_seconds,
+    locked_by: null,
+    lease_token: null,
+    lease_expires_at: null,
+    started_at: null,
+    completed_at: null,
+    created_at: createdAt,
+    updated_at: createdAt,
+    duration_seconds: null,
+    archived: false,
+  };
 }
 
 /** Inserts dependency edges. */
