@@ -332,6 +332,25 @@ describe("Worker: prefetch", () => {
     expect(started).toEqual(["c0", "c2", "c3"]);
   });
 
+  it("records a held job's start and duration from when its executor started, not from the claim", async () => {
+    const worker = await startWorker({
+      maxConcurrentJobs: 1,
+      prefetch: 1,
+      agentRegistry: { x: async (_p: unknown, c: JobContext) => (c.job.name === "slow" ? new Promise((r) => setTimeout(() => r(null), 400)) : null) },
+    });
+    await ctx.jobManager.createJobs([
+      { id: "slow", jobType: "agent", name: "slow", payload: { agent_name: "x" }, priority: 2 },
+      { id: "quick", jobType: "agent", name: "quick", payload: { agent_name: "x" }, priority: 1 },
+    ]);
+    const slow = await finished("slow");
+    const quick = await finished("quick");
+    expect(worker.workerId).toBeTruthy();
+    expect(slow.durationSeconds).toBeGreaterThanOrEqual(0.35);
+    // "quick" was claimed with "slow" (held for the one slot) but ran only after it.
+    expect(quick.durationSeconds).toBeLessThan(0.25);
+    expect((quick.startedAt as Date).getTime()).toBeGreaterThanOrEqual((slow.startedAt as Date).getTime() + 300);
+  });
+
   it("refuses a prefetch that is not a whole number >= 0", () => {
     expect(() => new Worker({ prisma: ctx.prisma, prefetch: -1 })).toThrow(/prefetch/);
     expect(() => new Worker({ prisma: ctx.prisma, prefetch: 1.5 })).toThrow(/prefetch/);

@@ -152,7 +152,7 @@ export class JobManagerCore {
     const rowsIn = planJobs(ordered, new Map()).map((plan) => newJobRow(plan, link));
     let written: { rows: JobRow[]; taken: string[] };
     try {
-      written = await insertJobsIfNew(this.db, rowsIn);
+      written = await this.retryDeadlocks(false, () => insertJobsIfNew(this.db, rowsIn));
     } catch (error) {
       // Two calls raced to create the same id: the loser gets the typed error.
       if (sqlState(error) === SqlState.uniqueViolation) {

@@ -52,8 +52,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly custom: Executor[] = [];
   private readonly builtIn: Executor[];
   private readonly running = new Map<string, RunningJob>();
-  /** Jobs claimed ahead of free slots (`prefetch`), in claim order: running in the database, not started here yet. */
-  private held: JobRow[] = [];
+  /**
+   * Jobs claimed ahead of free slots (`prefetch`), in claim order: running in
+   * the database, not started here yet. `claimedAt` and `leaseUntil` are on
+   * this worker's clock (`leaseUntil` moves with each renewal).
+   */
+  private held: HeldJob[] = [];
   private readonly completer: CompletionBatcher;
   private state: "new" | "running" | "stopping" | "stopped" = "new";
   private fetching = false;
@@ -72,6 +76,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private pruneTask: ReturnType<typeof cron.schedule> | undefined;
   private stopping: Promise<void> | undefined;
   private forceStop: (() => void) | undefined;
+  private forceRequested = false;
   private idleWaiters: Array<() => void> = [];
 
   constructor(options: WorkerOptions) {
@@ -139,7 +144,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * pending without using a retry. Calling it again with `force` cuts the wait.
    */
   stop(options: { force?: boolean } = {}): Promise<void> {
-    if (options.force) this.forceStop?.();
+    if (options.force) {
+      this.forceRequested = true;
+      this.forceStop?.();
+    }
     if (this.state === "new" || this.state === "stopped") {
       this.state = "stopped";
       return Promise.resolve();
@@ -158,10 +166,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
     await touchWorker(this.store.db, this.registration(), "stopping").catch(() => undefined);
     await this.fetchRound; // a claim in flight ends first (what it got is started or handed back)
     // Jobs held for later slots never start: back to pending for other workers at once.
-    await this.releaseRows(this.held.splice(0), `worker ${this.workerId} shut down before the job started`);
+    await this.releaseRows(this.held.splice(0).map((h) => h.row), `worker ${this.workerId} shut down before the job started`);
     if (this.running.size > 0) {
-      this.logger.info("waiting for running jobs to finish", { running: this.running.size, graceSeconds: force ? 0 : this.options.shutdownTimeout });
-      await this.waitForIdle(force ? 0 : this.options.shutdownTimeout * 1000);
+      const cut = force || this.forceRequested;
+      this.logger.info("waiting for running jobs to finish", { running: this.running.size, graceSeconds: cut ? 0 : this.options.shutdownTimeout });
+      await this.waitForIdle(cut ? 0 : this.options.shutdownTimeout * 1000);
     }
     const abandoned = [...this.running.values()].filter((r) => r.phase === "executing");
     for (const r of abandoned) r.abandon("shutdown");
@@ -231,43 +240,80 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private async fetchLoop(): Promise<void> {
     do {
       this.fetchAgain = false;
+      if (this.state !== "running") return;
       // A slot is free once its executor has returned; the completions still
       // being written may run up to one more slot's worth each (or `prefetch`
       // if larger), no further.
       const backlog = Math.max(0, this.completer.pending - Math.max(this.options.maxConcurrentJobs, this.options.prefetch));
       this.heldBack = backlog > 0;
       let free = this.options.maxConcurrentJobs - this.running.size - backlog;
-      if (this.state !== "running") return;
       if (free > 0 && this.held.length > 0) {
-        const next = this.held.splice(0, free);
+        const next = this.takeHeld(free);
         free -= next.length;
-        await this.startJobs(next);
+        if (next.length > 0) await this.startJobs(next.map((h) => h.row), next);
       }
-      // Refill what is held once it is down to half (`prefetch`), with the free slots' claim or on its own.
-      const refill = this.held.length <= this.options.prefetch / 2 ? this.options.prefetch - this.held.length : 0;
-      const want = Math.max(0, free) + refill;
-      if (want <= 0) return;
-      let rows: JobRow[];
-      try {
-        const round = await this.claimer.claim(this.workerId, want, this.options.staleTimeout, Math.max(0, free));
-        rows = round.rows;
-        if (round.retryInMs !== undefined) this.wakeAfter(round.retryInMs);
-      } catch (error) {
-        this.idleRounds++;
-        this.logger.warn("claiming jobs failed", { error: String(error) });
-        return;
+      if (free > 0) {
+        let rows: JobRow[];
+        try {
+          const round = await this.claimer.claim(this.workerId, free, this.options.staleTimeout);
+          rows = round.rows;
+          if (round.retryInMs !== undefined) this.wakeAfter(round.retryInMs);
+        } catch (error) {
+          this.idleRounds++;
+          this.logger.warn("claiming jobs failed", { error: String(error) });
+          return;
+        }
+        this.idleRounds = rows.length === 0 ? this.idleRounds + 1 : 0;
+        if (this.state !== "running") {
+          // stop() began during the claim: these never start; hand them back.
+          await this.releaseRows(rows, `worker ${this.workerId} shut down before the job started`);
+          return;
+        }
+        if (rows.length > 0) await this.startJobs(rows);
+        if (rows.length < free) return; // nothing more is ready: nothing to hold either
+        this.fetchAgain = true; // there may be more
       }
-      this.idleRounds = rows.length === 0 ? this.idleRounds + 1 : 0;
-      if (this.state !== "running") {
-        // stop() began during the claim: these never start; hand them back.
-        await this.releaseRows(rows, `worker ${this.workerId} shut down before the job started`);
-        return;
-      }
-      const startNow = rows.slice(0, Math.max(0, free));
-      this.held.push(...rows.slice(startNow.length));
-      if (startNow.length > 0) await this.startJobs(startNow);
-      if (rows.length === want) this.fetchAgain = true; // there may be more
+      await this.refillHeld();
     } while (this.fetchAgain);
+  }
+
+  /** Claims plain jobs ahead of free slots once fewer than half of `prefetch` are held. */
+  private async refillHeld(): Promise<void> {
+    const want = this.options.prefetch - this.held.length;
+    if (this.options.prefetch === 0 || this.held.length > this.options.prefetch / 2 || this.claimer.usingFlowControl) return;
+    const claimedAt = this.clock.now();
+    let rows: JobRow[];
+    try {
+      rows = await this.claimer.claimAhead(this.workerId, want, this.options.staleTimeout);
+    } catch (error) {
+      this.logger.warn("claiming jobs ahead failed", { error: String(error) });
+      return;
+    }
+    if (this.state !== "running") {
+      await this.releaseRows(rows, `worker ${this.workerId} shut down before the job started`);
+      return;
+    }
+    const leaseUntil = claimedAt + this.options.staleTimeout * 1000;
+    for (const row of rows) this.held.push({ row, claimedAt, leaseUntil });
+    // Slots freed while this claim was in flight start from what it got.
+    if (rows.length > 0 && this.options.maxConcurrentJobs - this.running.size > 0) this.fetchAgain = true;
+  }
+
+  /**
+   * Takes up to `n` held jobs to start, in claim order. A held job whose lease
+   * may have run out (heartbeats failed for most of `staleTimeout`) is dropped,
+   * not started: another worker may already have rescued it.
+   */
+  private takeHeld(n: number): HeldJob[] {
+    const margin = this.options.heartbeatInterval * 1000;
+    const now = this.clock.now();
+    const taken: HeldJob[] = [];
+    while (taken.length < n && this.held.length > 0) {
+      const h = this.held.shift() as HeldJob;
+      if (h.leaseUntil - now > margin) taken.push(h);
+      else this.logger.warn("dropping a job held too long without a lease renewal; it runs again after its lease expires", { jobId: h.row.id });
+    }
+    return taken;
   }
 
   /** Claims again once a rate-limited key has a token (jobs wait on it). */
@@ -290,9 +336,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (entry) await this.run(entry);
   }
 
-  private async startJobs(rows: JobRow[]): Promise<void> {
+  private async startJobs(rows: JobRow[], held: readonly HeldJob[] = []): Promise<void> {
     // Never more than the free slots were claimed, so each job starts at once.
-    for (const entry of await this.prepare(rows)) void this.run(entry);
+    const now = this.clock.now();
+    const heldMs = new Map(held.map((h) => [h.row.id, Math.max(0, now - h.claimedAt)]));
+    for (const entry of await this.prepare(rows, heldMs)) void this.run(entry);
   }
 
   /**
@@ -301,7 +349,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * restarting), the jobs that need them go back to pending, without using a
    * retry, for a later claim.
    */
-  private async prepare(claimed: JobRow[]): Promise<RunningJob[]> {
+  private async prepare(claimed: JobRow[], heldMs: ReadonlyMap<string, number> = new Map()): Promise<RunningJob[]> {
     let rows = claimed;
     const depIds = [...new Set(rows.flatMap((r) => r.dependencies.map(dependencyId)))];
     let results = new Map<string, unknown>();
@@ -331,7 +379,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       const job = toJob(row);
       const dependencyResultsOfJob: Record<string, JsonValue | null> = {};
       for (const id of job.dependencies.map(dependencyId)) dependencyResultsOfJob[id] = (results.get(id) ?? null) as JsonValue | null;
-      const entry: RunningJob = new RunningJobState(job, row.lease_token as string, dependencyResultsOfJob);
+      const entry: RunningJob = new RunningJobState(job, row.lease_token as string, dependencyResultsOfJob, heldMs.get(job.id));
       this.running.set(job.id, entry);
       this.emit("job:start", job);
       entries.push(entry);
@@ -344,7 +392,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const release = () => {
       if (released) return;
       released = true;
-      this.running.delete(entry.job.id);
+      if (this.running.get(entry.job.id) === entry) this.running.delete(entry.job.id);
       if (this.running.size === 0) for (const done of this.idleWaiters.splice(0)) done();
       this.wake();
     };
@@ -379,8 +427,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
               filter: { queues: this.options.queues, tags: this.options.tags },
               runInline: (row) => this.runInline(row),
               takeHeld: (id) => {
-                const i = this.held.findIndex((r) => r.id === id);
-                return i >= 0 ? this.held.splice(i, 1)[0] : undefined;
+                const i = this.held.findIndex((h) => h.row.id === id);
+                if (i < 0) return undefined;
+                const [h] = this.held.splice(i, 1);
+                return h.leaseUntil - this.clock.now() > this.options.heartbeatInterval * 1000 ? h.row : undefined;
               },
             },
             job,
@@ -405,7 +455,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     if (!Array.isArray(ids)) return;
     const cancelled = new Set(ids);
-    this.held = this.held.filter((r) => !cancelled.has(r.id));
+    this.held = this.held.filter((h) => !cancelled.has(h.row.id));
     for (const id of ids) {
       const entry = typeof id === "string" ? this.running.get(id) : undefined;
       if (entry && entry.phase === "executing") {
@@ -444,12 +494,17 @@ export class Worker extends EventEmitter<WorkerEvents> {
     try {
       await touchWorker(this.store.db, this.registration(), this.state === "stopping" ? "stopping" : "running");
       const executing = [...this.running.values()].filter((r) => r.phase === "executing");
-      const waiting = this.held;
-      const tokens = [...executing.map((r) => r.leaseToken), ...waiting.map((r) => r.lease_token as string)];
+      const waiting = [...this.held]; // a copy: claims in flight may add to the list meanwhile
+      const tokens = [...executing.map((r) => r.leaseToken), ...waiting.map((h) => h.row.lease_token as string)];
+      const renewedAt = this.clock.now();
       const held = new Set(await this.store.renew(this.workerId, tokens, this.options.staleTimeout));
       // A job held for a later slot whose lease is gone (cancelled, reclaimed) is dropped before it starts.
-      const lost = new Set(waiting.filter((r) => !held.has(r.lease_token as string)).map((r) => r.id));
-      if (lost.size > 0) this.held = this.held.filter((r) => !lost.has(r.id));
+      const lost = new Set<string>();
+      for (const h of waiting) {
+        if (held.has(h.row.lease_token as string)) h.leaseUntil = renewedAt + this.options.staleTimeout * 1000;
+        else lost.add(h.row.lease_token as string);
+      }
+      if (lost.size > 0) this.held = this.held.filter((h) => !lost.has(h.row.lease_token as string));
       for (const r of executing) {
         if (held.has(r.leaseToken) || r.phase !== "executing") continue;
         this.logger.warn("lease lost (job reclaimed or cancelled); aborting the attempt", { jobId: r.job.id });
@@ -501,6 +556,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 }
 
+/** A job claimed ahead of a free slot. */
+interface HeldJob {
+  row: JobRow;
+  claimedAt: number;
+  leaseUntil: number;
+}
+
 /** A claimed job while this worker runs it. */
 class RunningJobState implements RunningJob {
   readonly controller = new AbortController();
@@ -509,6 +571,7 @@ class RunningJobState implements RunningJob {
     readonly job: Job,
     readonly leaseToken: string,
     readonly dependencyResults: Record<string, JsonValue | null>,
+    readonly heldMs?: number,
   ) {}
 
   abandon(reason: "shutdown" | "lease-lost"): void {

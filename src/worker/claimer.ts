@@ -26,23 +26,34 @@ export class Claimer {
     private readonly filter: WorkerFilter,
   ) {}
 
-  /**
-   * Claims up to `limit` jobs, of which at most `flowLimit` (the free slots)
-   * may come from the flow-control claim: rate-limit tokens and concurrency
-   * slots are taken only for jobs about to start, never for prefetched ones.
-   */
-  async claim(workerId: string, limit: number, leaseSeconds: number, flowLimit = limit): Promise<ClaimRound> {
+  async claim(workerId: string, limit: number, leaseSeconds: number): Promise<ClaimRound> {
     if (limit <= 0) return { rows: [] };
     if (!this.flowMode) {
       const rows = await this.store.claim({ workerId, limit, leaseSeconds, filter: this.filter });
       // Claimed rows carry the flag; with none claimed, ask.
       this.flowMode = rows.length > 0 ? rows[0].flow_waiting : await flowJobsWaiting(this.store.db, this.filter);
-      if (rows.length >= flowLimit || !this.flowMode) return { rows };
-      const more = await this.flow(workerId, flowLimit - rows.length, leaseSeconds);
+      if (rows.length >= limit || !this.flowMode) return { rows };
+      const more = await this.flow(workerId, limit - rows.length, leaseSeconds);
       return { rows: [...rows, ...more.rows], retryInMs: more.retryInMs };
     }
-    if (flowLimit <= 0) return { rows: [] };
-    return this.flow(workerId, flowLimit, leaseSeconds);
+    return this.flow(workerId, limit, leaseSeconds);
+  }
+
+  /** Whether the last round found jobs that need the flow-control claim waiting. */
+  get usingFlowControl(): boolean {
+    return this.flowMode;
+  }
+
+  /**
+   * Claims plain jobs ahead of free slots (`prefetch`), never delegated
+   * children, and never through the flow-control claim: rate-limit tokens and
+   * concurrency places are taken only for jobs about to start.
+   */
+  async claimAhead(workerId: string, limit: number, leaseSeconds: number): Promise<JobRow[]> {
+    if (limit <= 0 || this.flowMode) return [];
+    const rows = await this.store.claim({ workerId, limit, leaseSeconds, filter: this.filter, ahead: true });
+    if (rows.length > 0) this.flowMode = rows[0].flow_waiting;
+    return rows;
   }
 
   private async flow(workerId: string, limit: number, leaseSeconds: number): Promise<ClaimRound> {

@@ -16,6 +16,8 @@ export interface RunningJob {
   readonly leaseToken: string;
   readonly dependencyResults: Record<string, JsonValue | null>;
   readonly controller: AbortController;
+  /** Milliseconds it waited here, claimed ahead of a free slot, before it started (`prefetch`). */
+  readonly heldMs?: number;
   /** executing → completing/failing, or abandoned (shutdown, lease lost): then the worker records nothing. */
   phase: "executing" | "completing" | "failing" | "shutdown" | "lease-lost";
   abandon(reason: "shutdown" | "lease-lost"): void;
@@ -101,7 +103,7 @@ export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<
     if (entry.phase !== "executing") return;
     entry.phase = "completing";
     deps.release();
-    const accepted = await deps.completer.add({ id: job.id, leaseToken: entry.leaseToken, result });
+    const accepted = await deps.completer.add({ id: job.id, leaseToken: entry.leaseToken, result, heldMs: entry.heldMs });
     if (accepted) {
       logger.debug("job completed");
       deps.onComplete(job, result);

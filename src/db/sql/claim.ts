@@ -14,6 +14,12 @@ export interface ClaimRequest {
   leaseSeconds: number;
   /** The worker's queues and tags. @defaultValue every queue, no tags */
   filter?: WorkerFilter;
+  /**
+   * A claim ahead of free slots (`prefetch`): leaves out delegated children,
+   * which their waiting parent (maybe on another worker) must be able to claim
+   * by id and run in its own slot.
+   */
+  ahead?: boolean;
 }
 
 /**
@@ -35,7 +41,7 @@ export async function claimJobs(sql: Sql, request: ClaimRequest): Promise<Claime
     `WITH candidates AS MATERIALIZED (
        SELECT id FROM jobs
        WHERE status = 'pending' AND pending_dependencies = 0 AND COALESCE(tenant, '') = '' AND run_at <= now()
-         AND rate_limit_key IS NULL AND concurrency_key IS NULL${where.sql}
+         AND rate_limit_key IS NULL AND concurrency_key IS NULL${request.ahead === true ? " AND parent_id IS NULL" : ""}${where.sql}
        ORDER BY priority DESC, run_at, id
        LIMIT $2
        FOR UPDATE SKIP LOCKED

@@ -7,6 +7,12 @@ export interface Completion {
   id: string;
   leaseToken: string;
   result: unknown;
+  /**
+   * Milliseconds the job waited in the worker, claimed ahead of a free slot
+   * (`prefetch`), before its executor started: the recorded start time and
+   * duration leave that wait out.
+   */
+  heldMs?: number;
 }
 
 /**
@@ -17,17 +23,17 @@ export interface Completion {
 export async function archiveCompleted(sql: Sql, completions: readonly Completion[]): Promise<string[]> {
   const rows = await sql.query<{ id: string }>(
     `WITH input AS (
-       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, lease_token uuid, result jsonb)
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, lease_token uuid, result jsonb, held_ms float8)
      ), done AS (
        DELETE FROM jobs j USING input i
        WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = 'running'
-       RETURNING j.*, i.result AS new_result
+       RETURNING j.*, i.result AS new_result, i.held_ms
      ), archived AS (
-       ${archiveInsert("done", "'completed'", "NULL", "s.new_result")}
+       ${archiveInsert("done", "'completed'", "NULL", "s.new_result", "(s.started_at + make_interval(secs => COALESCE(s.held_ms, 0) / 1000.0))")}
        RETURNING job_id
      )
      SELECT job_id AS id FROM archived`,
-    [JSON.stringify(completions.map((c) => ({ id: c.id, lease_token: c.leaseToken, result: c.result ?? null })))],
+    [JSON.stringify(completions.map((c) => ({ id: c.id, lease_token: c.leaseToken, result: c.result ?? null, held_ms: c.heldMs ?? null })))],
     { prepare: true },
   );
   return rows.map((r) => r.id);

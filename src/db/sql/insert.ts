@@ -105,6 +105,7 @@ export function insertJobs(sql: Sql, rows: readonly NewJobRow[]): Promise<JobRow
  * creation time); the rest of each row is the input.
  */
 export async function insertJobsIfNew(sql: Sql, rows: readonly NewJobRow[]): Promise<{ rows: JobRow[]; taken: string[] }> {
+  const json = JSON.stringify(rows);
   const out = await sql.query<{ taken: string[] | null; id: string | null; run_at: Date | null; created_at: Date | null }>(
     `WITH ${INPUT_CTE}, taken AS MATERIALIZED (
        -- Index probes by primary key (an id array, not a join the planner might hash).
@@ -114,18 +115,21 @@ export async function insertJobsIfNew(sql: Sql, rows: readonly NewJobRow[]): Pro
      ), j AS (
        ${INSERT_FROM_INPUT}
        WHERE NOT EXISTS (SELECT 1 FROM taken)
+       ORDER BY id -- one lock order for every caller: overlapping batches wait, never deadlock
        RETURNING id, run_at, created_at
      )
      SELECT t.taken, r.id, r.run_at, r.created_at FROM (SELECT array_agg(id) AS taken FROM taken) t
      LEFT JOIN LATERAL (SELECT id, run_at, created_at FROM j) r ON true`,
-    [JSON.stringify(rows), rows.map((r) => r.id)],
+    [json, rows.map((r) => r.id)],
     { prepare: true },
   );
   const taken = out[0]?.taken ?? null;
   if (taken !== null) return { rows: [], taken };
   const written = new Map(out.map((r) => [r.id as string, r]));
+  // The rows as sent: copies, so the jobs returned share no objects with the caller's input.
+  const sent = JSON.parse(json) as NewJobRow[];
   return {
-    rows: rows.map((input) => {
+    rows: sent.map((input) => {
       const server = written.get(input.id);
       if (!server?.run_at || !server.created_at) throw new Error(`insertJobsIfNew: job ${JSON.stringify(input.id)} was not written`);
       return insertedRow(input, server.run_at, server.created_at);

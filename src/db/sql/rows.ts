@@ -54,10 +54,10 @@ export const HISTORY_COLUMNS = `h.job_id AS id, h.job_type, h.name, h.descriptio
 
 /**
  * The INSERT ... SELECT that archives rows of `source` (a CTE holding deleted
- * `jobs` rows) into job_history. `status`, `error` and `result` are SQL
- * expressions over the source row.
+ * `jobs` rows) into job_history. `status`, `error`, `result` and `startedAt`
+ * are SQL expressions over the source row.
  */
-export function archiveInsert(source: string, status: string, error: string, result: string): string {
+export function archiveInsert(source: string, status: string, error: string, result: string, startedAt = "s.started_at"): string {
   return `INSERT INTO job_history (job_id, job_type, name, description, payload, dependencies, max_retries,
       retry_count, attempts, status, error_message, result, priority, run_at, queue, tenant, rate_limit_key,
       rate_limit_cost, concurrency_key, tags, timeout_seconds, parent_id, task_id, locked_by, duration_seconds,
@@ -65,7 +65,7 @@ export function archiveInsert(source: string, status: string, error: string, res
     SELECT s.id, s.job_type, s.name, s.description, s.payload, s.dependencies, s.max_retries,
       s.retry_count, s.attempts, ${status}, ${error}, ${result}, s.priority, s.run_at, s.queue, s.tenant,
       s.rate_limit_key, s.rate_limit_cost, s.concurrency_key, s.tags, s.timeout_seconds, s.parent_id, s.task_id,
-      s.locked_by, EXTRACT(EPOCH FROM (clock_timestamp() - s.started_at))::float8, s.started_at,
+      s.locked_by, EXTRACT(EPOCH FROM (clock_timestamp() - ${startedAt}))::float8, ${startedAt},
       clock_timestamp(), s.created_at, clock_timestamp(), s.ready_at
     FROM ${source} s`;
 }
