@@ -371,6 +371,16 @@ describe("Worker: wake-ups", () => {
     await ctx.jobManager.createJobs(jobs);
     expect((await finished("step-19")).result).toBe(19);
   });
+  it("drains thousands of short jobs on wake-ups alone, without waiting for a poll", async () => {
+    // Polls every 5 minutes: a wake-up lost anywhere (a slot freed while a claim round was ending) stalls the drain.
+    const worker = await startWorker({ maxConcurrentJobs: 10, pollInterval: 300 });
+    let done = 0;
+    worker.on("job:complete", () => void done++);
+    worker.addExecutor({ canExecute: () => true, execute: async () => null });
+    for (let i = 0; i < 3; i++) await ctx.jobManager.createJobs(Array.from({ length: 1000 }, (_, n) => ({ jobType: "agent" as const, name: `short ${i}-${n}`, payload: { agent_name: "x" } })));
+    await waitFor(async () => done === 3000, "3,000 short jobs to finish", 60_000);
+  }, 90_000);
+
   it("the LISTEN connection comes back after its backend is terminated, and work goes on", async () => {
     await startWorker({ pollInterval: 60, agentRegistry: { step: async (p) => p ?? null } });
     const listeners = async () =>

@@ -230,8 +230,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
       setImmediate(() => {
         void this.fetchLoop().finally(() => {
           this.fetching = false;
-          this.schedulePoll();
           resolve();
+          // A wake-up that arrived after the loop's last check (a slot freed
+          // while it was returning) would otherwise wait for the next poll.
+          if (this.fetchAgain) this.wake();
+          else this.schedulePoll();
         });
       });
     });
