@@ -256,22 +256,26 @@ describe("Worker: slots and completions", () => {
 });
 
 describe("Worker: prefetch", () => {
+  /** A one-slot worker holding 3 jobs ahead; its executor records each start and keeps `first` running until `gate` settles. */
+  const startGated = (first: string, gate: Promise<void>, started: string[]) =>
+    startWorker({
+      maxConcurrentJobs: 1,
+      prefetch: 3,
+      agentRegistry: {
+        x: async (_p: unknown, c: JobContext) => {
+          started.push(c.job.name);
+          if (c.job.name === first) await gate;
+          return null;
+        },
+      },
+    });
+
   it("holds claimed jobs beyond the free slots, starts them in order as slots free, and hands back those not started on stop", async () => {
     const gate = deferred();
     const started: string[] = [];
     // Higher priorities first in the claim order, so the order of starts is checkable.
     for (let i = 0; i < 6; i++) await ctx.jobManager.createJob({ jobType: "agent", name: `j${i}`, payload: { agent_name: "x" }, priority: 10 - i });
-    const worker = await startWorker({
-      maxConcurrentJobs: 1,
-      prefetch: 3,
-      agentRegistry: {
-        x: async (_params: unknown, c: JobContext) => {
-          started.push(c.job.name);
-          if (c.job.name === "j0") await gate.promise;
-          return null;
-        },
-      },
-    });
+    const worker = await startGated("j0", gate.promise, started);
     // One job runs, three more are held (running under the worker's lease), two stay pending.
     const counts = async () => JSON.stringify((await ctx.pool.query<{ status: string; n: number }>("SELECT status, count(*)::int AS n FROM jobs GROUP BY status ORDER BY status")).rows);
     await waitFor(async () => started.length === 1 && (await counts()) === JSON.stringify([{ status: "pending", n: 2 }, { status: "running", n: 4 }]), "one job running and three held");
@@ -311,17 +315,7 @@ describe("Worker: prefetch", () => {
     const gate = deferred();
     const started: string[] = [];
     for (let i = 0; i < 4; i++) await ctx.jobManager.createJob({ id: `c${i}`, jobType: "agent", name: `c${i}`, payload: { agent_name: "x" }, priority: 10 - i });
-    await startWorker({
-      maxConcurrentJobs: 1,
-      prefetch: 3,
-      agentRegistry: {
-        x: async (_p: unknown, c: JobContext) => {
-          started.push(c.job.name);
-          if (c.job.name === "c0") await gate.promise;
-          return null;
-        },
-      },
-    });
+    await startGated("c0", gate.promise, started);
     await waitFor(async () => started.length === 1 && (await ctx.pool.query("SELECT 1 FROM jobs WHERE status = 'running'")).rowCount === 4, "c0 running, c1-c3 held");
     await ctx.jobManager.cancelJob("c1");
     // The cancellation reaches the worker (NOTIFY) before c0 ends.
