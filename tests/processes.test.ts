@@ -55,7 +55,11 @@ it("a paused worker (SIGSTOP) past its lease is refused when it resumes: the oth
   const a = workers.start("--stale-timeout", "2", "--heartbeat-interval", "0.5", "--worker-id", "zombie");
   await workers.registered(1);
   await ctx.jobManager.createJob({ id: "contested", jobType: "agent", name: "c", payload: { agent_name: "sleepy", parameters: { ms: 1500 } } });
-  await waitFor(async () => (await jobRow("contested")).lockedBy === "zombie", "the zombie to start the job");
+  // Wait for the executor itself to start (its sleep timer set), not only the claim: a
+  // pause between claim and start would leave the attempt to be aborted by the
+  // heartbeat's lease check on resume, before it could try to complete.
+  await waitFor(async () => workers.log().some((e) => e.worker === "zombie" && e.event === "start"), "the zombie to start the job");
+  expect((await jobRow("contested")).lockedBy).toBe("zombie");
   a.child.kill("SIGSTOP");
   workers.start("--stale-timeout", "2", "--heartbeat-interval", "0.5", "--worker-id", "healthy");
   const done = await waitFor(async () => {

@@ -39,5 +39,5 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 
 /** A logger that writes nothing: the default for library objects given no logger. */
 export function silentLogger(): Logger {
-  return winston.createLogger({ transports: [new winston.transports.Console({ silent: true })] });
+  return winston.createLogger({ silent: true, transports: [new winston.transports.Console({ silent: true })] });
 }

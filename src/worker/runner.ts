@@ -60,6 +60,8 @@ class JobTimeoutError extends Error {
 export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<void> {
   const { job, controller } = entry;
   const logger = deps.logger.child({ jobId: job.id });
+  // winston formats a line before its transports drop it by level: skip the per-job lines unless they are kept.
+  const debug = logger.isDebugEnabled();
   const log = new AttemptLog(deps.store.db, job.id, job.attempts, logger, deps.clock);
   const timeout =
     job.timeoutSeconds !== null
@@ -96,7 +98,7 @@ export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<
         },
       },
     };
-    logger.debug("job started", { executor: executor.name, attempt: job.attempts });
+    if (debug) logger.debug("job started", { executor: executor.name, attempt: job.attempts });
     const value = await untilAborted(executor.execute(job, ctx), controller.signal);
     const result = toJsonResult(value);
     await log.close();
@@ -105,7 +107,7 @@ export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<
     deps.release();
     const accepted = await deps.completer.add({ id: job.id, leaseToken: entry.leaseToken, result, heldMs: entry.heldMs });
     if (accepted) {
-      logger.debug("job completed");
+      if (debug) logger.debug("job completed");
       deps.onComplete(job, result);
     } else {
       logger.warn("completion refused: the job's lease was lost (reclaimed by another worker or cancelled)");
