@@ -345,6 +345,32 @@ describe("Worker: prefetch", () => {
     expect((quick.startedAt as Date).getTime()).toBeGreaterThanOrEqual((slow.startedAt as Date).getTime() + 300);
   });
 
+  it("gives a held job's executor, and its final failure, the start of the executor, not of the claim", async () => {
+    const seen: Record<string, number> = {};
+    await startWorker({
+      maxConcurrentJobs: 1,
+      prefetch: 1,
+      agentRegistry: {
+        x: async (_p: unknown, c: JobContext) => {
+          seen[c.job.name] = (c.job.startedAt as Date).getTime();
+          if (c.job.name === "slow") return new Promise((r) => setTimeout(() => r(null), 400));
+          throw new NonRetryableError("boom");
+        },
+      },
+    });
+    await ctx.jobManager.createJobs([
+      { id: "slow", jobType: "agent", name: "slow", payload: { agent_name: "x" }, priority: 2 },
+      { id: "broken", jobType: "agent", name: "broken", payload: { agent_name: "x" }, priority: 1 },
+    ]);
+    const slow = await finished("slow");
+    const broken = await finished("broken");
+    expect(broken.status).toBe(JobStatus.FAILED);
+    // "broken" was claimed with "slow" (held for the one slot) but ran only after it.
+    expect(seen.broken).toBeGreaterThanOrEqual(seen.slow + 300);
+    expect((broken.startedAt as Date).getTime()).toBeGreaterThanOrEqual((slow.startedAt as Date).getTime() + 300);
+    expect(broken.durationSeconds).toBeLessThan(0.25);
+  });
+
   it("refuses a prefetch that is not a whole number >= 0", () => {
     expect(() => new Worker({ prisma: ctx.prisma, prefetch: -1 })).toThrow(/prefetch/);
     expect(() => new Worker({ prisma: ctx.prisma, prefetch: 1.5 })).toThrow(/prefetch/);

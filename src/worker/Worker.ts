@@ -380,6 +380,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const entries: RunningJob[] = [];
     for (const row of rows) {
       const job = toJob(row);
+      // A job claimed ahead (prefetch) starts now, not when it was claimed: `ctx.job.startedAt` says so.
+      const held = heldMs.get(job.id);
+      if (held !== undefined && job.startedAt !== null) job.startedAt = new Date(job.startedAt.getTime() + held);
       const dependencyResultsOfJob: Record<string, JsonValue | null> = {};
       for (const id of job.dependencies.map(dependencyId)) dependencyResultsOfJob[id] = (results.get(id) ?? null) as JsonValue | null;
       const entry: RunningJob = new RunningJobState(job, row.lease_token as string, dependencyResultsOfJob, heldMs.get(job.id));

@@ -149,7 +149,7 @@ async function recordFailure(entry: RunningJob, error: unknown, deps: AttemptDep
   const message = error instanceof Error ? error.message || error.name : String(error);
   const final = error instanceof NonRetryableError;
   const delayMs = backoffMs(job.retryCount, deps.retryBackoff.baseSeconds * 1000, deps.retryBackoff.maxSeconds * 1000, deps.random);
-  const failure = { id: job.id, leaseToken: entry.leaseToken, error: message, retryDelaySeconds: delayMs / 1000, final };
+  const failure = { id: job.id, leaseToken: entry.leaseToken, error: message, retryDelaySeconds: delayMs / 1000, final, heldMs: entry.heldMs };
   for (let attempt = 0; ; attempt++) {
     try {
       const outcome = await deps.store.fail(failure);

@@ -88,6 +88,8 @@ export interface Failure {
   retryDelaySeconds: number;
   /** Fail finally even when retries are left (e.g. no executor accepts the job). */
   final: boolean;
+  /** As in {@link Completion}: the wait before the executor started, left out of the recorded start and duration. */
+  heldMs?: number;
 }
 
 /**
@@ -111,22 +113,22 @@ export async function recordFailure(sql: Sql, failure: Failure): Promise<Failure
      ), ev AS (
        INSERT INTO job_events (job_id, event, worker_id, attempt, detail)
        SELECT b.id, 'retried', b.locked_by, b.attempts,
-         jsonb_build_object('error', $3::text, 'startedAt', b.started_at, 'retryInSeconds', $4::float8)
+         jsonb_build_object('error', $3::text, 'startedAt', b.started_at + make_interval(secs => $6::float8 / 1000.0), 'retryInSeconds', $4::float8)
        FROM before b JOIN u ON u.id = b.id
      )
      SELECT id FROM u`,
-    [failure.id, failure.leaseToken, failure.error, failure.retryDelaySeconds, failure.final],
+    [failure.id, failure.leaseToken, failure.error, failure.retryDelaySeconds, failure.final, failure.heldMs ?? 0],
   );
   if (retried.length > 0) return "retried";
   const failed = await sql.query<{ id: string }>(
     `WITH done AS (
        DELETE FROM jobs WHERE id = $1 AND lease_token = $2::uuid AND status = 'running' RETURNING *
      ), archived AS (
-       ${archiveInsert("done", "'failed'", "$3::text", "NULL")}
+       ${archiveInsert("done", "'failed'", "$3::text", "NULL", "(s.started_at + make_interval(secs => $4::float8 / 1000.0))")}
        RETURNING job_id
      )
      SELECT job_id AS id FROM archived`,
-    [failure.id, failure.leaseToken, failure.error],
+    [failure.id, failure.leaseToken, failure.error, failure.heldMs ?? 0],
   );
   return failed.length > 0 ? "failed" : "refused";
 }
