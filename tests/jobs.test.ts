@@ -118,6 +118,20 @@ describe("JobManager: creating and reading jobs", () => {
     for (const job of [...plain, ...linked]) expect(await ctx.jobManager.getJob(job.id)).toEqual(job);
   });
 
+  it("the jobs createJobs returns share no objects with the caller's input", async () => {
+    const payload = { agent_name: "x", parameters: { list: [1, 2] } };
+    const tags = ["b", "a"];
+    const [plain] = await ctx.jobManager.createJobs([{ id: "own1", jobType: "agent", name: "n", payload, tags }]);
+    const [linked] = await ctx.jobManager.createJobs([{ id: "own2", jobType: "agent", name: "n", payload, tags, dependencies: ["own1"] }]);
+    payload.parameters.list.push(3);
+    payload.agent_name = "changed";
+    tags.push("c");
+    for (const job of [plain, linked]) {
+      expect(job.payload).toEqual({ agent_name: "x", parameters: { list: [1, 2] } });
+      expect(job.tags).toEqual(["a", "b"]);
+    }
+  });
+
   it("createJobs is all or nothing", async () => {
     await expect(
       ctx.jobManager.createJobs([

@@ -68,6 +68,13 @@ export interface ListQuery {
 
 
 /** The row to insert for a planned job. */
+/** A job as `createJobs` returns it: no children yet. */
+function createdJob(row: JobRow): Job {
+  const job = toJob(row);
+  job.childIds = [];
+  return job;
+}
+
 function newJobRow(plan: JobPlan, link: JobLink): NewJobRow {
   return {
     id: plan.job.id,
@@ -143,7 +150,7 @@ export class JobManagerCore {
       }),
     );
     if (ready && !inCallerTx) this.notifier.poke();
-    const byId = new Map(rows.map((row) => [row.id, { ...toJob(row), childIds: [] as string[] }]));
+    const byId = new Map(rows.map((row) => [row.id, createdJob(row)]));
     return normalized.map((job) => byId.get(job.id) as Job);
   }
 
@@ -164,7 +171,7 @@ export class JobManagerCore {
     if (written.taken.length > 0) throw new DuplicateJobIdError(written.taken);
     const now = Date.now();
     if (written.rows.some((r) => r.pending_dependencies === 0 && r.run_at.getTime() <= now)) this.notifier.poke();
-    const byId = new Map(written.rows.map((row) => [row.id, { ...toJob(row), childIds: [] as string[] }]));
+    const byId = new Map(written.rows.map((row) => [row.id, createdJob(row)]));
     return normalized.map((job) => byId.get(job.id) as Job);
   }
 

@@ -169,15 +169,20 @@ function checkDependencies(value: unknown, field: string): { dependencies: Depen
   return { dependencies, policies };
 }
 
-/** Checks that a payload is a JSON object that survives the round trip through jsonb unchanged. */
+/**
+ * Checks that a payload is a JSON object that survives the round trip through
+ * jsonb unchanged, and returns a copy of it: nothing Skein stores or returns
+ * shares objects with the caller's input.
+ */
 function checkPayload(value: unknown, field: string): JsonObject {
   if (typeof value !== "object" || value === null || Array.isArray(value) || !isPlainObject(value)) {
     throw new ValidationError(field, "must be a plain JSON object");
   }
   checkJson(value, field, 0, new Set());
-  const size = Buffer.byteLength(JSON.stringify(value));
+  const json = JSON.stringify(value);
+  const size = Buffer.byteLength(json);
   if (size > LIMITS.payloadBytes) throw new ValidationError(field, `is ${size} bytes as JSON; the limit is ${LIMITS.payloadBytes}`);
-  return value as JsonObject;
+  return JSON.parse(json) as JsonObject;
 }
 
 function isPlainObject(value: object): boolean {

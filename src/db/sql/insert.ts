@@ -102,7 +102,8 @@ export function insertJobs(sql: Sql, rows: readonly NewJobRow[]): Promise<JobRow
  * taken id is always seen. Inserts nothing if any id is taken and returns the
  * taken ids instead. (A concurrent insert of the same new id fails on the
  * primary key.) Only what the server sets comes back (the run time and the
- * creation time); the rest of each row is the input.
+ * creation time); the rest of each row is the input, objects included (the
+ * payload in a `NewJobRow` is already validation's copy of the caller's).
  */
 export async function insertJobsIfNew(sql: Sql, rows: readonly NewJobRow[]): Promise<{ rows: JobRow[]; taken: string[] }> {
   const json = JSON.stringify(rows);
@@ -126,10 +127,8 @@ export async function insertJobsIfNew(sql: Sql, rows: readonly NewJobRow[]): Pro
   const taken = out[0]?.taken ?? null;
   if (taken !== null) return { rows: [], taken };
   const written = new Map(out.map((r) => [r.id as string, r]));
-  // The rows as sent: copies, so the jobs returned share no objects with the caller's input.
-  const sent = JSON.parse(json) as NewJobRow[];
   return {
-    rows: sent.map((input) => {
+    rows: rows.map((input) => {
       const server = written.get(input.id);
       if (!server?.run_at || !server.created_at) throw new Error(`insertJobsIfNew: job ${JSON.stringify(input.id)} was not written`);
       return insertedRow(input, server.run_at, server.created_at);
