@@ -1,6 +1,10 @@
 import { JobStatus, JobType, NonRetryableError, runHistoryPruning, Worker, type Job, type JobContext, type WorkerOptions } from "../src";
 import { truncateAll, useTestDatabase } from "./helpers/db";
 import { deferred, waitFor } from "./helpers/wait";
+import { TestDriver } from "./helpers/store";
+import { CompletionBatcher } from "../src/worker/completer";
+import { systemClock } from "../src/worker/clock";
+import { silentLogger } from "../src/logging";
 
 const ctx = useTestDatabase();
 const workers: Worker[] = [];
@@ -252,6 +256,27 @@ describe("Worker: slots and completions", () => {
       await lock.query("ROLLBACK").catch(() => undefined);
       lock.release();
     }
+  });
+});
+
+describe("CompletionBatcher", () => {
+  it("writes a completion added just as the previous write ends (after the flush's last look at its queue)", async () => {
+    const driver = new TestDriver(ctx.prisma);
+    await ctx.jobManager.createJobs([
+      { id: "b1", jobType: "agent", name: "b" },
+      { id: "b2", jobType: "agent", name: "b" },
+    ]);
+    const leases = await driver.claimAll();
+    const lease = (id: string) => leases.find((l) => l.id === id)?.leaseToken as string;
+    const batcher = new CompletionBatcher(driver.store, { clock: systemClock, logger: silentLogger(), giveUpMs: 5_000, random: Math.random, onReady: () => undefined });
+    // The continuation after the first write's promise runs before the batcher has let go of that flush.
+    expect(await batcher.add({ id: "b1", leaseToken: lease("b1"), result: 1 })).toBe(true);
+    const second = batcher.add({ id: "b2", leaseToken: lease("b2"), result: 2 });
+    const timedOut = new Promise((resolve) => setTimeout(() => resolve("stuck"), 3_000).unref());
+    expect(await Promise.race([second, timedOut])).toBe(true);
+    await batcher.drain();
+    expect(batcher.pending).toBe(0);
+    expect((await ctx.jobManager.getJob("b2"))?.result).toBe(2);
   });
 });
 

@@ -66,8 +66,6 @@ export interface ListQuery {
   limit?: number;
 }
 
-
-/** The row to insert for a planned job. */
 /** A job as `createJobs` returns it: no children yet. */
 function createdJob(row: JobRow): Job {
   const job = toJob(row);
@@ -75,6 +73,7 @@ function createdJob(row: JobRow): Job {
   return job;
 }
 
+/** The row to insert for a planned job. */
 function newJobRow(plan: JobPlan, link: JobLink): NewJobRow {
   return {
     id: plan.job.id,

@@ -58,6 +58,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * this worker's clock (`leaseUntil` moves with each renewal).
    */
   private held: HeldJob[] = [];
+  /** Time held before start, for held jobs that a waiting parent takes to run inline. */
+  private readonly inlineHeldMs = new WeakMap<JobRow, number>();
   private readonly completer: CompletionBatcher;
   private state: "new" | "running" | "stopping" | "stopped" = "new";
   private fetching = false;
@@ -284,7 +286,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private async refillHeld(): Promise<void> {
     const want = this.options.prefetch - this.held.length;
     if (this.options.prefetch === 0 || this.held.length > this.options.prefetch / 2 || this.claimer.usingFlowControl) return;
-    const claimedAt = this.clock.now();
+    const requestedAt = this.clock.now();
     let rows: JobRow[];
     try {
       rows = await this.claimer.claimAhead(this.workerId, want, this.options.staleTimeout);
@@ -296,7 +298,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
       await this.releaseRows(rows, `worker ${this.workerId} shut down before the job started`);
       return;
     }
-    const leaseUntil = claimedAt + this.options.staleTimeout * 1000;
+    // The lease was set after the request left (so it ends no earlier than this
+    // deadline); the claim committed before the reply came back (so the time
+    // held, counted from the reply, is never more than the real one).
+    const leaseUntil = requestedAt + this.options.staleTimeout * 1000;
+    const claimedAt = this.clock.now();
     for (const row of rows) this.held.push({ row, claimedAt, leaseUntil });
     // Slots freed while this claim was in flight start from what it got.
     if (rows.length > 0 && this.options.maxConcurrentJobs - this.running.size > 0) this.fetchAgain = true;
@@ -335,7 +341,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /** Runs a claimed job to its end in the caller's slot (a parent running the child it waits on). */
   private async runInline(row: JobRow): Promise<void> {
-    const [entry] = await this.prepare([row]);
+    const heldMs = this.inlineHeldMs.get(row);
+    const [entry] = await this.prepare([row], heldMs === undefined ? undefined : new Map([[row.id, heldMs]]));
     if (entry) await this.run(entry);
   }
 
@@ -436,7 +443,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
                 const i = this.held.findIndex((h) => h.row.id === id);
                 if (i < 0) return undefined;
                 const [h] = this.held.splice(i, 1);
-                return h.leaseUntil - this.clock.now() > this.options.heartbeatInterval * 1000 ? h.row : undefined;
+                const now = this.clock.now();
+                if (h.leaseUntil - now <= this.options.heartbeatInterval * 1000) return undefined;
+                this.inlineHeldMs.set(h.row, Math.max(0, now - h.claimedAt));
+                return h.row;
               },
             },
             job,

@@ -31,12 +31,20 @@ export class CompletionBatcher {
   add(completion: Completion): Promise<boolean> {
     return new Promise((resolve) => {
       this.queue.push({ completion, resolve });
-      this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve))
-        .then(() => this.flushAll())
-        .finally(() => {
-          this.flushing = undefined;
-        });
+      this.startFlush();
     });
+  }
+
+  private startFlush(): void {
+    if (this.flushing) return;
+    this.flushing = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.flushAll())
+      .finally(() => {
+        this.flushing = undefined;
+        // A completion added after flushAll's last look at the queue, but
+        // before this ran, found a flush still set: write it now.
+        if (this.queue.length > 0) this.startFlush();
+      });
   }
 
   /** Completions queued or being written. */
