@@ -58,8 +58,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * this worker's clock (`leaseUntil` moves with each renewal).
    */
   private held: HeldJob[] = [];
-  /** Time held before start, for held jobs that a waiting parent takes to run inline. */
-  private readonly inlineHeldMs = new WeakMap<JobRow, number>();
+  /** Milliseconds each held job waited before it was taken to start (read by `prepare`). */
+  private readonly heldMs = new WeakMap<JobRow, number>();
   private readonly completer: CompletionBatcher;
   private state: "new" | "running" | "stopping" | "stopped" = "new";
   private fetching = false;
@@ -168,7 +168,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     await touchWorker(this.store.db, this.registration(), "stopping").catch(() => undefined);
     await this.fetchRound; // a claim in flight ends first (what it got is started or handed back)
     // Jobs held for later slots never start: back to pending for other workers at once.
-    await this.releaseRows(this.held.splice(0).map((h) => h.row), `worker ${this.workerId} shut down before the job started`);
+    await this.releaseUnstarted(this.held.splice(0).map((h) => h.row));
     if (this.running.size > 0) {
       const cut = force || this.forceRequested;
       this.logger.info("waiting for running jobs to finish", { running: this.running.size, graceSeconds: cut ? 0 : this.options.shutdownTimeout });
@@ -193,14 +193,16 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.emit("stopped");
   }
 
-  /** Returns claimed jobs that did not start to pending, without using a retry. */
-  private async releaseRows(rows: JobRow[], reason: string): Promise<void> {
+  /** Returns claimed jobs that will not start here (the worker is stopping) to pending, without using a retry. */
+  private async releaseUnstarted(rows: JobRow[]): Promise<void> {
     if (rows.length === 0) return;
-    const released = await this.store.release(rows.map((r) => ({ id: r.id, leaseToken: r.lease_token as string })), reason, { started: false }).catch((error: unknown) => {
+    const leases = rows.map((r) => ({ id: r.id, leaseToken: r.lease_token as string }));
+    try {
+      const released = await this.store.release(leases, `worker ${this.workerId} shut down before the job started`, { started: false });
+      this.logger.info("returned claimed jobs that had not started to pending", { jobIds: released });
+    } catch (error) {
       this.logger.error("could not return claimed jobs to pending; they run again after their leases expire", { error: String(error) });
-      return [];
-    });
-    this.logger.info("returned jobs claimed ahead to pending", { jobIds: released });
+    }
   }
 
   private waitForIdle(ms: number): Promise<void> {
@@ -255,7 +257,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       if (free > 0 && this.held.length > 0) {
         const next = this.takeHeld(free);
         free -= next.length;
-        if (next.length > 0) await this.startJobs(next.map((h) => h.row), next);
+        if (next.length > 0) await this.startJobs(next);
       }
       if (free > 0) {
         let rows: JobRow[];
@@ -271,7 +273,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         this.idleRounds = rows.length === 0 ? this.idleRounds + 1 : 0;
         if (this.state !== "running") {
           // stop() began during the claim: these never start; hand them back.
-          await this.releaseRows(rows, `worker ${this.workerId} shut down before the job started`);
+          await this.releaseUnstarted(rows);
           return;
         }
         if (rows.length > 0) await this.startJobs(rows);
@@ -295,7 +297,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       return;
     }
     if (this.state !== "running") {
-      await this.releaseRows(rows, `worker ${this.workerId} shut down before the job started`);
+      await this.releaseUnstarted(rows);
       return;
     }
     // The lease was set after the request left (so it ends no earlier than this
@@ -313,16 +315,25 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * may have run out (heartbeats failed for most of `staleTimeout`) is dropped,
    * not started: another worker may already have rescued it.
    */
-  private takeHeld(n: number): HeldJob[] {
-    const margin = this.options.heartbeatInterval * 1000;
-    const now = this.clock.now();
-    const taken: HeldJob[] = [];
+  private takeHeld(n: number): JobRow[] {
+    const taken: JobRow[] = [];
     while (taken.length < n && this.held.length > 0) {
-      const h = this.held.shift() as HeldJob;
-      if (h.leaseUntil - now > margin) taken.push(h);
-      else this.logger.warn("dropping a job held too long without a lease renewal; it runs again after its lease expires", { jobId: h.row.id });
+      const row = this.takeHeldAt(0);
+      if (row) taken.push(row);
     }
     return taken;
+  }
+
+  /** Removes `held[index]`; returns its row, with the time it was held noted, unless its lease may have run out. */
+  private takeHeldAt(index: number): JobRow | undefined {
+    const [h] = this.held.splice(index, 1);
+    const now = this.clock.now();
+    if (h.leaseUntil - now <= this.options.heartbeatInterval * 1000) {
+      this.logger.warn("dropping a job held too long without a lease renewal; it runs again after its lease expires", { jobId: h.row.id });
+      return undefined;
+    }
+    this.heldMs.set(h.row, Math.max(0, now - h.claimedAt));
+    return h.row;
   }
 
   /** Claims again once a rate-limited key has a token (jobs wait on it). */
@@ -341,16 +352,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /** Runs a claimed job to its end in the caller's slot (a parent running the child it waits on). */
   private async runInline(row: JobRow): Promise<void> {
-    const heldMs = this.inlineHeldMs.get(row);
-    const [entry] = await this.prepare([row], heldMs === undefined ? undefined : new Map([[row.id, heldMs]]));
+    const [entry] = await this.prepare([row]);
     if (entry) await this.run(entry);
   }
 
-  private async startJobs(rows: JobRow[], held: readonly HeldJob[] = []): Promise<void> {
+  private async startJobs(rows: JobRow[]): Promise<void> {
     // Never more than the free slots were claimed, so each job starts at once.
-    const now = this.clock.now();
-    const heldMs = new Map(held.map((h) => [h.row.id, Math.max(0, now - h.claimedAt)]));
-    for (const entry of await this.prepare(rows, heldMs)) void this.run(entry);
+    for (const entry of await this.prepare(rows)) void this.run(entry);
   }
 
   /**
@@ -359,7 +367,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * restarting), the jobs that need them go back to pending, without using a
    * retry, for a later claim.
    */
-  private async prepare(claimed: JobRow[], heldMs: ReadonlyMap<string, number> = new Map()): Promise<RunningJob[]> {
+  private async prepare(claimed: JobRow[]): Promise<RunningJob[]> {
     let rows = claimed;
     const depIds = [...new Set(rows.flatMap((r) => r.dependencies.map(dependencyId)))];
     let results = new Map<string, unknown>();
@@ -388,11 +396,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
     for (const row of rows) {
       const job = toJob(row);
       // A job claimed ahead (prefetch) starts now, not when it was claimed: `ctx.job.startedAt` says so.
-      const held = heldMs.get(job.id);
+      const held = this.heldMs.get(row);
       if (held !== undefined && job.startedAt !== null) job.startedAt = new Date(job.startedAt.getTime() + held);
       const dependencyResultsOfJob: Record<string, JsonValue | null> = {};
       for (const id of job.dependencies.map(dependencyId)) dependencyResultsOfJob[id] = (results.get(id) ?? null) as JsonValue | null;
-      const entry: RunningJob = new RunningJobState(job, row.lease_token as string, dependencyResultsOfJob, heldMs.get(job.id));
+      const entry: RunningJob = new RunningJobState(job, row.lease_token as string, dependencyResultsOfJob, held);
       this.running.set(job.id, entry);
       this.emit("job:start", job);
       entries.push(entry);
@@ -441,12 +449,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
               runInline: (row) => this.runInline(row),
               takeHeld: (id) => {
                 const i = this.held.findIndex((h) => h.row.id === id);
-                if (i < 0) return undefined;
-                const [h] = this.held.splice(i, 1);
-                const now = this.clock.now();
-                if (h.leaseUntil - now <= this.options.heartbeatInterval * 1000) return undefined;
-                this.inlineHeldMs.set(h.row, Math.max(0, now - h.claimedAt));
-                return h.row;
+                return i < 0 ? undefined : this.takeHeldAt(i);
               },
             },
             job,

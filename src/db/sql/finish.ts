@@ -1,6 +1,6 @@
 import type { Sql } from "../database";
 import { READY_CHANNEL } from "./insert";
-import { archiveInsert } from "./rows";
+import { archiveInsert, startAfterHold } from "./rows";
 
 /** One finished attempt to record as completed, with the lease it ran under. */
 export interface Completion {
@@ -29,7 +29,7 @@ export async function archiveCompleted(sql: Sql, completions: readonly Completio
        WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = 'running'
        RETURNING j.*, i.result AS new_result, i.held_ms
      ), archived AS (
-       ${archiveInsert("done", "'completed'", "NULL", "s.new_result", "(s.started_at + make_interval(secs => COALESCE(s.held_ms, 0) / 1000.0))")}
+       ${archiveInsert("done", "'completed'", "NULL", "s.new_result", startAfterHold("s.started_at", "COALESCE(s.held_ms, 0)"))}
        RETURNING job_id
      )
      SELECT job_id AS id FROM archived`,
@@ -113,7 +113,7 @@ export async function recordFailure(sql: Sql, failure: Failure): Promise<Failure
      ), ev AS (
        INSERT INTO job_events (job_id, event, worker_id, attempt, detail)
        SELECT b.id, 'retried', b.locked_by, b.attempts,
-         jsonb_build_object('error', $3::text, 'startedAt', b.started_at + make_interval(secs => $6::float8 / 1000.0), 'retryInSeconds', $4::float8)
+         jsonb_build_object('error', $3::text, 'startedAt', ${startAfterHold("b.started_at", "$6::float8")}, 'retryInSeconds', $4::float8)
        FROM before b JOIN u ON u.id = b.id
      )
      SELECT id FROM u`,
@@ -124,7 +124,7 @@ export async function recordFailure(sql: Sql, failure: Failure): Promise<Failure
     `WITH done AS (
        DELETE FROM jobs WHERE id = $1 AND lease_token = $2::uuid AND status = 'running' RETURNING *
      ), archived AS (
-       ${archiveInsert("done", "'failed'", "$3::text", "NULL", "(s.started_at + make_interval(secs => $4::float8 / 1000.0))")}
+       ${archiveInsert("done", "'failed'", "$3::text", "NULL", startAfterHold("s.started_at", "$4::float8"))}
        RETURNING job_id
      )
      SELECT job_id AS id FROM archived`,

@@ -56,14 +56,17 @@ export function archivedStatuses(sql: Sql, jobIds: readonly string[]): Promise<A
   );
 }
 
+/**
+ * The ids in the text array `param` taken by a live or archived job: index
+ * probes by primary key (an id array, not a join the planner might hash).
+ */
+const takenIds = (param: string) => `SELECT id FROM jobs WHERE id = ANY(${param}::text[])
+     UNION
+     SELECT job_id FROM job_history WHERE job_id = ANY(${param}::text[])`;
+
 /** The ids among `jobIds` that are taken by a live or archived job. */
 export async function existingIds(sql: Sql, jobIds: readonly string[]): Promise<string[]> {
-  const rows = await sql.query<{ id: string }>(
-    `SELECT id FROM jobs WHERE id = ANY($1::text[])
-     UNION
-     SELECT job_id FROM job_history WHERE job_id = ANY($1::text[])`,
-    [jobIds],
-  );
+  const rows = await sql.query<{ id: string }>(takenIds("$1"), [jobIds]);
   return rows.map((r) => r.id);
 }
 
@@ -109,10 +112,7 @@ export async function insertJobsIfNew(sql: Sql, rows: readonly NewJobRow[]): Pro
   const json = JSON.stringify(rows);
   const out = await sql.query<{ taken: string[] | null; id: string | null; run_at: Date | null; created_at: Date | null }>(
     `WITH ${INPUT_CTE}, taken AS MATERIALIZED (
-       -- Index probes by primary key (an id array, not a join the planner might hash).
-       SELECT id FROM jobs WHERE id = ANY($2::text[])
-       UNION ALL
-       SELECT job_id FROM job_history WHERE job_id = ANY($2::text[])
+       ${takenIds("$2")}
      ), j AS (
        ${INSERT_FROM_INPUT}
        WHERE NOT EXISTS (SELECT 1 FROM taken)

@@ -53,6 +53,15 @@ export const HISTORY_COLUMNS = `h.job_id AS id, h.job_type, h.name, h.descriptio
   h.duration_seconds, true AS archived`;
 
 /**
+ * A start time moved past the wait of a job claimed ahead of a free slot
+ * (`prefetch`), so that it is when the executor started. Both are SQL
+ * expressions; `heldMs` is in milliseconds.
+ */
+export function startAfterHold(startedAt: string, heldMs: string): string {
+  return `(${startedAt} + make_interval(secs => ${heldMs} / 1000.0))`;
+}
+
+/**
  * The INSERT ... SELECT that archives rows of `source` (a CTE holding deleted
  * `jobs` rows) into job_history. `status`, `error`, `result` and `startedAt`
  * are SQL expressions over the source row.
