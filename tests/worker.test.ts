@@ -1,4 +1,4 @@
-import { JobStatus, JobType, NonRetryableError, runHistoryPruning, Worker, type Job, type JobContext, type WorkerOptions } from "../src";
+import { JobStatus, JobType, NonRetryableError, refreshPlannerStatistics, runHistoryPruning, Worker, type Job, type JobContext, type WorkerOptions } from "../src";
 import { truncateAll, useTestDatabase } from "./helpers/db";
 import { deferred, waitFor } from "./helpers/wait";
 import { TestDriver } from "./helpers/store";
@@ -455,5 +455,34 @@ describe("history pruning", () => {
     const outcomes = await Promise.all(Array.from({ length: 5 }, () => runHistoryPruning(ctx.prisma, { retentionDays: 30, intervalHours: 24 })));
     expect(outcomes.filter((o) => o.ran)).toEqual([{ ran: true, deleted: 1 }]);
     expect(await ctx.jobManager.getJob("old")).toBeNull();
+  });
+});
+
+describe("planner statistics", () => {
+  it("analyses the job tables once they outgrow their planner statistics, so cached plans are made again", async () => {
+    await ctx.pool.query("VACUUM ANALYZE jobs");
+    await ctx.pool.query("UPDATE maintenance_runs SET last_run_at = '-infinity' WHERE task = 'analyze'");
+    const probe = await ctx.pool.connect();
+    try {
+      // A generic plan made while the table is empty, as a worker's prepared statements are after an idle spell.
+      await probe.query("SET plan_cache_mode = force_generic_plan");
+      await probe.query("PREPARE probe(text[]) AS SELECT id FROM jobs WHERE id = ANY($1)");
+      const plan = async () => (await probe.query<{ "QUERY PLAN": string }>("EXPLAIN EXECUTE probe('{a}')")).rows.map((r) => r["QUERY PLAN"]).join("\n");
+      await expect(plan()).resolves.toMatch(/Seq Scan on jobs/);
+      expect(await refreshPlannerStatistics(ctx.prisma)).toEqual([]); // still empty: nothing to do
+      for (let i = 0; i < 10; i++) await ctx.jobManager.createJobs(Array.from({ length: 1000 }, () => ({ jobType: JobType.AGENT, name: "fill" })));
+      const outcomes = await Promise.all(Array.from({ length: 3 }, () => refreshPlannerStatistics(ctx.prisma)));
+      expect(outcomes.filter((tables) => tables.length > 0)).toEqual([["jobs"]]); // one caller analyses
+      const { rows } = await ctx.pool.query<{ reltuples: number }>("SELECT reltuples FROM pg_class WHERE oid = 'jobs'::regclass");
+      expect(rows[0].reltuples).toBeGreaterThan(5000);
+      const replanned = await plan();
+      expect(replanned).toMatch(/Index Scan on jobs_pkey|Index (Only )?Scan using jobs_pkey/);
+      expect(replanned).not.toMatch(/Seq Scan/);
+      await ctx.pool.query("UPDATE maintenance_runs SET last_run_at = '-infinity' WHERE task = 'analyze'");
+      expect(await refreshPlannerStatistics(ctx.prisma)).toEqual([]); // up to date now
+    } finally {
+      await probe.query("DEALLOCATE ALL");
+      probe.release();
+    }
   });
 });

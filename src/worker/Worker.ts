@@ -19,7 +19,7 @@ import { JobManager } from "../jobs/JobManager";
 import { CompletionBatcher } from "./completer";
 import { AgentExecutor, QueryExecutor } from "./executors";
 import { ReadyListener } from "./listener";
-import { rescueExpiredLeases, runHistoryPruning } from "./maintenance";
+import { refreshPlannerStatistics, rescueExpiredLeases, runHistoryPruning } from "./maintenance";
 import { runAttempt, type RunningJob } from "./runner";
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from "./options";
 import type { Executor } from "./types";
@@ -484,18 +484,27 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
   }
 
-  /** Every second, enqueues the jobs of due schedules (exactly once per tick across workers). */
+  /**
+   * Every second: enqueues the jobs of due schedules (exactly once per tick
+   * across workers), and analyses the job tables if they outgrew their
+   * planner statistics.
+   */
   private scheduleScheduler(): void {
     this.scheduleTimer = this.clock.setTimeout(() => {
-      void this.jobManager
+      const schedules = this.jobManager
         .runDueSchedules({ now: new Date(this.clock.now()) })
         .then((fired) => {
           for (const f of fired) this.logger.info("schedule fired", { schedule: f.schedule, tickAt: f.tickAt.toISOString(), jobId: f.jobId });
         })
-        .catch((error: unknown) => this.logger.warn("running schedules failed", { error: String(error) }))
-        .finally(() => {
-          if (this.state === "running") this.scheduleScheduler();
-        });
+        .catch((error: unknown) => this.logger.warn("running schedules failed", { error: String(error) }));
+      const statistics = refreshPlannerStatistics(this.options.prisma)
+        .then((tables) => {
+          if (tables.length > 0) this.logger.info("analysed tables that outgrew their planner statistics", { tables });
+        })
+        .catch((error: unknown) => this.logger.warn("refreshing planner statistics failed", { error: String(error) }));
+      void Promise.all([schedules, statistics]).finally(() => {
+        if (this.state === "running") this.scheduleScheduler();
+      });
     }, 1000);
   }
 

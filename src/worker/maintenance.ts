@@ -1,5 +1,6 @@
 import { databaseFor, type RawQueryClient } from "../db/database";
 import { pruneHistory } from "../db/sql/read";
+import { analyzeTables, PLANNED_TABLES, staleStatistics } from "../db/sql/stats";
 import { claimMaintenance, forgetDeadWorkers } from "../db/sql/workers";
 import type { JobStore } from "../db/store";
 import type { Logger } from "../logging";
@@ -30,4 +31,21 @@ export async function rescueExpiredLeases(store: JobStore, staleTimeoutSeconds: 
   const forgotten = await forgetDeadWorkers(store.db, Math.max(staleTimeoutSeconds * 10, 3600));
   if (forgotten.length > 0) logger.info("forgot workers that stopped sending heartbeats", { workerIds: forgotten });
   return retried + failed;
+}
+
+/**
+ * Analyses the job tables when they have outgrown their planner statistics
+ * (see `staleStatistics` in src/db/sql/stats.ts), at most once per
+ * `intervalSeconds` across all workers. New statistics make every connection
+ * re-plan its prepared claim, completion and insert statements, so a burst of
+ * jobs after an idle spell runs on index lookups within seconds instead of on
+ * whole-table scans until autovacuum's next pass. The worker calls it every
+ * second; tests call it directly. Returns the tables it analysed.
+ */
+export async function refreshPlannerStatistics(prisma: RawQueryClient, options: { intervalSeconds: number } = { intervalSeconds: 2 }): Promise<string[]> {
+  const db = databaseFor(prisma);
+  const stale = await staleStatistics(db, PLANNED_TABLES);
+  if (stale.length === 0 || !(await claimMaintenance(db, "analyze", options.intervalSeconds))) return [];
+  await analyzeTables(db, stale);
+  return stale;
 }

@@ -44,7 +44,7 @@ export interface WorkerOptions {
   retryBackoff?: { baseSeconds?: number; maxSeconds?: number };
   /** Connection URL for the LISTEN connection when `prisma` was not made by `createPrismaClient`. */
   databaseUrl?: string;
-  /** Rescue expired leases and prune history from this worker. @defaultValue true */
+  /** Rescue expired leases, prune history, fire due schedules and refresh the job tables' planner statistics from this worker. @defaultValue true */
   maintenance?: boolean;
   /** @defaultValue a silent logger */
   logger?: Logger;

@@ -1,0 +1,48 @@
+import type { Sql } from "../database";
+
+/**
+ * The tables whose size the hot statements' plans depend on: the claim,
+ * completion and insert statements look rows up in them by id.
+ */
+export const PLANNED_TABLES = ["jobs", "job_dependencies", "job_history"] as const;
+
+/**
+ * The tables among `tables` that have grown well past what the planner's
+ * statistics say: more than twice the pages (`pg_class.relpages`) or live rows
+ * (`pg_class.reltuples`) last recorded, beyond a small floor (8 pages, 1,000
+ * rows). Reads only the catalog and the statistics counters: cheap enough to
+ * run every second.
+ *
+ * Why it matters: a prepared statement's generic plan is made once per
+ * connection and kept until the table's statistics change. Made while a
+ * table was empty (a fresh install, or a drained queue that autovacuum has
+ * just analysed), it scans the whole table where an index lookup belongs, and
+ * keeps doing so after a burst has filled the table, until autovacuum next
+ * analyses it (a minute or more).
+ */
+export async function staleStatistics(sql: Sql, tables: readonly string[]): Promise<string[]> {
+  const rows = await sql.query<{ name: string }>(
+    `SELECT t.name
+     FROM unnest($1::text[]) AS t(name)
+     JOIN pg_class c ON c.oid = to_regclass(t.name)
+     LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
+     WHERE pg_relation_size(c.oid) / current_setting('block_size')::int > 2 * GREATEST(c.relpages, 8)
+        OR COALESCE(s.n_live_tup, 0) > 2 * GREATEST(c.reltuples, 1000)`,
+    [tables],
+  );
+  return rows.map((r) => r.name);
+}
+
+/**
+ * Analyses `tables`, skipping any another session holds (autovacuum working
+ * on it: it updates the statistics itself, and waiting on it would cancel it).
+ * New statistics make every session re-plan its prepared statements that use
+ * these tables. A role that does not own a table gets a warning from
+ * PostgreSQL, not an error.
+ */
+export async function analyzeTables(sql: Sql, tables: readonly string[]): Promise<void> {
+  if (tables.length === 0) return;
+  const known = new Set<string>(PLANNED_TABLES);
+  for (const t of tables) if (!known.has(t)) throw new Error(`analyzeTables: unexpected table ${JSON.stringify(t)}`);
+  await sql.query(`ANALYZE (SKIP_LOCKED) ${tables.map((t) => `"${t}"`).join(", ")}`);
+}
