@@ -1,4 +1,4 @@
-import { JobStatus, JobType, NonRetryableError, refreshPlannerStatistics, runHistoryPruning, Worker, type Job, type JobContext, type WorkerOptions } from "../src";
+import { createPrismaClient, JobStatus, JobType, NonRetryableError, refreshPlannerStatistics, runHistoryPruning, Worker, type Job, type JobContext, type WorkerOptions } from "../src";
 import { truncateAll, useTestDatabase } from "./helpers/db";
 import { deferred, waitFor } from "./helpers/wait";
 import { TestDriver } from "./helpers/store";
@@ -472,23 +472,54 @@ describe("planner statistics", () => {
       await expect(plan()).resolves.toMatch(/Seq Scan on jobs/);
       // Still empty: nothing to do for jobs. (job_history may be analysed here: earlier tests' row
       // counts can reach the statistics after their TRUNCATE.)
-      expect(await refreshPlannerStatistics(ctx.prisma)).not.toContain("jobs");
+      expect((await refreshPlannerStatistics(ctx.prisma)).analysed).not.toContain("jobs");
       for (let i = 0; i < 10; i++) await ctx.jobManager.createJobs(Array.from({ length: 1000 }, () => ({ jobType: JobType.AGENT, name: "fill" })));
       await openGate();
       const outcomes = await Promise.all(Array.from({ length: 3 }, () => refreshPlannerStatistics(ctx.prisma)));
-      const analysed = outcomes.filter((tables) => tables.length > 0);
+      const analysed = outcomes.filter((o) => o.analysed.length > 0);
       expect(analysed).toHaveLength(1); // one caller analyses
-      expect(analysed[0]).toContain("jobs");
+      expect(analysed[0].analysed).toContain("jobs");
+      expect(analysed[0].stillStale).toEqual([]);
       const { rows } = await ctx.pool.query<{ reltuples: number }>("SELECT reltuples FROM pg_class WHERE oid = 'jobs'::regclass");
       expect(rows[0].reltuples).toBeGreaterThan(5000);
       const replanned = await plan();
       expect(replanned).toMatch(/Index Scan on jobs_pkey|Index (Only )?Scan using jobs_pkey/);
       expect(replanned).not.toMatch(/Seq Scan/);
       await openGate();
-      expect(await refreshPlannerStatistics(ctx.prisma)).not.toContain("jobs"); // up to date now
+      expect((await refreshPlannerStatistics(ctx.prisma)).analysed).not.toContain("jobs"); // up to date now
     } finally {
       await probe.query("DEALLOCATE ALL");
       probe.release();
+    }
+  });
+
+  it("backs off for 10 minutes when ANALYZE cannot bring the statistics up to date (a role that does not own the tables)", async () => {
+    await ctx.pool.query("VACUUM ANALYZE jobs");
+    for (let i = 0; i < 5; i++) await ctx.jobManager.createJobs(Array.from({ length: 1000 }, () => ({ jobType: JobType.AGENT, name: "fill" })));
+    await ctx.pool.query("UPDATE maintenance_runs SET last_run_at = '-infinity' WHERE task = 'analyze'");
+    const role = `skein_user_${Math.random().toString(36).slice(2, 10)}`;
+    await ctx.pool.query(`CREATE ROLE ${role} LOGIN PASSWORD 'pw'`);
+    const url = new URL(ctx.db.url);
+    url.username = role;
+    url.password = "pw";
+    const prisma = createPrismaClient(url.toString(), { maxConnections: 2 });
+    try {
+      await ctx.pool.query(`GRANT ALL ON ALL TABLES IN SCHEMA public TO ${role}`); // every right but ownership (and MAINTAIN)
+      await ctx.pool.query(`REVOKE MAINTAIN ON ALL TABLES IN SCHEMA public FROM ${role}`).catch(() => undefined); // PostgreSQL 17+
+      const first = await refreshPlannerStatistics(prisma);
+      expect(first.analysed).toContain("jobs");
+      expect(first.stillStale).toContain("jobs");
+      // Postponed: no worker tries again for 10 minutes (not every tick).
+      const { rows } = await ctx.pool.query<{ postponed: boolean }>(
+        "SELECT last_run_at > now() + interval '9 minutes' AS postponed FROM maintenance_runs WHERE task = 'analyze'",
+      );
+      expect(rows).toEqual([{ postponed: true }]);
+      expect(await refreshPlannerStatistics(prisma)).toEqual({ analysed: [], stillStale: [] });
+    } finally {
+      await prisma.$disconnect();
+      await ctx.pool.query(`REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ${role}`);
+      await ctx.pool.query(`DROP OWNED BY ${role}`);
+      await ctx.pool.query(`DROP ROLE ${role}`);
     }
   });
 });

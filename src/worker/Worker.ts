@@ -498,8 +498,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
         })
         .catch((error: unknown) => this.logger.warn("running schedules failed", { error: String(error) }));
       const statistics = refreshPlannerStatistics(this.options.prisma)
-        .then((tables) => {
-          if (tables.length > 0) this.logger.info("analysed tables that outgrew their planner statistics", { tables });
+        .then(({ analysed, stillStale }) => {
+          if (analysed.length > 0) this.logger.info("analysed tables that outgrew their planner statistics", { tables: analysed });
+          if (stillStale.length > 0) {
+            this.logger.warn("ANALYZE left these tables' statistics behind (does this role own them?); no worker retries for 10 minutes", { tables: stillStale });
+          }
         })
         .catch((error: unknown) => this.logger.warn("refreshing planner statistics failed", { error: String(error) }));
       void Promise.all([schedules, statistics]).finally(() => {

@@ -1,7 +1,7 @@
 import { databaseFor, type RawQueryClient } from "../db/database";
 import { pruneHistory } from "../db/sql/read";
 import { analyzeTables, PLANNED_TABLES, staleStatistics } from "../db/sql/stats";
-import { claimMaintenance, forgetDeadWorkers } from "../db/sql/workers";
+import { claimMaintenance, forgetDeadWorkers, postponeMaintenance } from "../db/sql/workers";
 import type { JobStore } from "../db/store";
 import type { Logger } from "../logging";
 
@@ -33,6 +33,17 @@ export async function rescueExpiredLeases(store: JobStore, staleTimeoutSeconds: 
   return retried + failed;
 }
 
+/** What {@link refreshPlannerStatistics} did. */
+export interface StatisticsRefresh {
+  /** Tables analysed. */
+  analysed: string[];
+  /**
+   * Tables still behind their statistics after `ANALYZE` (a role that does not
+   * own them may not analyse them): no worker tries again for 10 minutes.
+   */
+  stillStale: string[];
+}
+
 /**
  * Analyses the job tables when they have outgrown their planner statistics
  * (see `staleStatistics` in src/db/sql/stats.ts), at most once per
@@ -40,12 +51,14 @@ export async function rescueExpiredLeases(store: JobStore, staleTimeoutSeconds: 
  * re-plan its prepared claim, completion and insert statements, so a burst of
  * jobs after an idle spell runs on index lookups within seconds instead of on
  * whole-table scans until autovacuum's next pass. The worker calls it every
- * second; tests call it directly. Returns the tables it analysed.
+ * second; tests call it directly.
  */
-export async function refreshPlannerStatistics(prisma: RawQueryClient, options: { intervalSeconds: number } = { intervalSeconds: 2 }): Promise<string[]> {
+export async function refreshPlannerStatistics(prisma: RawQueryClient, options: { intervalSeconds: number } = { intervalSeconds: 2 }): Promise<StatisticsRefresh> {
   const db = databaseFor(prisma);
   const stale = await staleStatistics(db, PLANNED_TABLES);
-  if (stale.length === 0 || !(await claimMaintenance(db, "analyze", options.intervalSeconds))) return [];
+  if (stale.length === 0 || !(await claimMaintenance(db, "analyze", options.intervalSeconds))) return { analysed: [], stillStale: [] };
   await analyzeTables(db, stale);
-  return stale;
+  const stillStale = await staleStatistics(db, stale);
+  if (stillStale.length > 0) await postponeMaintenance(db, "analyze", 600);
+  return { analysed: stale, stillStale };
 }

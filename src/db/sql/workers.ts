@@ -61,6 +61,11 @@ export async function claimMaintenance(sql: Sql, task: string, intervalSeconds: 
   return rows.length > 0;
 }
 
+/** Keeps every caller of {@link claimMaintenance} for `task` out for `seconds` more than its interval. */
+export async function postponeMaintenance(sql: Sql, task: string, seconds: number): Promise<void> {
+  await sql.query(`UPDATE maintenance_runs SET last_run_at = now() + make_interval(secs => $2) WHERE task = $1`, [task, seconds]);
+}
+
 /**
  * Results of finished jobs, by id (for a running job's `ctx.dependencyResults`):
  * the result of a completed job; `{ status, error }` for one that failed or was
