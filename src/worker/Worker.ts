@@ -71,6 +71,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private pollTimer: unknown;
   private limitTimer: unknown;
   private scheduleTimer: unknown;
+  private statisticsTimer: unknown;
   private readonly claimer: Claimer;
   private readonly jobManager: JobManager;
   private heartbeatTimer: unknown;
@@ -134,6 +135,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.scheduleHeartbeat();
     if (this.options.maintenance) {
       this.scheduleScheduler();
+      this.scheduleStatistics();
       this.pruneTask = cron.schedule("* * * * *", () => void this.pruneHistory(), { name: `skein-prune-${this.workerId}` });
     }
     this.logger.info("worker started", { concurrency: this.options.maxConcurrentJobs, executors: this.executorNames() });
@@ -163,6 +165,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.clock.clearTimeout(this.pollTimer);
     this.clock.clearTimeout(this.limitTimer);
     this.clock.clearTimeout(this.scheduleTimer);
+    this.clock.clearTimeout(this.statisticsTimer);
     this.pruneTask?.destroy();
     await this.listener?.stop();
     await touchWorker(this.store.db, this.registration(), "stopping").catch(() => undefined);
@@ -484,30 +487,37 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
   }
 
-  /**
-   * Every second: enqueues the jobs of due schedules (exactly once per tick
-   * across workers), and analyses the job tables if they outgrew their
-   * planner statistics.
-   */
+  /** Every second, enqueues the jobs of due schedules (exactly once per tick across workers). */
   private scheduleScheduler(): void {
     this.scheduleTimer = this.clock.setTimeout(() => {
-      const schedules = this.jobManager
+      void this.jobManager
         .runDueSchedules({ now: new Date(this.clock.now()) })
         .then((fired) => {
           for (const f of fired) this.logger.info("schedule fired", { schedule: f.schedule, tickAt: f.tickAt.toISOString(), jobId: f.jobId });
         })
-        .catch((error: unknown) => this.logger.warn("running schedules failed", { error: String(error) }));
-      const statistics = refreshPlannerStatistics(this.options.prisma)
-        .then(({ analysed, stillStale }) => {
+        .catch((error: unknown) => this.logger.warn("running schedules failed", { error: String(error) }))
+        .finally(() => {
+          if (this.state === "running") this.scheduleScheduler();
+        });
+    }, 1000);
+  }
+
+  /** Every second, analyses the job tables if they outgrew their planner statistics (one worker at a time). */
+  private scheduleStatistics(): void {
+    this.statisticsTimer = this.clock.setTimeout(() => {
+      void refreshPlannerStatistics(this.options.prisma)
+        .then(({ analysed, notPermitted }) => {
           if (analysed.length > 0) this.logger.info("analysed tables that outgrew their planner statistics", { tables: analysed });
-          if (stillStale.length > 0) {
-            this.logger.warn("ANALYZE left these tables' statistics behind (does this role own them?); no worker retries for 10 minutes", { tables: stillStale });
+          if (notPermitted.length > 0) {
+            this.logger.warn("tables outgrew their planner statistics but this role may not analyse them (it needs to own them, or MAINTAIN); no worker looks again for 10 minutes", {
+              tables: notPermitted,
+            });
           }
         })
-        .catch((error: unknown) => this.logger.warn("refreshing planner statistics failed", { error: String(error) }));
-      void Promise.all([schedules, statistics]).finally(() => {
-        if (this.state === "running") this.scheduleScheduler();
-      });
+        .catch((error: unknown) => this.logger.warn("refreshing planner statistics failed", { error: String(error) }))
+        .finally(() => {
+          if (this.state === "running") this.scheduleStatistics();
+        });
     }, 1000);
   }
 

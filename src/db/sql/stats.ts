@@ -6,6 +6,16 @@ import type { Sql } from "../database";
  */
 export const PLANNED_TABLES = ["jobs", "job_dependencies", "job_history"] as const;
 
+/** A table that has outgrown its planner statistics. */
+export interface StaleTable {
+  name: string;
+  /**
+   * Whether this role may analyse it: it owns the table, or owns the
+   * database, or is a superuser, or (PostgreSQL 17+) holds MAINTAIN on it.
+   */
+  analyzable: boolean;
+}
+
 /**
  * The tables among `tables` that have grown well past what the planner's
  * statistics say: more than twice the pages (`pg_class.relpages`) or live rows
@@ -20,9 +30,14 @@ export const PLANNED_TABLES = ["jobs", "job_dependencies", "job_history"] as con
  * keeps doing so after a burst has filled the table, until autovacuum next
  * analyses it (a minute or more).
  */
-export async function staleStatistics(sql: Sql, tables: readonly string[]): Promise<string[]> {
-  const rows = await sql.query<{ name: string }>(
-    `SELECT t.name
+export function staleStatistics(sql: Sql, tables: readonly string[]): Promise<StaleTable[]> {
+  return sql.query<StaleTable>(
+    `SELECT t.name,
+       pg_has_role(c.relowner, 'USAGE')
+         OR pg_has_role((SELECT datdba FROM pg_database WHERE datname = current_database()), 'USAGE')
+         OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+         OR CASE WHEN current_setting('server_version_num')::int >= 170000 THEN has_table_privilege(c.oid, 'MAINTAIN') ELSE false END
+         AS analyzable
      FROM unnest($1::text[]) AS t(name)
      JOIN pg_class c ON c.oid = to_regclass(t.name)
      LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
@@ -30,7 +45,6 @@ export async function staleStatistics(sql: Sql, tables: readonly string[]): Prom
         OR COALESCE(s.n_live_tup, 0) > 2 * GREATEST(c.reltuples, 1000)`,
     [tables],
   );
-  return rows.map((r) => r.name);
 }
 
 /**

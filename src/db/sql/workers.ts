@@ -61,6 +61,22 @@ export async function claimMaintenance(sql: Sql, task: string, intervalSeconds: 
   return rows.length > 0;
 }
 
+/**
+ * Whether `task` is out of its interval, read without writing: a cheap look
+ * before {@link claimMaintenance} for a task that is asked about every second
+ * (its upsert takes a row lock and a transaction id even when it claims
+ * nothing).
+ */
+export async function maintenanceDue(sql: Sql, task: string, intervalSeconds: number): Promise<boolean> {
+  const rows = await sql.query<{ due: boolean }>(
+    `SELECT NOT EXISTS (
+       SELECT 1 FROM maintenance_runs WHERE task = $1 AND last_run_at > now() - make_interval(secs => $2)
+     ) AS due`,
+    [task, intervalSeconds],
+  );
+  return rows[0]?.due === true;
+}
+
 /** Keeps every caller of {@link claimMaintenance} for `task` out for `seconds` more than its interval. */
 export async function postponeMaintenance(sql: Sql, task: string, seconds: number): Promise<void> {
   await sql.query(`UPDATE maintenance_runs SET last_run_at = now() + make_interval(secs => $2) WHERE task = $1`, [task, seconds]);
