@@ -114,7 +114,10 @@ describe("JobManager: creating and reading jobs", () => {
       { id: "p1", jobType: "agent", name: "plain", payload: { agent_name: "x", parameters: { n: 1.5, list: [1, "two", null], nested: { b: 2, a: 1 } } } },
       { id: "p2", jobType: "query", name: "later", description: "d", payload: { query: "q" }, runAt: new Date(Date.now() + 3_600_000), priority: 7, maxRetries: 0, timeoutSeconds: 30, queue: "reports", tenant: "acme", tags: ["gpu"], rateLimitKey: "openai", rateLimitCost: 3, concurrencyKey: "c-1" },
     ]);
-    const linked = await ctx.jobManager.createJobs([{ id: "d1", jobType: "agent", name: "child", dependencies: ["p1"] }]);
+    const linked = await ctx.jobManager.createJobs([
+      { id: "d1", jobType: "agent", name: "child", dependencies: ["p1"] },
+      { id: "d2", jobType: "query", name: "rich child", description: "d", payload: { query: "q", n: [1, { a: null }] }, dependencies: [{ id: "p2", onFailure: "ignore" }, "d1"], runAt: new Date(Date.now() + 60_000), priority: -3, maxRetries: 5, timeoutSeconds: 9, queue: "reports", tenant: "acme", tags: ["z", "gpu"], rateLimitKey: "openai", rateLimitCost: 2, concurrencyKey: "c-2" },
+    ]);
     for (const job of [...plain, ...linked]) expect(await ctx.jobManager.getJob(job.id)).toEqual(job);
   });
 

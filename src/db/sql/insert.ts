@@ -1,6 +1,6 @@
 import type { DependencySpec } from "../../jobs/types";
 import type { Sql } from "../database";
-import { HISTORY_COLUMNS, LIVE_COLUMNS, type JobRow } from "./rows";
+import { HISTORY_COLUMNS, type JobRow } from "./rows";
 
 /** A job row to insert, already validated. */
 export interface NewJobRow {
@@ -107,16 +107,29 @@ function inputJson(rows: readonly NewJobRow[]): string {
   );
 }
 
-/** Inserts pending jobs in one statement and returns them. */
-export function insertJobs(sql: Sql, rows: readonly NewJobRow[]): Promise<JobRow[]> {
-  return sql.query<JobRow>(
-    `WITH ${INPUT_CTE}, j AS (
-       ${INSERT_FROM_INPUT}
-       RETURNING *
-     )
-     SELECT ${LIVE_COLUMNS} FROM j`,
+/**
+ * Inserts pending jobs in one statement and returns them. As in
+ * {@link insertJobsIfNew}, only what the server sets comes back (the run time
+ * and the creation time); the rest of each row is the input.
+ */
+export async function insertJobs(sql: Sql, rows: readonly NewJobRow[]): Promise<JobRow[]> {
+  const out = await sql.query<{ id: string; run_at: Date; created_at: Date }>(
+    `WITH ${INPUT_CTE}
+     ${INSERT_FROM_INPUT}
+     RETURNING id, run_at, created_at`,
     [inputJson(rows)],
   );
+  return fromServer(rows, out);
+}
+
+/** The inserted rows: each input with the times the server set (from `written`, by id). */
+function fromServer(rows: readonly NewJobRow[], written: ReadonlyArray<{ id: string | null; run_at: Date | null; created_at: Date | null }>): JobRow[] {
+  const byId = new Map(written.map((r) => [r.id as string, r]));
+  return rows.map((input) => {
+    const server = byId.get(input.id);
+    if (!server?.run_at || !server.created_at) throw new Error(`insert: job ${JSON.stringify(input.id)} was not written`);
+    return insertedRow(input, server.run_at, server.created_at);
+  });
 }
 
 /**
@@ -147,15 +160,7 @@ export async function insertJobsIfNew(sql: Sql, rows: readonly NewJobRow[]): Pro
   );
   const taken = out[0]?.taken ?? null;
   if (taken !== null) return { rows: [], taken };
-  const written = new Map(out.map((r) => [r.id as string, r]));
-  return {
-    rows: rows.map((input) => {
-      const server = written.get(input.id);
-      if (!server?.run_at || !server.created_at) throw new Error(`insertJobsIfNew: job ${JSON.stringify(input.id)} was not written`);
-      return insertedRow(input, server.run_at, server.created_at);
-    }),
-    taken: [],
-  };
+  return { rows: fromServer(rows, out), taken: [] };
 }
 
 /** A freshly inserted pending job as a row: the input, the column defaults, and the times the server set. */
