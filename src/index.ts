@@ -2,8 +2,8 @@
  * Skein: a dependency-aware job manager for Node.js on PostgreSQL.
  * @packageDocumentation
  */
-export { createPrismaClient, migrate, MigrationError, startEmbeddedDatabase, PrismaClient } from "./db";
-export type { EmbeddedDatabase, EmbeddedDatabaseOptions, MigrateOptions, MigrateResult, PrismaClientOptions, RawQueryClient } from "./db";
+export { createPrismaClient, migrate, MigrationError, refreshPlannerStatistics, startEmbeddedDatabase, PrismaClient } from "./db";
+export type { EmbeddedDatabase, EmbeddedDatabaseOptions, MigrateOptions, MigrateResult, PrismaClientOptions, RawQueryClient, StatisticsRefresh } from "./db";
 export * from "./jobs";
 export { createLogger, silentLogger, type Logger, type LoggerOptions, type LogLevel } from "./logging";
 export * from "./worker";

@@ -1,4 +1,4 @@
-import { createPrismaClient, JobStatus, JobType, NonRetryableError, refreshPlannerStatistics, runHistoryPruning, Worker, type Job, type JobContext, type WorkerOptions } from "../src";
+import { createPrismaClient, JobManager, JobStatus, JobType, NonRetryableError, refreshPlannerStatistics, runHistoryPruning, Worker, type Job, type JobContext, type WorkerOptions } from "../src";
 import { truncateAll, useTestDatabase } from "./helpers/db";
 import { deferred, waitFor } from "./helpers/wait";
 import { TestDriver } from "./helpers/store";
@@ -459,6 +459,13 @@ describe("history pruning", () => {
 });
 
 describe("planner statistics", () => {
+  // Fills the tables without the producer's own statistics check, so that each test sees what it sets out to.
+  const fill = async (thousands: number) => {
+    const filler = new JobManager(ctx.prisma, { refreshStatistics: false });
+    for (let i = 0; i < thousands; i++) await filler.createJobs(Array.from({ length: 1000 }, () => ({ jobType: JobType.AGENT, name: "fill" })));
+  };
+  const reltuples = async () => (await ctx.pool.query<{ n: number }>("SELECT reltuples AS n FROM pg_class WHERE oid = 'jobs'::regclass")).rows[0].n;
+
   it("analyses the job tables once they outgrow their planner statistics, so cached plans are made again", async () => {
     await ctx.pool.query("VACUUM ANALYZE jobs");
     const openGate = () => ctx.pool.query("UPDATE maintenance_runs SET last_run_at = '-infinity' WHERE task = 'analyze'");
@@ -473,7 +480,7 @@ describe("planner statistics", () => {
       // Still empty: nothing to do for jobs. (job_history may be analysed here: earlier tests' row
       // counts can reach the statistics after their TRUNCATE.)
       expect((await refreshPlannerStatistics(ctx.prisma)).analysed).not.toContain("jobs");
-      for (let i = 0; i < 10; i++) await ctx.jobManager.createJobs(Array.from({ length: 1000 }, () => ({ jobType: JobType.AGENT, name: "fill" })));
+      await fill(10);
       await openGate();
       const outcomes = await Promise.all(Array.from({ length: 3 }, () => refreshPlannerStatistics(ctx.prisma)));
       const analysed = outcomes.filter((o) => o.analysed.length > 0);
@@ -495,7 +502,7 @@ describe("planner statistics", () => {
 
   it("backs off for 10 minutes when this role may not analyse the tables (it does not own them)", async () => {
     await ctx.pool.query("VACUUM ANALYZE jobs");
-    for (let i = 0; i < 5; i++) await ctx.jobManager.createJobs(Array.from({ length: 1000 }, () => ({ jobType: JobType.AGENT, name: "fill" })));
+    await fill(5);
     await ctx.pool.query("UPDATE maintenance_runs SET last_run_at = '-infinity' WHERE task = 'analyze'");
     const role = `skein_user_${Math.random().toString(36).slice(2, 10)}`;
     await ctx.pool.query(`CREATE ROLE ${role} LOGIN PASSWORD 'pw'`);
@@ -525,9 +532,8 @@ describe("planner statistics", () => {
 
   it("tries again on the next interval when another session holds a table (autovacuum, a concurrent ANALYZE)", async () => {
     await ctx.pool.query("VACUUM ANALYZE jobs");
-    for (let i = 0; i < 5; i++) await ctx.jobManager.createJobs(Array.from({ length: 1000 }, () => ({ jobType: JobType.AGENT, name: "fill" })));
+    await fill(5);
     const openGate = () => ctx.pool.query("UPDATE maintenance_runs SET last_run_at = '-infinity' WHERE task = 'analyze'");
-    const reltuples = async () => (await ctx.pool.query<{ n: number }>("SELECT reltuples AS n FROM pg_class WHERE oid = 'jobs'::regclass")).rows[0].n;
     const holder = await ctx.pool.connect();
     try {
       await holder.query("BEGIN");
@@ -552,7 +558,7 @@ describe("planner statistics", () => {
     try {
       await ctx.pool.query("UPDATE maintenance_runs SET last_run_at = '-infinity' WHERE task = 'analyze'");
       await startWorker({ queues: ["elsewhere"] }); // claims nothing here: the jobs stay
-      for (let i = 0; i < 5; i++) await ctx.jobManager.createJobs(Array.from({ length: 1000 }, () => ({ jobType: JobType.AGENT, name: "fill" })));
+      await fill(5);
       await waitFor(
         async () => {
           const { rows } = await ctx.pool.query<{ n: number }>("SELECT reltuples AS n FROM pg_class WHERE oid = 'jobs'::regclass");
@@ -561,6 +567,20 @@ describe("planner statistics", () => {
         "the worker to analyse jobs",
         10_000,
       );
+    } finally {
+      await ctx.pool.query("ALTER TABLE jobs RESET (autovacuum_enabled)");
+    }
+  });
+
+  it("a producer with no worker running analyses the tables once it has created 1,000 jobs", async () => {
+    await ctx.pool.query("VACUUM ANALYZE jobs");
+    await ctx.pool.query("ALTER TABLE jobs SET (autovacuum_enabled = false)"); // only the producer may analyse it here
+    try {
+      await ctx.pool.query("UPDATE maintenance_runs SET last_run_at = '-infinity' WHERE task = 'analyze'");
+      const producer = new JobManager(ctx.prisma);
+      await producer.createJobs(Array.from({ length: 600 }, () => ({ jobType: JobType.AGENT, name: "fill" })));
+      for (let i = 0; i < 400; i++) await producer.createJob({ jobType: JobType.AGENT, name: "one" });
+      await waitFor(async () => ((await reltuples()) >= 1000 ? true : undefined), "the producer to analyse jobs", 10_000);
     } finally {
       await ctx.pool.query("ALTER TABLE jobs RESET (autovacuum_enabled)");
     }

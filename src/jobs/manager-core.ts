@@ -1,6 +1,7 @@
 import { databaseFor, databaseInTransaction, sqlState, SqlState, type Database, type RawQueryClient, type Sql } from "../db/database";
 import { retryTransient } from "../db/store";
 import { CancelNotifier, ReadyNotifier } from "../db/notifier";
+import { StatisticsWatch } from "../db/statistics";
 import { childIds } from "../db/sql/graph";
 import { archivedStatuses, existingIds, insertEnded, insertEdges, insertJobs, insertJobsIfNew, lockLiveJobs, notifyReady, type NewJobRow } from "../db/sql/insert";
 import { findJob, historyJobs, liveJobs, pruneHistory, readyJobs } from "../db/sql/read";
@@ -25,6 +26,16 @@ export const NO_LINK: JobLink = { taskId: null, parentId: null, tenant: null };
 export interface JobManagerOptions {
   /** Where the manager logs. @defaultValue a silent logger */
   logger?: Logger;
+  /**
+   * After every 1,000 jobs it creates, check in the background whether the
+   * job tables outgrew their planner statistics, and analyse them if so (as
+   * workers with `maintenance` on do every second; at most one ANALYZE per
+   * 2 seconds across all processes). Keeps inserts on index lookups when jobs
+   * are created with no worker running, e.g. a backlog filled before workers
+   * start. Turn off if the database role may not analyse the tables.
+   * @defaultValue true
+   */
+  refreshStatistics?: boolean;
 }
 
 /** Options for `createJob` and `createJobs`. */
@@ -108,6 +119,7 @@ export class JobManagerCore {
   protected readonly notifier: ReadyNotifier;
   protected readonly cancelNotifier: CancelNotifier;
   protected readonly logger: Logger;
+  private readonly statistics: StatisticsWatch | undefined;
 
   /** @param prisma a client from `createPrismaClient` (fast path) or any Prisma client for PostgreSQL. */
   constructor(prisma: RawQueryClient, options: JobManagerOptions = {}) {
@@ -115,6 +127,12 @@ export class JobManagerCore {
     this.logger = options.logger ?? silentLogger();
     this.notifier = new ReadyNotifier(this.db, (error) => this.logger.warn("ready notification failed", { error: String(error) }));
     this.cancelNotifier = new CancelNotifier(this.db, (error) => this.logger.warn("cancel notification failed", { error: String(error) }));
+    this.statistics = options.refreshStatistics === false ? undefined : new StatisticsWatch(this.db, this.logger);
+  }
+
+  /** Notes jobs written (committed) for the planner statistics check. */
+  protected wroteJobs(count: number): void {
+    this.statistics?.wrote(count);
   }
 
   /**
@@ -148,7 +166,10 @@ export class JobManagerCore {
         return written;
       }),
     );
-    if (ready && !inCallerTx) this.notifier.poke();
+    if (!inCallerTx) {
+      if (ready) this.notifier.poke();
+      this.wroteJobs(rows.length);
+    }
     const byId = new Map(rows.map((row) => [row.id, createdJob(row)]));
     return normalized.map((job) => byId.get(job.id) as Job);
   }
@@ -168,6 +189,7 @@ export class JobManagerCore {
       throw error;
     }
     if (written.taken.length > 0) throw new DuplicateJobIdError(written.taken);
+    this.wroteJobs(written.rows.length);
     const now = Date.now();
     if (written.rows.some((r) => r.pending_dependencies === 0 && r.run_at.getTime() <= now)) this.notifier.poke();
     const byId = new Map(written.rows.map((row) => [row.id, createdJob(row)]));

@@ -75,7 +75,7 @@ export class FlowControlManager extends JobManagerCore {
     const name = checkText(input.name, "name", LIMITS.nameLength, false);
     if (!Array.isArray(input.jobs) || input.jobs.length === 0) throw new ValidationError("jobs", "must be a non-empty array of jobs");
     const ordered = orderBatch(input.jobs.map((job, i) => normalizeJobInput(job, `jobs[${i}].`)));
-    const { ready } = await this.retryDeadlocks(false, () =>
+    const { rows, ready } = await this.retryDeadlocks(false, () =>
       this.db.transaction(async (sql) => {
         if (await readTask(sql, id)) throw new ValidationError("id", `a task with id ${JSON.stringify(id)} already exists`);
         await insertTask(sql, { id, tenant, name, totalJobs: ordered.length });
@@ -83,6 +83,7 @@ export class FlowControlManager extends JobManagerCore {
       }),
     );
     if (ready) this.notifier.poke();
+    this.wroteJobs(rows.length);
     return (await this.getTask(id)) as Task;
   }
 

@@ -19,7 +19,8 @@ import { JobManager } from "../jobs/JobManager";
 import { CompletionBatcher } from "./completer";
 import { AgentExecutor, QueryExecutor } from "./executors";
 import { ReadyListener } from "./listener";
-import { refreshPlannerStatistics, rescueExpiredLeases, runHistoryPruning } from "./maintenance";
+import { rescueExpiredLeases, runHistoryPruning } from "./maintenance";
+import { logStatisticsRefresh, refreshPlannerStatistics } from "../db/statistics";
 import { runAttempt, type RunningJob } from "./runner";
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from "./options";
 import type { Executor } from "./types";
@@ -89,7 +90,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.clock = this.options.clock ?? systemClock;
     this.logger = (this.options.logger ?? silentLogger()).child({ workerId: this.workerId });
     this.store = new JobStore(this.options.prisma);
-    this.jobManager = new JobManager(this.options.prisma, { logger: this.logger });
+    this.jobManager = new JobManager(this.options.prisma, { logger: this.logger, refreshStatistics: false });
     this.builtIn = [new AgentExecutor(this.options.agentRegistry), new QueryExecutor(this.options.queryEngine)];
     this.claimer = new Claimer(this.store, { queues: this.options.queues, tags: this.options.tags });
     this.completer = new CompletionBatcher(this.store, {
@@ -506,14 +507,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private scheduleStatistics(): void {
     this.statisticsTimer = this.clock.setTimeout(() => {
       void refreshPlannerStatistics(this.options.prisma)
-        .then(({ analysed, notPermitted }) => {
-          if (analysed.length > 0) this.logger.info("analysed tables that outgrew their planner statistics", { tables: analysed });
-          if (notPermitted.length > 0) {
-            this.logger.warn("tables outgrew their planner statistics but this role may not analyse them (it needs to own them, or MAINTAIN); no worker looks again for 10 minutes", {
-              tables: notPermitted,
-            });
-          }
-        })
+        .then((outcome) => logStatisticsRefresh(this.logger, outcome))
         .catch((error: unknown) => this.logger.warn("refreshing planner statistics failed", { error: String(error) }))
         .finally(() => {
           if (this.state === "running") this.scheduleStatistics();

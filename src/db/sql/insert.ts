@@ -59,10 +59,15 @@ export function archivedStatuses(sql: Sql, jobIds: readonly string[]): Promise<A
 /**
  * The ids in the text array `param` taken by a live or archived job: index
  * probes by primary key (an id array, not a join the planner might hash).
+ * The array is read through a sub-select so that the planner never sees its
+ * length: a prepared statement's generic plan assumes ten ids, and where a
+ * custom plan saw fewer (one job per call) PostgreSQL judged the generic plan
+ * dearer once the tables had been analysed at a few thousand rows, and planned
+ * every call afresh (about half a millisecond each). Now both plans are the same.
  */
-const takenIds = (param: string) => `SELECT id FROM jobs WHERE id = ANY(${param}::text[])
+const takenIds = (param: string) => `SELECT id FROM jobs WHERE id = ANY((SELECT ${param}::text[])::text[])
      UNION
-     SELECT job_id FROM job_history WHERE job_id = ANY(${param}::text[])`;
+     SELECT job_id FROM job_history WHERE job_id = ANY((SELECT ${param}::text[])::text[])`;
 
 /** The ids among `jobIds` that are taken by a live or archived job. */
 export async function existingIds(sql: Sql, jobIds: readonly string[]): Promise<string[]> {
