@@ -9,25 +9,13 @@
 // than 10%": --before is a build of the commit before flow control.
 const os = require("node:os");
 const path = require("node:path");
-const { mkdtempSync, chmodSync, rmSync } = require("node:fs");
-const pg = require("pg");
-
-function arg(name, fallback) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-}
+const { arg, createDatabase, median, scratchServer } = require("./lib/scratch");
 
 async function drainOnce(distDir, adminUrl, jobs, concurrency, label, workerOptions = {}) {
   const skein = require(path.resolve(distDir));
-  const name = `ab_${label}_${concurrency}_${Date.now().toString(36)}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  await skein.migrate(url.toString());
-  const prisma = skein.createPrismaClient(url.toString(), { maxConnections: concurrency + 4 });
+  const url = await createDatabase(adminUrl, `ab_${label}_${concurrency}_${Date.now().toString(36)}`);
+  await skein.migrate(url);
+  const prisma = skein.createPrismaClient(url, { maxConnections: concurrency + 4 });
   const jm = new skein.JobManager(prisma);
   for (let i = 0; i < jobs; i += 1000) await jm.createJobs(Array.from({ length: Math.min(1000, jobs - i) }, () => ({ jobType: "agent", name: "noop" })));
   const worker = new skein.Worker({ prisma, maxConcurrentJobs: concurrency, pollInterval: 1, ...workerOptions });
@@ -50,11 +38,7 @@ async function drainOnce(distDir, adminUrl, jobs, concurrency, label, workerOpti
   const jobs = Number(arg("jobs", "20000"));
   const concurrencies = arg("concurrency", "10,50").split(",").map(Number);
   const repeats = Number(arg("repeats", "3"));
-  const { startEmbeddedDatabase } = require(path.resolve(after));
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), "skein-ab-"));
-  chmodSync(dataDir, 0o755);
-  const server = await startEmbeddedDatabase({ dataDir });
-  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const server = await scratchServer(require(path.resolve(after)), { prefix: "skein-ab-" });
   console.log(`A/B drain of ${jobs} no-op jobs, ${repeats} runs each, alternating; PostgreSQL with default durability; load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
   console.log("| concurrency | before (jobs/s) | after (jobs/s) | after ÷ before |\n|---:|---:|---:|---:|");
   try {
@@ -69,8 +53,7 @@ async function drainOnce(distDir, adminUrl, jobs, concurrency, label, workerOpti
       console.log(`| ${c} | ${b.toFixed(0)} | ${a.toFixed(0)} | ${(a / b).toFixed(2)}× |`);
     }
   } finally {
-    await server.stop({ force: true });
-    rmSync(dataDir, { recursive: true, force: true });
+    await server.stop();
   }
 })().catch((error) => {
   console.error(error);

@@ -11,17 +11,12 @@
 // Writes bench/results/flow-<time>.json and prints a table.
 const os = require("node:os");
 const path = require("node:path");
-const { mkdirSync, mkdtempSync, chmodSync, rmSync, writeFileSync } = require("node:fs");
-const pg = require("pg");
+const { mkdirSync, writeFileSync } = require("node:fs");
 const skein = require("../dist");
+const { arg, createDatabase, scratchServer } = require("./lib/scratch");
 
 const LIMITS = { openai: 100, anthropic: 60, gemini: 40 };
 const TENANTS = { big: 3000, medium: 600, small: 30 };
-
-function arg(name, fallback) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-}
 
 const percentile = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -30,24 +25,10 @@ const percentile = (xs, p) => {
 
 (async () => {
   const windowSeconds = Number(arg("seconds", "10"));
-  let server;
-  let dataDir;
-  let adminUrl = arg("database-url");
-  if (!adminUrl) {
-    dataDir = mkdtempSync(path.join(os.tmpdir(), "skein-bench-flow-"));
-    chmodSync(dataDir, 0o755);
-    server = await skein.startEmbeddedDatabase({ dataDir });
-    adminUrl = server.adminUrl;
-  }
-  const name = `skein_bench_flow_${Date.now().toString(36)}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  await skein.migrate(url.toString());
-  const prisma = skein.createPrismaClient(url.toString(), { maxConnections: 20 });
+  const server = await scratchServer(skein, { adminUrl: arg("database-url"), prefix: "skein-bench-flow-" });
+  const url = await createDatabase(server.adminUrl, `skein_bench_flow_${Date.now().toString(36)}`);
+  await skein.migrate(url);
+  const prisma = skein.createPrismaClient(url, { maxConnections: 20 });
   const jm = new skein.JobManager(prisma);
   for (const [key, perSecond] of Object.entries(LIMITS)) await jm.setRateLimit(key, { perSecond });
 
@@ -94,10 +75,7 @@ const percentile = (xs, p) => {
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, `flow-${result.date.replace(/[:.]/g, "-")}.json`), JSON.stringify(result, null, 2));
   await prisma.$disconnect();
-  if (server) {
-    await server.stop({ force: true });
-    rmSync(dataDir, { recursive: true, force: true });
-  }
+  await server.stop();
 })().catch((error) => {
   console.error(error);
   process.exit(1);

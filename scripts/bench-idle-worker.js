@@ -11,28 +11,13 @@
 // first createJobs call to the last job's completion. Graphs: a random DAG of
 // 50,000 jobs with 2-5 dependencies each; 100 chains of 100 jobs.
 // Prints one line per run and a median per kind and mode.
-const os = require("node:os");
 const path = require("node:path");
-const { mkdtempSync, chmodSync, rmSync } = require("node:fs");
 const pg = require("pg");
 const graphs = require("../bench/lib/graphs");
-
-function arg(name, fallback) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-}
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const { arg, createDatabase, median, scratchServer } = require("./lib/scratch");
 
 async function runOnce(skein, adminUrl, kind, idleFirst, label) {
-  const name = `idle_${label}_${Date.now().toString(36)}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const u = new URL(adminUrl);
-  u.pathname = `/${name}`;
-  const url = u.toString();
+  const url = await createDatabase(adminUrl, `idle_${label}_${Date.now().toString(36)}`);
   await skein.migrate(url);
   const prisma = skein.createPrismaClient(url, { maxConnections: 54 });
   const jm = new skein.JobManager(prisma);
@@ -73,16 +58,14 @@ async function runOnce(skein, adminUrl, kind, idleFirst, label) {
   const kinds = arg("kinds", "dag,chains").split(",");
   const repeats = Number(arg("repeats", "2"));
   const skein = require(distDir);
-  const dir = mkdtempSync(path.join(os.tmpdir(), "skein-idle-"));
-  chmodSync(dir, 0o777); // the server may run as another user when started as root
-  const db = await skein.startEmbeddedDatabase({ dataDir: dir });
+  const server = await scratchServer(skein, { prefix: "skein-idle-" });
   const times = {};
   try {
     for (let r = 0; r < repeats; r++) {
       for (const kind of kinds) {
         for (const idleFirst of [false, true]) {
           const key = `${kind} ${idleFirst ? "idle first" : "started after"}`;
-          const s = await runOnce(skein, db.url, kind, idleFirst, `${kind}${idleFirst ? "i" : "s"}${r}`);
+          const s = await runOnce(skein, server.adminUrl, kind, idleFirst, `${kind}${idleFirst ? "i" : "s"}${r}`);
           (times[key] ??= []).push(s);
           console.log(`${key}: ${s.toFixed(1)} s`);
         }
@@ -91,8 +74,7 @@ async function runOnce(skein, adminUrl, kind, idleFirst, label) {
     console.log(`\n${distDir}, median of ${repeats}:`);
     for (const [key, xs] of Object.entries(times)) console.log(`  ${key.padEnd(24)} ${median(xs).toFixed(1)} s  (${xs.map((x) => x.toFixed(1)).join(", ")})`);
   } finally {
-    await db.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await server.stop();
   }
 })().catch((error) => {
   console.error(error);
