@@ -5,6 +5,8 @@ import { TestDriver } from "./helpers/store";
 import { CompletionBatcher } from "../src/worker/completer";
 import { systemClock } from "../src/worker/clock";
 import { silentLogger } from "../src/logging";
+import { StatisticsWatch } from "../src/db/statistics";
+import { databaseFor } from "../src/db/database";
 
 const ctx = useTestDatabase();
 const workers: Worker[] = [];
@@ -522,6 +524,34 @@ describe("planner statistics", () => {
       );
       expect(rows).toEqual([{ postponed: true }]);
       expect(await refreshPlannerStatistics(prisma)).toEqual({ analysed: [], notPermitted: [] });
+    } finally {
+      await prisma.$disconnect();
+      await ctx.pool.query(`REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ${role}`);
+      await ctx.pool.query(`DROP OWNED BY ${role}`);
+      await ctx.pool.query(`DROP ROLE ${role}`);
+    }
+  });
+
+  it("a producer whose role may not analyse the tables leaves them to the workers: it neither takes nor postpones the gate", async () => {
+    await ctx.pool.query("VACUUM ANALYZE jobs");
+    await fill(5);
+    await ctx.pool.query("UPDATE maintenance_runs SET last_run_at = '-infinity' WHERE task = 'analyze'");
+    const role = `skein_producer_${Math.random().toString(36).slice(2, 10)}`;
+    await ctx.pool.query(`CREATE ROLE ${role} LOGIN PASSWORD 'pw'`);
+    const url = new URL(ctx.db.url);
+    url.username = role;
+    url.password = "pw";
+    const prisma = createPrismaClient(url.toString(), { maxConnections: 2 });
+    try {
+      await ctx.pool.query(`GRANT ALL ON ALL TABLES IN SCHEMA public TO ${role}`);
+      await ctx.pool.query(`REVOKE MAINTAIN ON ALL TABLES IN SCHEMA public FROM ${role}`).catch(() => undefined); // PostgreSQL 17+
+      const check = new StatisticsWatch(databaseFor(prisma), silentLogger(), () => true, 1).wrote(1);
+      expect(check).toBeDefined();
+      await check;
+      const { rows } = await ctx.pool.query<{ open: boolean }>("SELECT last_run_at = '-infinity' AS open FROM maintenance_runs WHERE task = 'analyze'");
+      expect(rows).toEqual([{ open: true }]);
+      expect(await reltuples()).toBeLessThan(1000);
+      expect((await refreshPlannerStatistics(ctx.prisma)).analysed).toContain("jobs"); // the owner (a worker) still may
     } finally {
       await prisma.$disconnect();
       await ctx.pool.query(`REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ${role}`);

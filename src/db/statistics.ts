@@ -29,16 +29,21 @@ export interface StatisticsRefresh {
  * tests call it directly.
  */
 export function refreshPlannerStatistics(prisma: RawQueryClient, options: { intervalSeconds: number } = { intervalSeconds: 2 }): Promise<StatisticsRefresh> {
-  return refreshStatistics(databaseFor(prisma), options.intervalSeconds);
+  return refreshStatistics(databaseFor(prisma), options.intervalSeconds, { onlyPermitted: false });
 }
 
-async function refreshStatistics(db: Database, intervalSeconds: number): Promise<StatisticsRefresh> {
+/**
+ * With `onlyPermitted` (a producer's check), a role that may analyse none of
+ * the stale tables does nothing at all: it neither takes the shared gate nor
+ * postpones it, so the workers (often another role, the tables' owner) still do.
+ */
+async function refreshStatistics(db: Database, intervalSeconds: number, { onlyPermitted }: { onlyPermitted: boolean }): Promise<StatisticsRefresh> {
   const nothing: StatisticsRefresh = { analysed: [], notPermitted: [] };
   const stale = await staleStatistics(db, PLANNED_TABLES);
-  if (stale.length === 0 || !(await maintenanceDue(db, "analyze", intervalSeconds))) return nothing;
-  if (!(await claimMaintenance(db, "analyze", intervalSeconds))) return nothing;
   const analysed = stale.filter((t) => t.analyzable).map((t) => t.name);
-  const notPermitted = stale.filter((t) => !t.analyzable).map((t) => t.name);
+  const notPermitted = onlyPermitted ? [] : stale.filter((t) => !t.analyzable).map((t) => t.name);
+  if (analysed.length + notPermitted.length === 0 || !(await maintenanceDue(db, "analyze", intervalSeconds))) return nothing;
+  if (!(await claimMaintenance(db, "analyze", intervalSeconds))) return nothing;
   await analyzeTables(db, analysed);
   if (notPermitted.length > 0) await postponeMaintenance(db, "analyze", 600);
   return { analysed, notPermitted };
@@ -56,11 +61,13 @@ export function logStatisticsRefresh(logger: Logger, { analysed, notPermitted }:
 
 /**
  * A producer's side of the refresh: counts the jobs it writes and, after every
- * `everyRows`, checks the statistics in the background (one check at a time).
- * Without it, a process that only creates jobs (no worker running, or none
- * with `maintenance` on) inserted into a table its prepared insert was planned
- * for while empty, checking each new id against the whole table: one at a
- * time from 8 clients fell from about 2,400 to 1,200 jobs/s over 12,000 jobs.
+ * `everyRows`, checks the statistics in the background (one check at a time),
+ * analysing only what this role may analyse. Without it, a process that only
+ * creates jobs (no worker running, or none with `maintenance` on) inserted
+ * into a table its prepared insert was planned for while empty, checking each
+ * new id against the whole table: one at a time from 8 clients fell from about
+ * 2,400 to 1,200 jobs/s over 12,000 jobs. `isOpen` says whether the client
+ * still takes queries (a check never starts after it was closed).
  */
 export class StatisticsWatch {
   private written = 0;
@@ -69,19 +76,23 @@ export class StatisticsWatch {
   constructor(
     private readonly db: Database,
     private readonly logger: Logger,
+    private readonly isOpen: () => boolean,
     private readonly everyRows = 1000,
   ) {}
 
-  /** Notes `rows` jobs written (committed). */
-  wrote(rows: number): void {
+  /** Notes `rows` jobs written (committed); returns the check this started, if any (it never rejects). */
+  wrote(rows: number): Promise<void> | undefined {
     this.written += rows;
-    if (this.written < this.everyRows || this.checking) return;
+    if (this.written < this.everyRows || this.checking || !this.isOpen()) return undefined;
     this.written = 0;
     this.checking = true;
-    refreshStatistics(this.db, 2)
+    return refreshStatistics(this.db, 2, { onlyPermitted: true })
       .then((outcome) => logStatisticsRefresh(this.logger, outcome))
-      // Best effort: a failure (the client disconnecting meanwhile) only delays the refresh.
-      .catch((error: unknown) => this.logger.debug("refreshing planner statistics failed", { error: String(error) }))
+      // Best effort: a failure (the client closed meanwhile) only delays the refresh.
+      .catch((error: unknown) => {
+        this.logger.debug("refreshing planner statistics failed", { error: String(error) });
+      })
+      .catch(() => undefined) // a logger that throws
       .finally(() => {
         this.checking = false;
       });

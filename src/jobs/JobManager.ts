@@ -171,6 +171,7 @@ export class JobManager extends FlowControlManager {
     }
     for (const id of ids ?? []) if (!failed.some((r) => r.id === id)) skipped.push({ id, reason: `job ${JSON.stringify(id)} is not a failed job in history` });
     if (replayed.length > 0) this.notifier.poke();
+    this.wroteJobs(restored);
     return { replayed, restored, skipped };
   }
 }

@@ -2,6 +2,7 @@ import { databaseFor, databaseInTransaction, sqlState, SqlState, type Database, 
 import { retryTransient } from "../db/store";
 import { CancelNotifier, ReadyNotifier } from "../db/notifier";
 import { StatisticsWatch } from "../db/statistics";
+import { poolOf } from "../db/client";
 import { childIds } from "../db/sql/graph";
 import { archivedStatuses, existingIds, insertEnded, insertEdges, insertJobs, insertJobsIfNew, lockLiveJobs, notifyReady, type NewJobRow } from "../db/sql/insert";
 import { findJob, historyJobs, liveJobs, pruneHistory, readyJobs } from "../db/sql/read";
@@ -27,12 +28,13 @@ export interface JobManagerOptions {
   /** Where the manager logs. @defaultValue a silent logger */
   logger?: Logger;
   /**
-   * After every 1,000 jobs it creates, check in the background whether the
-   * job tables outgrew their planner statistics, and analyse them if so (as
-   * workers with `maintenance` on do every second; at most one ANALYZE per
-   * 2 seconds across all processes). Keeps inserts on index lookups when jobs
-   * are created with no worker running, e.g. a backlog filled before workers
-   * start. Turn off if the database role may not analyse the tables.
+   * After every 1,000 jobs it creates (outside a caller's transaction), check
+   * in the background whether the job tables outgrew their planner statistics,
+   * and analyse those this role may analyse (as workers with `maintenance` on
+   * do every second; at most one ANALYZE per 2 seconds across all processes;
+   * it takes one pooled connection while it runs). Keeps inserts on index
+   * lookups when jobs are created with no worker running, e.g. a backlog
+   * filled before workers start. Only for clients made by `createPrismaClient`.
    * @defaultValue true
    */
   refreshStatistics?: boolean;
@@ -127,7 +129,10 @@ export class JobManagerCore {
     this.logger = options.logger ?? silentLogger();
     this.notifier = new ReadyNotifier(this.db, (error) => this.logger.warn("ready notification failed", { error: String(error) }));
     this.cancelNotifier = new CancelNotifier(this.db, (error) => this.logger.warn("cancel notification failed", { error: String(error) }));
-    this.statistics = options.refreshStatistics === false ? undefined : new StatisticsWatch(this.db, this.logger);
+    // Only on createPrismaClient's pool: it finishes a query in flight when the client disconnects
+    // and refuses later ones, where a client built elsewhere might quietly connect again.
+    const pool = poolOf(prisma);
+    this.statistics = options.refreshStatistics === false || !pool ? undefined : new StatisticsWatch(this.db, this.logger, () => !pool.ended);
   }
 
   /** Notes jobs written (committed) for the planner statistics check. */
@@ -301,6 +306,7 @@ export class JobManagerCore {
   async retryJob(id: string, options: { downstream?: boolean } = {}): Promise<Job> {
     const rows = await this.retryDeadlocks(false, () => this.db.transaction((sql) => retryInTransaction(sql, id, { downstream: options.downstream === true })));
     if (rows.some((r) => r.pending_dependencies === 0)) this.notifier.poke();
+    this.wroteJobs(rows.length);
     return toJob(rows[0]);
   }
 

@@ -509,6 +509,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       void refreshPlannerStatistics(this.options.prisma)
         .then((outcome) => logStatisticsRefresh(this.logger, outcome))
         .catch((error: unknown) => this.logger.warn("refreshing planner statistics failed", { error: String(error) }))
+        .catch(() => undefined) // a logger that throws
         .finally(() => {
           if (this.state === "running") this.scheduleStatistics();
         });
