@@ -90,8 +90,11 @@ export async function postponeMaintenance(sql: Sql, task: string, seconds: numbe
 export async function dependencyResults(sql: Sql, ids: readonly string[]): Promise<Map<string, unknown>> {
   if (ids.length === 0) return new Map();
   const rows = await sql.query<{ id: string; result: unknown; status: string; error_message: string | null }>(
-    `SELECT job_id AS id, result, status, error_message FROM job_history WHERE job_id = ANY($1::text[])`,
+    // Prepared (read for every claimed batch with dependencies); the array is read through a
+    // sub-select so the generic plan is kept (see takenIds in ./insert.ts).
+    `SELECT job_id AS id, result, status, error_message FROM job_history WHERE job_id = ANY((SELECT $1::text[])::text[])`,
     [ids],
+    { prepare: true },
   );
   return new Map(rows.map((r) => [r.id, r.status === "completed" ? r.result : { status: r.status, error: r.error_message }]));
 }
