@@ -502,7 +502,11 @@ describe("planner statistics", () => {
     }
   });
 
-  it("backs off for 10 minutes when this role may not analyse the tables (it does not own them)", async () => {
+  /**
+   * Stale job tables (5,000 rows over statistics of an empty table, the gate open) and a client
+   * logged in as a role with every right on them but ownership (and MAINTAIN): it may not analyse.
+   */
+  const withRoleThatMayNotAnalyse = async (test: (prisma: ReturnType<typeof createPrismaClient>) => Promise<void>) => {
     await ctx.pool.query("VACUUM ANALYZE jobs");
     await fill(5);
     await ctx.pool.query("UPDATE maintenance_runs SET last_run_at = '-infinity' WHERE task = 'analyze'");
@@ -515,6 +519,17 @@ describe("planner statistics", () => {
     try {
       await ctx.pool.query(`GRANT ALL ON ALL TABLES IN SCHEMA public TO ${role}`); // every right but ownership (and MAINTAIN)
       await ctx.pool.query(`REVOKE MAINTAIN ON ALL TABLES IN SCHEMA public FROM ${role}`).catch(() => undefined); // PostgreSQL 17+
+      await test(prisma);
+    } finally {
+      await prisma.$disconnect();
+      await ctx.pool.query(`REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ${role}`);
+      await ctx.pool.query(`DROP OWNED BY ${role}`);
+      await ctx.pool.query(`DROP ROLE ${role}`);
+    }
+  };
+
+  it("backs off for 10 minutes when this role may not analyse the tables (it does not own them)", async () => {
+    await withRoleThatMayNotAnalyse(async (prisma) => {
       const first = await refreshPlannerStatistics(prisma);
       expect(first.analysed).not.toContain("jobs");
       expect(first.notPermitted).toContain("jobs");
@@ -524,27 +539,11 @@ describe("planner statistics", () => {
       );
       expect(rows).toEqual([{ postponed: true }]);
       expect(await refreshPlannerStatistics(prisma)).toEqual({ analysed: [], notPermitted: [] });
-    } finally {
-      await prisma.$disconnect();
-      await ctx.pool.query(`REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ${role}`);
-      await ctx.pool.query(`DROP OWNED BY ${role}`);
-      await ctx.pool.query(`DROP ROLE ${role}`);
-    }
+    });
   });
 
   it("a producer whose role may not analyse the tables leaves them to the workers: it neither takes nor postpones the gate", async () => {
-    await ctx.pool.query("VACUUM ANALYZE jobs");
-    await fill(5);
-    await ctx.pool.query("UPDATE maintenance_runs SET last_run_at = '-infinity' WHERE task = 'analyze'");
-    const role = `skein_producer_${Math.random().toString(36).slice(2, 10)}`;
-    await ctx.pool.query(`CREATE ROLE ${role} LOGIN PASSWORD 'pw'`);
-    const url = new URL(ctx.db.url);
-    url.username = role;
-    url.password = "pw";
-    const prisma = createPrismaClient(url.toString(), { maxConnections: 2 });
-    try {
-      await ctx.pool.query(`GRANT ALL ON ALL TABLES IN SCHEMA public TO ${role}`);
-      await ctx.pool.query(`REVOKE MAINTAIN ON ALL TABLES IN SCHEMA public FROM ${role}`).catch(() => undefined); // PostgreSQL 17+
+    await withRoleThatMayNotAnalyse(async (prisma) => {
       const check = new StatisticsWatch(databaseFor(prisma), silentLogger(), () => true, 1).wrote(1);
       expect(check).toBeDefined();
       await check;
@@ -552,12 +551,7 @@ describe("planner statistics", () => {
       expect(rows).toEqual([{ open: true }]);
       expect(await reltuples()).toBeLessThan(1000);
       expect((await refreshPlannerStatistics(ctx.prisma)).analysed).toContain("jobs"); // the owner (a worker) still may
-    } finally {
-      await prisma.$disconnect();
-      await ctx.pool.query(`REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ${role}`);
-      await ctx.pool.query(`DROP OWNED BY ${role}`);
-      await ctx.pool.query(`DROP ROLE ${role}`);
-    }
+    });
   });
 
   it("tries again on the next interval when another session holds a table (autovacuum, a concurrent ANALYZE)", async () => {

@@ -18,6 +18,9 @@ export interface StatisticsRefresh {
   notPermitted: string[];
 }
 
+/** At most one ANALYZE per this many seconds across all workers and producers. */
+const INTERVAL_SECONDS = 2;
+
 /**
  * Analyses the job tables when they have outgrown their planner statistics
  * (see `staleStatistics` in src/db/sql/stats.ts), at most once per
@@ -28,7 +31,7 @@ export interface StatisticsRefresh {
  * on calls it every second, a `JobManager` after every 1,000 jobs it creates;
  * tests call it directly.
  */
-export function refreshPlannerStatistics(prisma: RawQueryClient, options: { intervalSeconds: number } = { intervalSeconds: 2 }): Promise<StatisticsRefresh> {
+export function refreshPlannerStatistics(prisma: RawQueryClient, options: { intervalSeconds: number } = { intervalSeconds: INTERVAL_SECONDS }): Promise<StatisticsRefresh> {
   return refreshStatistics(databaseFor(prisma), options.intervalSeconds, { onlyPermitted: false });
 }
 
@@ -49,14 +52,25 @@ async function refreshStatistics(db: Database, intervalSeconds: number, { onlyPe
   return { analysed, notPermitted };
 }
 
-/** Logs what a refresh did: what it analysed, and tables this role may not analyse. */
-export function logStatisticsRefresh(logger: Logger, { analysed, notPermitted }: StatisticsRefresh): void {
-  if (analysed.length > 0) logger.info("analysed tables that outgrew their planner statistics", { tables: analysed });
-  if (notPermitted.length > 0) {
-    logger.warn("tables outgrew their planner statistics but this role may not analyse them (it needs to own them, or MAINTAIN); no one looks again for 10 minutes", {
-      tables: notPermitted,
-    });
-  }
+/**
+ * One refresh, logged: what it analysed (info), tables this role may not
+ * analyse (warn), and a failure at `failureLevel`. Never rejects, also when
+ * the logger throws. Used by the worker's timer and by {@link StatisticsWatch}.
+ */
+export function refreshAndLog(db: Database, logger: Logger, { onlyPermitted, failureLevel }: { onlyPermitted: boolean; failureLevel: "warn" | "debug" }): Promise<void> {
+  return refreshStatistics(db, INTERVAL_SECONDS, { onlyPermitted })
+    .then(({ analysed, notPermitted }) => {
+      if (analysed.length > 0) logger.info("analysed tables that outgrew their planner statistics", { tables: analysed });
+      if (notPermitted.length > 0) {
+        logger.warn("tables outgrew their planner statistics but this role may not analyse them (it needs to own them, or MAINTAIN); no one looks again for 10 minutes", {
+          tables: notPermitted,
+        });
+      }
+    })
+    .catch((error: unknown) => {
+      logger[failureLevel]("refreshing planner statistics failed", { error: String(error) });
+    })
+    .catch(() => undefined);
 }
 
 /**
@@ -86,15 +100,9 @@ export class StatisticsWatch {
     if (this.written < this.everyRows || this.checking || !this.isOpen()) return undefined;
     this.written = 0;
     this.checking = true;
-    return refreshStatistics(this.db, 2, { onlyPermitted: true })
-      .then((outcome) => logStatisticsRefresh(this.logger, outcome))
-      // Best effort: a failure (the client closed meanwhile) only delays the refresh.
-      .catch((error: unknown) => {
-        this.logger.debug("refreshing planner statistics failed", { error: String(error) });
-      })
-      .catch(() => undefined) // a logger that throws
-      .finally(() => {
-        this.checking = false;
-      });
+    // Best effort: a failure (the client closed meanwhile) only delays the refresh.
+    return refreshAndLog(this.db, this.logger, { onlyPermitted: true, failureLevel: "debug" }).finally(() => {
+      this.checking = false;
+    });
   }
 }

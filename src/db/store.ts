@@ -1,6 +1,6 @@
 import { databaseFor, sqlState, SqlState, type Database, type RawQueryClient } from "./database";
 import { finishDownstream } from "./sql/cancel";
-import { claimById, claimJobs, type ClaimedRow, failExpiredLeases, releaseJobs, renewLeases, retryExpiredLeases, type ClaimRequest } from "./sql/claim";
+import { claimById, claimJobs, type Claimed, failExpiredLeases, releaseJobs, renewLeases, retryExpiredLeases, type ClaimRequest } from "./sql/claim";
 import { archiveCompleted, recordFailure, unblockDependents, type Completion, type Failure, type FailureOutcome } from "./sql/finish";
 import { deferRateLimited, pauseRateLimitKey } from "./sql/limits";
 import type { JobRow } from "./sql/rows";
@@ -18,8 +18,8 @@ export class JobStore {
   }
 
   /** Claims up to `limit` ready jobs for a worker. */
-  claim(request: ClaimRequest): Promise<ClaimedRow[]> {
-    if (request.limit <= 0) return Promise.resolve([]);
+  claim(request: ClaimRequest): Promise<Claimed> {
+    if (request.limit <= 0) return Promise.resolve({ rows: [], flowWaiting: false });
     return claimJobs(this.db, request);
   }
 

@@ -20,7 +20,7 @@ import { CompletionBatcher } from "./completer";
 import { AgentExecutor, QueryExecutor } from "./executors";
 import { ReadyListener } from "./listener";
 import { rescueExpiredLeases, runHistoryPruning } from "./maintenance";
-import { logStatisticsRefresh, refreshPlannerStatistics } from "../db/statistics";
+import { refreshAndLog } from "../db/statistics";
 import { runAttempt, type RunningJob } from "./runner";
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from "./options";
 import type { Executor } from "./types";
@@ -506,13 +506,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
   /** Every second, analyses the job tables if they outgrew their planner statistics (one worker at a time). */
   private scheduleStatistics(): void {
     this.statisticsTimer = this.clock.setTimeout(() => {
-      void refreshPlannerStatistics(this.options.prisma)
-        .then((outcome) => logStatisticsRefresh(this.logger, outcome))
-        .catch((error: unknown) => this.logger.warn("refreshing planner statistics failed", { error: String(error) }))
-        .catch(() => undefined) // a logger that throws
-        .finally(() => {
-          if (this.state === "running") this.scheduleStatistics();
-        });
+      void refreshAndLog(this.store.db, this.logger, { onlyPermitted: false, failureLevel: "warn" }).finally(() => {
+        if (this.state === "running") this.scheduleStatistics();
+      });
     }, 1000);
   }
 

@@ -1,4 +1,4 @@
-import { flowJobsWaiting, type WorkerFilter } from "../db/sql/limits";
+import type { WorkerFilter } from "../db/sql/limits";
 import type { JobRow } from "../db/sql/rows";
 import type { JobStore } from "../db/store";
 import { flowClaim } from "../limits/claim";
@@ -29,9 +29,8 @@ export class Claimer {
   async claim(workerId: string, limit: number, leaseSeconds: number): Promise<ClaimRound> {
     if (limit <= 0) return { rows: [] };
     if (!this.flowMode) {
-      const rows = await this.store.claim({ workerId, limit, leaseSeconds, filter: this.filter });
-      // Claimed rows carry the flag; with none claimed, ask.
-      this.flowMode = rows.length > 0 ? rows[0].flow_waiting : await flowJobsWaiting(this.store.db, this.filter);
+      const { rows, flowWaiting } = await this.store.claim({ workerId, limit, leaseSeconds, filter: this.filter });
+      this.flowMode = flowWaiting;
       if (rows.length >= limit || !this.flowMode) return { rows };
       const more = await this.flow(workerId, limit - rows.length, leaseSeconds);
       return { rows: [...rows, ...more.rows], retryInMs: more.retryInMs };
@@ -51,8 +50,8 @@ export class Claimer {
    */
   async claimAhead(workerId: string, limit: number, leaseSeconds: number): Promise<JobRow[]> {
     if (limit <= 0 || this.flowMode) return [];
-    const rows = await this.store.claim({ workerId, limit, leaseSeconds, filter: this.filter, ahead: true });
-    if (rows.length > 0) this.flowMode = rows[0].flow_waiting;
+    const { rows, flowWaiting } = await this.store.claim({ workerId, limit, leaseSeconds, filter: this.filter, ahead: true });
+    this.flowMode = flowWaiting;
     return rows;
   }
 

@@ -2,8 +2,12 @@ import type { Sql } from "../database";
 import { filterCondition, type WorkerFilter } from "./limits";
 import { archiveInsert, LIVE_COLUMNS, type JobRow } from "./rows";
 
-/** A claimed job, and whether jobs needing the flow-control claim wait too. */
-export type ClaimedRow = JobRow & { flow_waiting: boolean };
+/** What one claim statement got, and whether jobs needing the flow-control claim wait. */
+export interface Claimed {
+  rows: JobRow[];
+  /** Ready jobs with a tenant, a rate-limit key or a concurrency key wait for this worker. */
+  flowWaiting: boolean;
+}
 
 /** What a worker asks for when it claims. */
 export interface ClaimRequest {
@@ -35,9 +39,9 @@ export interface ClaimRequest {
  * that use those features are claimed by the flow-control claim
  * (src/limits/claim.ts), which enforces the limits.
  */
-export async function claimJobs(sql: Sql, request: ClaimRequest): Promise<ClaimedRow[]> {
+export async function claimJobs(sql: Sql, request: ClaimRequest): Promise<Claimed> {
   const where = filterCondition(request.filter ?? { queues: null, tags: [] }, "jobs", 4);
-  const rows = await sql.query<ClaimedRow>(
+  const out = await sql.query<JobRow & { flow_waiting: boolean }>(
     `WITH candidates AS MATERIALIZED (
        SELECT id FROM jobs
        WHERE status = 'pending' AND pending_dependencies = 0 AND COALESCE(tenant, '') = '' AND run_at <= now()
@@ -52,18 +56,21 @@ export async function claimJobs(sql: Sql, request: ClaimRequest): Promise<Claime
        FROM candidates c WHERE jobs.id = c.id
        RETURNING jobs.*
      )
-     SELECT ${LIVE_COLUMNS}, f.flow_waiting FROM j
      -- One probe of jobs_ready_flow_idx (empty when flow control is unused):
-     -- tells the worker to switch to the flow-control claim next round.
-     CROSS JOIN (SELECT EXISTS (
+     -- tells the worker to switch to the flow-control claim next round. A
+     -- claim that gets nothing still returns one row, with the flag alone.
+     SELECT ${LIVE_COLUMNS}, f.flow_waiting FROM (SELECT EXISTS (
        SELECT 1 FROM jobs WHERE status = 'pending' AND pending_dependencies = 0
          AND (tenant IS NOT NULL OR rate_limit_key IS NOT NULL OR concurrency_key IS NOT NULL)
          AND run_at <= now()${where.sql}
-     ) AS flow_waiting) f`,
+     ) AS flow_waiting) f
+     LEFT JOIN j ON true`,
     [request.workerId, request.limit, request.leaseSeconds, ...where.params],
     { prepare: true },
   );
-  return rows.sort((a, b) => b.priority - a.priority || a.run_at.getTime() - b.run_at.getTime() || (a.id < b.id ? -1 : 1));
+  const flowWaiting = out[0]?.flow_waiting === true;
+  const rows: JobRow[] = out.filter((r) => r.id !== null);
+  return { flowWaiting, rows: rows.sort((a, b) => b.priority - a.priority || a.run_at.getTime() - b.run_at.getTime() || (a.id < b.id ? -1 : 1)) };
 }
 
 /** Extends the leases a worker still holds; returns the ids whose lease it still holds. */
