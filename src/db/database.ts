@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type pg from "pg";
 import { poolOf } from "./client";
+import { SKEIN_TYPES } from "./parsers";
 
 /** Anything that runs one SQL statement with positional parameters ($1, $2...). */
 export interface Sql {
@@ -24,9 +25,11 @@ function statementName(text: string): string {
   return name;
 }
 
-/** The query config for `pg`: named when asked to prepare. */
+/** The query config for `pg`: named when asked to prepare, with Skein's type parsers. */
 function pgQuery(text: string, values: readonly unknown[], options?: { prepare?: boolean }): pg.QueryConfig {
-  return options?.prepare ? { name: statementName(text), text, values: values as unknown[] } : { text, values: values as unknown[] };
+  const config: pg.QueryConfig = { text, values: values as unknown[], types: SKEIN_TYPES };
+  if (options?.prepare) config.name = statementName(text);
+  return config;
 }
 
 /** A Prisma client or interactive-transaction client: the subset Skein uses for raw SQL. */

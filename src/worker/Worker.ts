@@ -13,6 +13,7 @@ import { JobStore } from "../db/store";
 import { dependencyId, type Job, type JsonValue } from "../jobs/types";
 import { silentLogger, type Logger } from "../logging";
 import { backoffMs, sleep, systemClock, type Clock } from "./clock";
+import { AttemptAbort } from "./abort";
 import { Claimer } from "./claimer";
 import { Delegation } from "./delegation";
 import { JobManager } from "../jobs/JobManager";
@@ -597,7 +598,7 @@ interface HeldJob {
 
 /** A claimed job while this worker runs it. */
 class RunningJobState implements RunningJob {
-  readonly controller = new AbortController();
+  readonly abort = new AttemptAbort();
   phase: RunningJob["phase"] = "executing";
   constructor(
     readonly job: Job,
@@ -609,7 +610,7 @@ class RunningJobState implements RunningJob {
   abandon(reason: "shutdown" | "lease-lost"): void {
     if (this.phase !== "executing") return;
     this.phase = reason;
-    this.controller.abort(new Error(reason === "shutdown" ? "the worker is shutting down" : "the job's lease was lost"));
+    this.abort.abort(new Error(reason === "shutdown" ? "the worker is shutting down" : "the job's lease was lost"));
   }
 }
 

@@ -1,6 +1,7 @@
 import type { JobStore } from "../db/store";
 import type { Job, JsonValue } from "../jobs/types";
 import type { Logger } from "../logging";
+import type { AttemptAbort } from "./abort";
 import { backoffMs, sleep, type Clock } from "./clock";
 import type { CompletionBatcher } from "./completer";
 import { pickExecutor } from "./executors";
@@ -15,7 +16,7 @@ export interface RunningJob {
   readonly job: Job;
   readonly leaseToken: string;
   readonly dependencyResults: Record<string, JsonValue | null>;
-  readonly controller: AbortController;
+  readonly abort: AttemptAbort;
   /** Milliseconds it waited here, claimed ahead of a free slot, before it started (`prefetch`). */
   readonly heldMs?: number;
   /** executing → completing/failing, or abandoned (shutdown, lease lost): then the worker records nothing. */
@@ -58,14 +59,14 @@ class JobTimeoutError extends Error {
  * or final). An abandoned attempt records nothing.
  */
 export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<void> {
-  const { job, controller } = entry;
+  const { job, abort } = entry;
   const logger = deps.logger.child({ jobId: job.id });
   // winston formats a line before its transports drop it by level: skip the per-job lines unless they are kept.
   const debug = logger.isDebugEnabled();
   const log = new AttemptLog(deps.store.db, job.id, job.attempts, logger, deps.clock);
   const timeout =
     job.timeoutSeconds !== null
-      ? deps.clock.setTimeout(() => controller.abort(new JobTimeoutError(`timed out after ${job.timeoutSeconds} s`)), job.timeoutSeconds * 1000)
+      ? deps.clock.setTimeout(() => abort.abort(new JobTimeoutError(`timed out after ${job.timeoutSeconds} s`)), job.timeoutSeconds * 1000)
       : undefined;
   try {
     const executor = pickExecutor(deps.executors, job);
@@ -75,7 +76,9 @@ export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<
       attempt: job.attempts,
       dependencyResults: entry.dependencyResults,
       logger,
-      signal: controller.signal,
+      get signal() {
+        return abort.signal;
+      },
       rateLimited: (options = {}) => {
         const seconds = options.retryAfterSeconds ?? 1;
         if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0 || seconds > 86_400) {
@@ -86,10 +89,10 @@ export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<
       log,
       delegate: ((spec: CreateJobInput, options: DelegateOptions = {}) =>
         deps
-          .delegation(job, controller.signal)
+          .delegation(job, abort.signal)
           .delegateAll([spec], options)
           .then((out) => out[0])) as JobContext["delegate"],
-      delegateAll: ((specs: CreateJobInput[], options: DelegateOptions = {}) => deps.delegation(job, controller.signal).delegateAll(specs, options)) as JobContext["delegateAll"],
+      delegateAll: ((specs: CreateJobInput[], options: DelegateOptions = {}) => deps.delegation(job, abort.signal).delegateAll(specs, options)) as JobContext["delegateAll"],
       task: {
         id: job.taskId,
         setStep: async (step) => {
@@ -99,7 +102,7 @@ export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<
       },
     };
     if (debug) logger.debug("job started", { executor: executor.name, attempt: job.attempts });
-    const value = await untilAborted(executor.execute(job, ctx), controller.signal);
+    const value = await abort.race(executor.execute(job, ctx));
     const result = toJsonResult(value);
     await log.close();
     if (entry.phase !== "executing") return;
@@ -167,25 +170,6 @@ async function recordFailure(entry: RunningJob, error: unknown, deps: AttemptDep
       await sleep(deps.clock, backoffMs(attempt, 200, 5000, deps.random));
     }
   }
-}
-
-/** Resolves with the promise, or rejects with the signal's reason as soon as it aborts. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
-  });
 }
 
 /** The executor's return value as a JSON result; a value JSON cannot hold fails the job for good. */
