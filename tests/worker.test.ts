@@ -148,6 +148,25 @@ describe("Worker: failures, retries, timeouts", () => {
     expect(await finished(job.id)).toMatchObject({ status: "failed", errorMessage: "timed out after 1 s" });
     expect(sawAbort).toBe(true);
   });
+
+  it("an executor that first looks at ctx.signal after its attempt timed out finds it aborted, with the reason", async () => {
+    const release = deferred();
+    let seen: { aborted: boolean; reason: string } | undefined;
+    await startWorker({
+      agentRegistry: {
+        late: async (_p, c) => {
+          await release.promise;
+          seen = { aborted: c.signal.aborted, reason: String(c.signal.reason) };
+          return null;
+        },
+      },
+    });
+    const job = await ctx.jobManager.createJob({ jobType: "agent", name: "late", payload: { agent_name: "late" }, timeoutSeconds: 1, maxRetries: 0 });
+    expect(await finished(job.id)).toMatchObject({ status: "failed", errorMessage: "timed out after 1 s" });
+    release.resolve();
+    await waitFor(async () => seen !== undefined, "the executor to look at its signal");
+    expect(seen).toEqual({ aborted: true, reason: "JobTimeoutError: timed out after 1 s" });
+  });
 });
 
 describe("Worker: leases and shutdown", () => {
