@@ -1,7 +1,11 @@
 import pg from "pg";
 
 const TIMESTAMPTZ = pg.types.builtins.TIMESTAMPTZ;
-const pgTimestamptz = pg.types.getTypeParser(TIMESTAMPTZ, "text") as (text: string) => Date;
+
+/** `pg`'s own parser (looked up when used, so a parser set with `pg.types.setTypeParser` applies): a number for ±infinity. */
+function pgTimestamptz(text: string): Date | number | null {
+  return (pg.types.getTypeParser(TIMESTAMPTZ, "text") as (text: string) => Date | number | null)(text);
+}
 
 /** The digit at `text[i]`, or NaN (which poisons whatever it is added to). */
 function digit(text: string, i: number): number {
@@ -19,9 +23,10 @@ function twoDigits(text: string, i: number): number {
  * claimed job carries half a dozen timestamps, and `pg`'s regular-expression
  * parser took about 0.7 µs for each. Milliseconds are the first three
  * fractional digits (a `Date` holds no more). Any other form (another
- * DateStyle, a year outside 1000-9999, BC, infinity) goes to `pg`'s parser.
+ * DateStyle, a year outside 1000-9999, BC, infinity) goes to `pg`'s parser,
+ * which returns a number for ±infinity (columns Skein reads never hold it).
  */
-export function parseTimestamptz(text: string): Date {
+export function parseTimestamptz(text: string): Date | number | null {
   const n = text.length;
   if (
     n >= 22 &&

@@ -30,7 +30,9 @@ export class AttemptAbort {
     if (this.why) return;
     this.why = reason;
     this.controller?.abort(reason);
-    for (const listener of [...this.listeners]) listener(reason);
+    const listeners = [...this.listeners];
+    this.listeners.clear();
+    for (const listener of listeners) listener(reason);
   }
 
   /** Resolves with the promise, or rejects with the abort's reason as soon as the attempt is aborted. */
