@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // A/B drain benchmark: the same no-op drain on two builds of Skein, in one run,
 // on one embedded PostgreSQL (a fresh database per run), alternating the order.
+// Prints medians of throughput and of the worker's CPU per job (the worker runs
+// in this process).
 //
 //   node scripts/ab-drain.js --before /path/to/old/dist --after dist [--jobs 20000] [--concurrency 10,50] [--repeats 3]
 //     [--before-options '{"prefetch":0}'] [--after-options '{"prefetch":100}']   (extra Worker options per side)
@@ -23,12 +25,15 @@ async function drainOnce(distDir, adminUrl, jobs, concurrency, label, workerOpti
   let done = 0;
   const finished = new Promise((resolve) => worker.on("job:complete", () => ++done === jobs && resolve()));
   const t0 = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
   await worker.start();
   await finished;
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
   await worker.stop();
   await prisma.$disconnect();
-  return jobs / seconds;
+  // The worker runs in this process: its CPU (user + system) per job, in µs.
+  return { rate: jobs / seconds, cpu: (cpu.user + cpu.system) / jobs };
 }
 
 (async () => {
@@ -40,7 +45,7 @@ async function drainOnce(distDir, adminUrl, jobs, concurrency, label, workerOpti
   const repeats = Number(arg("repeats", "3"));
   const server = await scratchServer(require(path.resolve(after)), { prefix: "skein-ab-" });
   console.log(`A/B drain of ${jobs} no-op jobs, ${repeats} runs each, alternating; PostgreSQL with default durability; load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
-  console.log("| concurrency | before (jobs/s) | after (jobs/s) | after ÷ before |\n|---:|---:|---:|---:|");
+  console.log("| concurrency | before (jobs/s) | after (jobs/s) | after ÷ before | worker CPU per job, before → after (µs) |\n|---:|---:|---:|---:|---:|");
   try {
     for (const c of concurrencies) {
       const runs = { before: [], after: [] };
@@ -48,9 +53,10 @@ async function drainOnce(distDir, adminUrl, jobs, concurrency, label, workerOpti
         const order = r % 2 === 0 ? ["before", "after"] : ["after", "before"];
         for (const label of order) runs[label].push(await drainOnce(label === "before" ? before : after, server.adminUrl, jobs, c, label, JSON.parse(arg(`${label}-options`, "{}"))));
       }
-      const b = median(runs.before);
-      const a = median(runs.after);
-      console.log(`| ${c} | ${b.toFixed(0)} | ${a.toFixed(0)} | ${(a / b).toFixed(2)}× |`);
+      const b = median(runs.before.map((r) => r.rate));
+      const a = median(runs.after.map((r) => r.rate));
+      const cpu = (side) => median(runs[side].map((r) => r.cpu)).toFixed(1);
+      console.log(`| ${c} | ${b.toFixed(0)} | ${a.toFixed(0)} | ${(a / b).toFixed(2)}× | ${cpu("before")} → ${cpu("after")} |`);
     }
   } finally {
     await server.stop();
