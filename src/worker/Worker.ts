@@ -15,6 +15,7 @@ import { silentLogger, type Logger } from "../logging";
 import { backoffMs, sleep, systemClock, type Clock } from "./clock";
 import { AttemptAbort } from "./abort";
 import { Claimer } from "./claimer";
+import { HeldJobs } from "./held";
 import { Delegation } from "./delegation";
 import { JobManager } from "../jobs/JobManager";
 import { CompletionBatcher } from "./completer";
@@ -59,9 +60,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * the database, not started here yet. `claimedAt` and `leaseUntil` are on
    * this worker's clock (`leaseUntil` moves with each renewal).
    */
-  private held: HeldJob[] = [];
-  /** Milliseconds each held job waited before it was taken to start (read by `prepare`). */
-  private readonly heldMs = new WeakMap<JobRow, number>();
+  /** Jobs claimed ahead of free slots (`prefetch`). */
+  private readonly held: HeldJobs;
   private readonly completer: CompletionBatcher;
   private state: "new" | "running" | "stopping" | "stopped" = "new";
   private fetching = false;
@@ -93,6 +93,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.store = new JobStore(this.options.prisma);
     this.jobManager = new JobManager(this.options.prisma, { logger: this.logger, refreshStatistics: false });
     this.builtIn = [new AgentExecutor(this.options.agentRegistry), new QueryExecutor(this.options.queryEngine)];
+    this.held = new HeldJobs({
+      marginMs: this.options.heartbeatInterval * 1000,
+      onDropped: (row) => this.logger.warn("dropping a job held too long without a lease renewal; it runs again after its lease expires", { jobId: row.id }),
+    });
     this.claimer = new Claimer(this.store, { queues: this.options.queues, tags: this.options.tags });
     this.completer = new CompletionBatcher(this.store, {
       clock: this.clock,
@@ -173,7 +177,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     await touchWorker(this.store.db, this.registration(), "stopping").catch(() => undefined);
     await this.fetchRound; // a claim in flight ends first (what it got is started or handed back)
     // Jobs held for later slots never start: back to pending for other workers at once.
-    await this.releaseUnstarted(this.held.splice(0).map((h) => h.row));
+    await this.releaseUnstarted(this.held.removeAll());
     if (this.running.size > 0) {
       const cut = force || this.forceRequested;
       this.logger.info("waiting for running jobs to finish", { running: this.running.size, graceSeconds: cut ? 0 : this.options.shutdownTimeout });
@@ -259,8 +263,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       const backlog = Math.max(0, this.completer.pending - Math.max(this.options.maxConcurrentJobs, this.options.prefetch));
       this.heldBack = backlog > 0;
       let free = this.options.maxConcurrentJobs - this.running.size - backlog;
-      if (free > 0 && this.held.length > 0) {
-        const next = this.takeHeld(free);
+      if (free > 0 && this.held.size > 0) {
+        const next = this.held.take(free, this.clock.now());
         free -= next.length;
         if (next.length > 0) await this.startJobs(next);
       }
@@ -291,8 +295,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /** Claims plain jobs ahead of free slots once fewer than half of `prefetch` are held. */
   private async refillHeld(): Promise<void> {
-    const want = this.options.prefetch - this.held.length;
-    if (this.options.prefetch === 0 || this.held.length > this.options.prefetch / 2 || this.claimer.usingFlowControl) return;
+    const want = this.options.prefetch - this.held.size;
+    if (this.options.prefetch === 0 || this.held.size > this.options.prefetch / 2 || this.claimer.usingFlowControl) return;
     const requestedAt = this.clock.now();
     let rows: JobRow[];
     try {
@@ -309,36 +313,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     // deadline); the claim committed before the reply came back (so the time
     // held, counted from the reply, is never more than the real one).
     const leaseUntil = requestedAt + this.options.staleTimeout * 1000;
-    const claimedAt = this.clock.now();
-    for (const row of rows) this.held.push({ row, claimedAt, leaseUntil });
+    this.held.add(rows, this.clock.now(), leaseUntil);
     // Slots freed while this claim was in flight start from what it got.
     if (rows.length > 0 && this.options.maxConcurrentJobs - this.running.size > 0) this.fetchAgain = true;
-  }
-
-  /**
-   * Takes up to `n` held jobs to start, in claim order. A held job whose lease
-   * may have run out (heartbeats failed for most of `staleTimeout`) is dropped,
-   * not started: another worker may already have rescued it.
-   */
-  private takeHeld(n: number): JobRow[] {
-    const taken: JobRow[] = [];
-    while (taken.length < n && this.held.length > 0) {
-      const row = this.takeHeldAt(0);
-      if (row) taken.push(row);
-    }
-    return taken;
-  }
-
-  /** Removes `held[index]`; returns its row, with the time it was held noted, unless its lease may have run out. */
-  private takeHeldAt(index: number): JobRow | undefined {
-    const [h] = this.held.splice(index, 1);
-    const now = this.clock.now();
-    if (h.leaseUntil - now <= this.options.heartbeatInterval * 1000) {
-      this.logger.warn("dropping a job held too long without a lease renewal; it runs again after its lease expires", { jobId: h.row.id });
-      return undefined;
-    }
-    this.heldMs.set(h.row, Math.max(0, now - h.claimedAt));
-    return h.row;
   }
 
   /** Claims again once a rate-limited key has a token (jobs wait on it). */
@@ -401,7 +378,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     for (const row of rows) {
       const job = toJob(row);
       // A job claimed ahead (prefetch) starts now, not when it was claimed: `ctx.job.startedAt` says so.
-      const held = this.heldMs.get(row);
+      const held = this.held.waitedMs(row);
       if (held !== undefined && job.startedAt !== null) job.startedAt = new Date(job.startedAt.getTime() + held);
       const dependencyResultsOfJob: Record<string, JsonValue | null> = {};
       for (const id of job.dependencies.map(dependencyId)) dependencyResultsOfJob[id] = (results.get(id) ?? null) as JsonValue | null;
@@ -452,10 +429,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
               leaseSeconds: this.options.staleTimeout,
               filter: { queues: this.options.queues, tags: this.options.tags },
               runInline: (row) => this.runInline(row),
-              takeHeld: (id) => {
-                const i = this.held.findIndex((h) => h.row.id === id);
-                return i < 0 ? undefined : this.takeHeldAt(i);
-              },
+              takeHeld: (id) => this.held.takeById(id, this.clock.now()),
             },
             job,
             signal,
@@ -479,7 +453,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     if (!Array.isArray(ids)) return;
     const cancelled = new Set(ids);
-    this.held = this.held.filter((h) => !cancelled.has(h.row.id));
+    this.held.removeIds(cancelled);
     for (const id of ids) {
       const entry = typeof id === "string" ? this.running.get(id) : undefined;
       if (entry && entry.phase === "executing") {
@@ -527,17 +501,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
     try {
       await touchWorker(this.store.db, this.registration(), this.state === "stopping" ? "stopping" : "running");
       const executing = [...this.running.values()].filter((r) => r.phase === "executing");
-      const waiting = [...this.held]; // a copy: claims in flight may add to the list meanwhile
-      const tokens = [...executing.map((r) => r.leaseToken), ...waiting.map((h) => h.row.lease_token as string)];
+      const waiting = this.held.leases(); // the jobs held now: claims in flight may add more meanwhile
+      const tokens = [...executing.map((r) => r.leaseToken), ...waiting.tokens];
       const renewedAt = this.clock.now();
       const held = new Set(await this.store.renew(this.workerId, tokens, this.options.staleTimeout));
       // A job held for a later slot whose lease is gone (cancelled, reclaimed) is dropped before it starts.
-      const lost = new Set<string>();
-      for (const h of waiting) {
-        if (held.has(h.row.lease_token as string)) h.leaseUntil = renewedAt + this.options.staleTimeout * 1000;
-        else lost.add(h.row.lease_token as string);
-      }
-      if (lost.size > 0) this.held = this.held.filter((h) => !lost.has(h.row.lease_token as string));
+      waiting.renewed(held, renewedAt, this.options.staleTimeout * 1000);
       for (const r of executing) {
         if (held.has(r.leaseToken) || r.phase !== "executing") continue;
         this.logger.warn("lease lost (job reclaimed or cancelled); aborting the attempt", { jobId: r.job.id });
@@ -587,13 +556,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const { max: _max, idleTimeoutMillis: _idle, ...config } = pool.options;
     return config as pg.ClientConfig;
   }
-}
-
-/** A job claimed ahead of a free slot. */
-interface HeldJob {
-  row: JobRow;
-  claimedAt: number;
-  leaseUntil: number;
 }
 
 /** A claimed job while this worker runs it. */
