@@ -55,12 +55,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly custom: Executor[] = [];
   private readonly builtIn: Executor[];
   private readonly running = new Map<string, RunningJob>();
-  /**
-   * Jobs claimed ahead of free slots (`prefetch`), in claim order: running in
-   * the database, not started here yet. `claimedAt` and `leaseUntil` are on
-   * this worker's clock (`leaseUntil` moves with each renewal).
-   */
-  /** Jobs claimed ahead of free slots (`prefetch`). */
+  /** Jobs claimed ahead of free slots (`prefetch`): running in the database, not started here yet. */
   private readonly held: HeldJobs;
   private readonly completer: CompletionBatcher;
   private state: "new" | "running" | "stopping" | "stopped" = "new";

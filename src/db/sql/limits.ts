@@ -138,7 +138,7 @@ export async function flowJobsWaiting(sql: Sql, filter: WorkerFilter): Promise<b
          AND j.run_at <= now()${where.sql}
      ) AS waiting`,
     where.params,
-    { prepare: true }, // asked before every claim: planned once per connection
+    { prepare: true }, // asked in every flow-control claim: planned once per connection
   );
   return rows[0]?.waiting === true;
 }
