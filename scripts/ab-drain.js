@@ -11,11 +11,11 @@
 // than 10%": --before is a build of the commit before flow control.
 const os = require("node:os");
 const path = require("node:path");
-const { arg, createDatabase, median, scratchServer } = require("./lib/scratch");
+const { arg, median, scratchServer } = require("./lib/scratch");
 
-async function drainOnce(distDir, adminUrl, jobs, concurrency, label, workerOptions = {}) {
+async function drainOnce(distDir, server, jobs, concurrency, label, workerOptions = {}) {
   const skein = require(path.resolve(distDir));
-  const url = await createDatabase(adminUrl, `ab_${label}_${concurrency}_${Date.now().toString(36)}`);
+  const url = await server.database(`ab_${label}_${concurrency}_${Date.now().toString(36)}`);
   await skein.migrate(url);
   const prisma = skein.createPrismaClient(url, { maxConnections: concurrency + 4 });
   const jm = new skein.JobManager(prisma);
@@ -43,7 +43,7 @@ async function drainOnce(distDir, adminUrl, jobs, concurrency, label, workerOpti
   const jobs = Number(arg("jobs", "20000"));
   const concurrencies = arg("concurrency", "10,50").split(",").map(Number);
   const repeats = Number(arg("repeats", "3"));
-  const server = await scratchServer(require(path.resolve(after)), { prefix: "skein-ab-" });
+  const server = await scratchServer();
   console.log(`A/B drain of ${jobs} no-op jobs, ${repeats} runs each, alternating; PostgreSQL with default durability; load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
   console.log("| concurrency | before (jobs/s) | after (jobs/s) | after ÷ before | worker CPU per job, before → after (µs) |\n|---:|---:|---:|---:|---:|");
   try {
@@ -51,7 +51,7 @@ async function drainOnce(distDir, adminUrl, jobs, concurrency, label, workerOpti
       const runs = { before: [], after: [] };
       for (let r = 0; r < repeats; r++) {
         const order = r % 2 === 0 ? ["before", "after"] : ["after", "before"];
-        for (const label of order) runs[label].push(await drainOnce(label === "before" ? before : after, server.adminUrl, jobs, c, label, JSON.parse(arg(`${label}-options`, "{}"))));
+        for (const label of order) runs[label].push(await drainOnce(label === "before" ? before : after, server, jobs, c, label, JSON.parse(arg(`${label}-options`, "{}"))));
       }
       const b = median(runs.before.map((r) => r.rate));
       const a = median(runs.after.map((r) => r.rate));
@@ -59,7 +59,7 @@ async function drainOnce(distDir, adminUrl, jobs, concurrency, label, workerOpti
       console.log(`| ${c} | ${b.toFixed(0)} | ${a.toFixed(0)} | ${(a / b).toFixed(2)}× | ${cpu("before")} → ${cpu("after")} |`);
     }
   } finally {
-    await server.stop();
+    await server.close();
   }
 })().catch((error) => {
   console.error(error);

@@ -13,7 +13,7 @@ const os = require("node:os");
 const path = require("node:path");
 const { mkdirSync, writeFileSync } = require("node:fs");
 const skein = require("../dist");
-const { arg, createDatabase, scratchServer } = require("./lib/scratch");
+const { arg, scratchServer } = require("./lib/scratch");
 
 const LIMITS = { openai: 100, anthropic: 60, gemini: 40 };
 const TENANTS = { big: 3000, medium: 600, small: 30 };
@@ -25,8 +25,8 @@ const percentile = (xs, p) => {
 
 (async () => {
   const windowSeconds = Number(arg("seconds", "10"));
-  const server = await scratchServer(skein, { adminUrl: arg("database-url"), prefix: "skein-bench-flow-" });
-  const url = await createDatabase(server.adminUrl, `skein_bench_flow_${Date.now().toString(36)}`);
+  const server = await scratchServer(arg("database-url"));
+  const url = await server.database(`flow_${Date.now().toString(36)}`);
   await skein.migrate(url);
   const prisma = skein.createPrismaClient(url, { maxConnections: 20 });
   const jm = new skein.JobManager(prisma);
@@ -75,7 +75,7 @@ const percentile = (xs, p) => {
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, `flow-${result.date.replace(/[:.]/g, "-")}.json`), JSON.stringify(result, null, 2));
   await prisma.$disconnect();
-  await server.stop();
+  await server.close();
 })().catch((error) => {
   console.error(error);
   process.exit(1);

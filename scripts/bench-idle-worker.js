@@ -14,10 +14,10 @@
 const path = require("node:path");
 const pg = require("pg");
 const graphs = require("../bench/lib/graphs");
-const { arg, createDatabase, median, scratchServer } = require("./lib/scratch");
+const { arg, median, scratchServer } = require("./lib/scratch");
 
-async function runOnce(skein, adminUrl, kind, idleFirst, label) {
-  const url = await createDatabase(adminUrl, `idle_${label}_${Date.now().toString(36)}`);
+async function runOnce(skein, server, kind, idleFirst, label) {
+  const url = await server.database(`idle_${label}_${Date.now().toString(36)}`);
   await skein.migrate(url);
   const prisma = skein.createPrismaClient(url, { maxConnections: 54 });
   const jm = new skein.JobManager(prisma);
@@ -58,14 +58,14 @@ async function runOnce(skein, adminUrl, kind, idleFirst, label) {
   const kinds = arg("kinds", "dag,chains").split(",");
   const repeats = Number(arg("repeats", "2"));
   const skein = require(distDir);
-  const server = await scratchServer(skein, { prefix: "skein-idle-" });
+  const server = await scratchServer();
   const times = {};
   try {
     for (let r = 0; r < repeats; r++) {
       for (const kind of kinds) {
         for (const idleFirst of [false, true]) {
           const key = `${kind} ${idleFirst ? "idle first" : "started after"}`;
-          const s = await runOnce(skein, server.adminUrl, kind, idleFirst, `${kind}${idleFirst ? "i" : "s"}${r}`);
+          const s = await runOnce(skein, server, kind, idleFirst, `${kind}${idleFirst ? "i" : "s"}${r}`);
           (times[key] ??= []).push(s);
           console.log(`${key}: ${s.toFixed(1)} s`);
         }
@@ -74,7 +74,7 @@ async function runOnce(skein, adminUrl, kind, idleFirst, label) {
     console.log(`\n${distDir}, median of ${repeats}:`);
     for (const [key, xs] of Object.entries(times)) console.log(`  ${key.padEnd(24)} ${median(xs).toFixed(1)} s  (${xs.map((x) => x.toFixed(1)).join(", ")})`);
   } finally {
-    await server.stop();
+    await server.close();
   }
 })().catch((error) => {
   console.error(error);

@@ -1,11 +1,9 @@
 "use strict";
 // What the measurement scripts (ab-drain, bench-flow, bench-idle-worker)
-// share: command-line options, medians, and throwaway databases on an embedded
-// PostgreSQL in a temporary folder (or on a server the caller names).
-const os = require("node:os");
-const path = require("node:path");
-const { mkdtempSync, chmodSync, rmSync } = require("node:fs");
-const pg = require("pg");
+// share: command-line options, and the benchmark's own helpers for medians
+// (bench/lib/stats.js) and throwaway databases (bench/lib/server.js).
+const { openServer, PREFIX } = require("../../bench/lib/server");
+const { median } = require("../../bench/lib/stats");
 
 /** The value after `--name` on the command line, or `fallback`. */
 function arg(name, fallback) {
@@ -13,39 +11,18 @@ function arg(name, fallback) {
   return i >= 0 ? process.argv[i + 1] : fallback;
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
 /**
- * A PostgreSQL server for a script's databases: the one at `adminUrl` when
- * given, else an embedded one (started with `skein`, a loaded build) in a
- * temporary folder that `stop()` removes.
+ * A PostgreSQL server for a script's databases, as the benchmark opens it:
+ * the one at `databaseUrl` when given, else an embedded one in a temporary
+ * folder. `database(name)` creates a database and returns its URL; `close()`
+ * drops those databases and stops the embedded server.
  */
-async function scratchServer(skein, { adminUrl, prefix = "skein-scratch-" } = {}) {
-  if (adminUrl) return { adminUrl, stop: async () => undefined };
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), prefix));
-  chmodSync(dataDir, 0o755); // the server may run as another user when started as root
-  const server = await skein.startEmbeddedDatabase({ dataDir });
+async function scratchServer(databaseUrl) {
+  const server = await openServer({ databaseUrl });
   return {
-    adminUrl: server.adminUrl,
-    async stop() {
-      await server.stop({ force: true });
-      rmSync(dataDir, { recursive: true, force: true });
-    },
+    database: (name) => server.createDatabase(`${PREFIX}${name}`),
+    close: () => server.close(),
   };
 }
 
-/** Creates database `name` on the server at `adminUrl` and returns its URL. */
-async function createDatabase(adminUrl, name) {
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-module.exports = { arg, median, scratchServer, createDatabase };
+module.exports = { arg, median, scratchServer };
