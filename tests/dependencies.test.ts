@@ -1,8 +1,10 @@
 import pg from "pg";
 import { DependencyCycleError, JobStatus, UnknownDependencyError } from "../src";
+import { poolOf } from "../src/db/client";
 import { READY_CHANNEL } from "../src/db/sql/insert";
 import { truncateAll, useTestDatabase } from "./helpers/db";
 import { TestDriver } from "./helpers/store";
+import { waitFor } from "./helpers/wait";
 
 const ctx = useTestDatabase();
 let driver: TestDriver;
@@ -143,6 +145,71 @@ describe("failure cascades", () => {
     expect(q).toMatchObject({ status: "pending", pendingDependencies: 1 });
     await driver.complete("p");
     expect(await readyIds()).toEqual(["q"]);
+  });
+});
+
+describe("ready notifications from createJob", () => {
+  /** Counts notifications on READY_CHANNEL; `next(seen)` waits until more than `seen` have come. */
+  async function listen() {
+    const listener = new pg.Client({ connectionString: ctx.db.url });
+    await listener.connect();
+    await listener.query(`LISTEN ${READY_CHANNEL}`);
+    let count = 0;
+    let wake: () => void = () => undefined;
+    listener.on("notification", () => {
+      count++;
+      wake();
+    });
+    return {
+      count: () => count,
+      next: async (seen: number) => {
+        while (count <= seen) await new Promise<void>((resolve) => (wake = resolve));
+      },
+      end: () => listener.end(),
+    };
+  }
+
+  it("an idle manager's insert carries the notification itself: one statement per ready job, none for a job that runs later", async () => {
+    const pool = poolOf(ctx.prisma) as pg.Pool;
+    const listener = await listen();
+    const spy = jest.spyOn(pool, "query");
+    try {
+      await ctx.jobManager.createJob({ ...job("later"), runAt: new Date(Date.now() + 3_600_000) });
+      await ctx.jobManager.createJob(job("now"));
+      // Sent at the insert's commit: the NOTIFY of a separate statement would come after it.
+      expect(spy).toHaveBeenCalledTimes(2);
+      await listener.next(0);
+      // A further (separate) notification would come on the same connection right behind this one.
+      await ctx.pool.query("SELECT pg_notify($1, '')", [READY_CHANNEL]);
+      await listener.next(1);
+      expect(listener.count()).toBe(2);
+    } finally {
+      spy.mockRestore();
+      await listener.end();
+    }
+  });
+
+  it("a job created while a carrying insert is still open gets a notification after both commit", async () => {
+    const listener = await listen();
+    const blocker = await ctx.pool.connect();
+    try {
+      // An uncommitted row with the carrier's id makes the carrying insert wait on the primary key.
+      await blocker.query("BEGIN");
+      await blocker.query(`INSERT INTO jobs (id, job_type, name) VALUES ('carrier', 'agent', 'carrier')`);
+      const carrier = ctx.jobManager.createJob(job("carrier"));
+      await waitFor(async () => (await ctx.pool.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`)).rowCount === 1, "the carrying insert to wait on the lock");
+      // The notifier is busy with the carrier: this insert cannot carry its own notification.
+      await ctx.jobManager.createJob(job("meanwhile"));
+      expect(listener.count()).toBe(0);
+      await blocker.query("ROLLBACK");
+      await carrier;
+      // The carrier's notification, then the follow-up for "meanwhile".
+      await listener.next(1);
+      expect(listener.count()).toBe(2);
+    } finally {
+      blocker.release();
+      await listener.end();
+    }
   });
 });
 

@@ -8,6 +8,10 @@ import { notifyReady } from "./sql/insert";
  * throughput; this keeps latency at one round trip when idle and the cost
  * near zero under load. A lost notification only delays work until the next
  * poll, so errors are reported, not thrown.
+ *
+ * When idle, a statement that writes ready jobs can carry the notification
+ * itself ({@link ReadyNotifier.carry}): workers are then woken by that
+ * statement's commit, without the separate NOTIFY's round trip and commit.
  */
 export class ReadyNotifier {
   private inFlight = false;
@@ -27,13 +31,29 @@ export class ReadyNotifier {
     this.inFlight = true;
     notifyReady(this.sql)
       .catch(this.onError)
-      .finally(() => {
-        this.inFlight = false;
-        if (this.again) {
-          this.again = false;
-          this.poke();
-        }
-      });
+      .finally(() => this.settled());
+  }
+
+  /**
+   * Lets the caller's next statement carry the notification (its own
+   * `pg_notify`, sent at its commit), if none is in flight: returns the
+   * function to call once that statement has finished, however it finished,
+   * or `undefined` when the caller must {@link ReadyNotifier.poke} after
+   * its commit instead. Requests made meanwhile get one follow-up, as with
+   * a NOTIFY in flight: their rows may commit after the carrier's.
+   */
+  carry(): (() => void) | undefined {
+    if (this.inFlight) return undefined;
+    this.inFlight = true;
+    return () => this.settled();
+  }
+
+  private settled(): void {
+    this.inFlight = false;
+    if (this.again) {
+      this.again = false;
+      this.poke();
+    }
   }
 }
 

@@ -183,8 +183,10 @@ export class JobManagerCore {
   private async createIndependentJobs(normalized: ReturnType<typeof orderBatch>, ordered: ReturnType<typeof orderBatch>, link: JobLink): Promise<Job[]> {
     const rowsIn = planJobs(ordered, new Map()).map((plan) => newJobRow(plan, link));
     let written: { rows: JobRow[]; taken: string[] };
+    // When no notification is in flight, the insert itself wakes the workers at its commit.
+    const carried = this.notifier.carry();
     try {
-      written = await this.retryDeadlocks(false, () => insertJobsIfNew(this.db, rowsIn));
+      written = await this.retryDeadlocks(false, () => insertJobsIfNew(this.db, rowsIn, { notify: carried !== undefined }));
     } catch (error) {
       // Two calls raced to create the same id: the loser gets the typed error.
       if (sqlState(error) === SqlState.uniqueViolation) {
@@ -192,11 +194,13 @@ export class JobManagerCore {
         throw new DuplicateJobIdError(await existingIds(this.db, ids).catch(() => ids));
       }
       throw error;
+    } finally {
+      carried?.();
     }
     if (written.taken.length > 0) throw new DuplicateJobIdError(written.taken);
     this.wroteJobs(written.rows.length);
     const now = Date.now();
-    if (written.rows.some((r) => r.pending_dependencies === 0 && r.run_at.getTime() <= now)) this.notifier.poke();
+    if (!carried && written.rows.some((r) => r.pending_dependencies === 0 && r.run_at.getTime() <= now)) this.notifier.poke();
     const byId = new Map(written.rows.map((row) => [row.id, createdJob(row)]));
     return normalized.map((job) => byId.get(job.id) as Job);
   }

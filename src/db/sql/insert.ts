@@ -146,8 +146,12 @@ function fromServer(rows: readonly NewJobRow[], written: ReadonlyArray<{ id: str
  * primary key.) Only what the server sets comes back (the run time and the
  * creation time); the rest of each row is the input, objects included (the
  * payload in a `NewJobRow` is already validation's copy of the caller's).
+ *
+ * With `notify`, the statement also tells listening workers that jobs are
+ * ready (at its commit, and only if it inserted a job whose run time has
+ * come): see `ReadyNotifier.carry`.
  */
-export async function insertJobsIfNew(sql: Sql, rows: readonly NewJobRow[]): Promise<{ rows: JobRow[]; taken: string[] }> {
+export async function insertJobsIfNew(sql: Sql, rows: readonly NewJobRow[], options: { notify?: boolean } = {}): Promise<{ rows: JobRow[]; taken: string[] }> {
   const json = inputJson(rows);
   const out = await sql.query<{ taken: string[] | null; id: string | null; run_at: Date | null; created_at: Date | null }>(
     `WITH ${INPUT_CTE}, taken AS MATERIALIZED (
@@ -157,10 +161,14 @@ export async function insertJobsIfNew(sql: Sql, rows: readonly NewJobRow[]): Pro
        WHERE NOT EXISTS (SELECT 1 FROM taken)
        ORDER BY id -- one lock order for every caller: overlapping batches wait, never deadlock
        RETURNING id, run_at, created_at
+     ), sent AS (
+       SELECT pg_notify($4, '') FROM j WHERE $3::boolean AND j.run_at <= now() LIMIT 1
      )
-     SELECT t.taken, r.id, r.run_at, r.created_at FROM (SELECT array_agg(id) AS taken FROM taken) t
+     -- "sent" must be read by the output: a CTE nothing reads is never run.
+     SELECT t.taken, r.id, r.run_at, r.created_at, (SELECT count(*) FROM sent)::int AS sent
+     FROM (SELECT array_agg(id) AS taken FROM taken) t
      LEFT JOIN LATERAL (SELECT id, run_at, created_at FROM j) r ON true`,
-    [json, rows.map((r) => r.id)],
+    [json, rows.map((r) => r.id), options.notify === true, READY_CHANNEL],
     { prepare: true },
   );
   const taken = out[0]?.taken ?? null;
