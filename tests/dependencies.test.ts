@@ -149,21 +149,40 @@ describe("failure cascades", () => {
 });
 
 describe("ready notifications from createJob", () => {
-  /** Counts notifications on READY_CHANNEL; `next(seen)` waits until more than `seen` have come. */
+  /**
+   * Listens on READY_CHANNEL. `ready()` counts the notifications with an empty
+   * payload (what Skein sends); `marker(name)` sends one with its own payload
+   * and waits for it: notifications arrive in commit order, so every one
+   * committed before the marker has arrived by then.
+   */
   async function listen() {
     const listener = new pg.Client({ connectionString: ctx.db.url });
     await listener.connect();
     await listener.query(`LISTEN ${READY_CHANNEL}`);
-    let count = 0;
+    let ready = 0;
+    const seen = new Set<string>();
     let wake: () => void = () => undefined;
-    listener.on("notification", () => {
-      count++;
+    listener.on("notification", (n) => {
+      if (n.payload) seen.add(n.payload);
+      else ready++;
       wake();
     });
+    const until = async (done: () => boolean, what: string) => {
+      const deadline = Date.now() + 10_000;
+      while (!done()) {
+        if (Date.now() > deadline) throw new Error(`no notification: ${what}`);
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          setTimeout(resolve, 100);
+        });
+      }
+    };
     return {
-      count: () => count,
-      next: async (seen: number) => {
-        while (count <= seen) await new Promise<void>((resolve) => (wake = resolve));
+      ready: () => ready,
+      until,
+      marker: async (name: string) => {
+        await ctx.pool.query("SELECT pg_notify($1, $2)", [READY_CHANNEL, name]);
+        await until(() => seen.has(name), `marker ${name}`);
       },
       end: () => listener.end(),
     };
@@ -176,20 +195,18 @@ describe("ready notifications from createJob", () => {
     try {
       await ctx.jobManager.createJob({ ...job("later"), runAt: new Date(Date.now() + 3_600_000) });
       await ctx.jobManager.createJob(job("now"));
-      // Sent at the insert's commit: the NOTIFY of a separate statement would come after it.
+      // No NOTIFY statement after the inserts: the second insert sent it at its commit.
       expect(spy).toHaveBeenCalledTimes(2);
-      await listener.next(0);
-      // A further (separate) notification would come on the same connection right behind this one.
-      await ctx.pool.query("SELECT pg_notify($1, '')", [READY_CHANNEL]);
-      await listener.next(1);
-      expect(listener.count()).toBe(2);
+      spy.mockRestore();
+      await listener.marker("after both");
+      expect(listener.ready()).toBe(1);
     } finally {
       spy.mockRestore();
       await listener.end();
     }
   });
 
-  it("a job created while a carrying insert is still open gets a notification after both commit", async () => {
+  it("a creator that finds another insert carrying a notification is notified at once, not after it", async () => {
     const listener = await listen();
     const blocker = await ctx.pool.connect();
     try {
@@ -198,14 +215,36 @@ describe("ready notifications from createJob", () => {
       await blocker.query(`INSERT INTO jobs (id, job_type, name) VALUES ('carrier', 'agent', 'carrier')`);
       const carrier = ctx.jobManager.createJob(job("carrier"));
       await waitFor(async () => (await ctx.pool.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`)).rowCount === 1, "the carrying insert to wait on the lock");
-      // The notifier is busy with the carrier: this insert cannot carry its own notification.
+      // This insert cannot carry (one carrier at a time): it sends a NOTIFY after its commit,
+      // while the carrier still waits.
       await ctx.jobManager.createJob(job("meanwhile"));
-      expect(listener.count()).toBe(0);
+      await listener.until(() => listener.ready() === 1, "for the job created meanwhile");
       await blocker.query("ROLLBACK");
       await carrier;
-      // The carrier's notification, then the follow-up for "meanwhile".
-      await listener.next(1);
-      expect(listener.count()).toBe(2);
+      // The carrier's own, sent at its commit.
+      await listener.marker("after the carrier");
+      expect(listener.ready()).toBe(2);
+    } finally {
+      blocker.release();
+      await listener.end();
+    }
+  });
+
+  it("a job that comes due while its insert runs is still announced", async () => {
+    const listener = await listen();
+    const blocker = await ctx.pool.connect();
+    try {
+      await blocker.query("BEGIN");
+      await blocker.query(`INSERT INTO jobs (id, job_type, name) VALUES ('soon', 'agent', 'soon')`);
+      // Not due when the insert starts (by the server's clock), due by the time it commits. Both
+      // clocks are real ones here (PostgreSQL's now()), so the test waits for the run time to pass.
+      const runAt = new Date(Date.now() + 300);
+      const creating = ctx.jobManager.createJob({ ...job("soon"), runAt });
+      await waitFor(async () => (await ctx.pool.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`)).rowCount === 1, "the insert to wait on the lock");
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, runAt.getTime() - Date.now()) + 50));
+      await blocker.query("ROLLBACK");
+      await creating;
+      await listener.until(() => listener.ready() === 1, "for the job that came due");
     } finally {
       blocker.release();
       await listener.end();

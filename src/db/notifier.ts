@@ -9,20 +9,23 @@ import { notifyReady } from "./sql/insert";
  * near zero under load. A lost notification only delays work until the next
  * poll, so errors are reported, not thrown.
  *
- * When idle, a statement that writes ready jobs can carry the notification
- * itself ({@link ReadyNotifier.carry}): workers are then woken by that
- * statement's commit, without the separate NOTIFY's round trip and commit.
+ * One insert at a time may instead carry its own notification
+ * ({@link ReadyNotifier.carry}): workers are then woken by that insert's
+ * commit, without a separate NOTIFY's round trip and commit. A carrier covers
+ * only its own rows, so requests never wait for one: at most one carrier and
+ * one NOTIFY of this notifier are committing at any time.
  */
 export class ReadyNotifier {
   private inFlight = false;
   private again = false;
+  private carrying = false;
 
   constructor(
     private readonly sql: Sql,
     private readonly onError: (error: unknown) => void = () => undefined,
   ) {}
 
-  /** Requests a notification. */
+  /** Requests a notification (call it after the commit of the rows it is about). */
   poke(): void {
     if (this.inFlight) {
       this.again = true;
@@ -31,29 +34,29 @@ export class ReadyNotifier {
     this.inFlight = true;
     notifyReady(this.sql)
       .catch(this.onError)
-      .finally(() => this.settled());
+      .finally(() => {
+        this.inFlight = false;
+        if (this.again) {
+          this.again = false;
+          this.poke();
+        }
+      });
   }
 
   /**
-   * Lets the caller's next statement carry the notification (its own
-   * `pg_notify`, sent at its commit), if none is in flight: returns the
-   * function to call once that statement has finished, however it finished,
-   * or `undefined` when the caller must {@link ReadyNotifier.poke} after
-   * its commit instead. Requests made meanwhile get one follow-up, as with
-   * a NOTIFY in flight: their rows may commit after the carrier's.
+   * Lets the caller's next statement carry the notification for its own rows
+   * (its `pg_notify`, sent at its commit), if no other statement is carrying
+   * one: returns the function to call once that statement has finished,
+   * however it finished, or `undefined` when the caller must
+   * {@link ReadyNotifier.poke} after its commit instead. A carrier that did
+   * not send (nothing due when it ran) pokes after its commit too.
    */
   carry(): (() => void) | undefined {
-    if (this.inFlight) return undefined;
-    this.inFlight = true;
-    return () => this.settled();
-  }
-
-  private settled(): void {
-    this.inFlight = false;
-    if (this.again) {
-      this.again = false;
-      this.poke();
-    }
+    if (this.carrying) return undefined;
+    this.carrying = true;
+    return () => {
+      this.carrying = false;
+    };
   }
 }
 

@@ -182,8 +182,8 @@ export class JobManagerCore {
   /** Jobs without dependencies, outside a caller's transaction: one statement (check and insert), no BEGIN/COMMIT. */
   private async createIndependentJobs(normalized: ReturnType<typeof orderBatch>, ordered: ReturnType<typeof orderBatch>, link: JobLink): Promise<Job[]> {
     const rowsIn = planJobs(ordered, new Map()).map((plan) => newJobRow(plan, link));
-    let written: { rows: JobRow[]; taken: string[] };
-    // When no notification is in flight, the insert itself wakes the workers at its commit.
+    let written: { rows: JobRow[]; taken: string[]; sent: boolean };
+    // Unless another insert is carrying one, this insert wakes the workers itself at its commit.
     const carried = this.notifier.carry();
     try {
       written = await this.retryDeadlocks(false, () => insertJobsIfNew(this.db, rowsIn, { notify: carried !== undefined }));
@@ -200,7 +200,8 @@ export class JobManagerCore {
     if (written.taken.length > 0) throw new DuplicateJobIdError(written.taken);
     this.wroteJobs(written.rows.length);
     const now = Date.now();
-    if (!carried && written.rows.some((r) => r.pending_dependencies === 0 && r.run_at.getTime() <= now)) this.notifier.poke();
+    // Also when the insert carried nothing but a job came due meanwhile (or this clock runs ahead of the server's).
+    if (!written.sent && written.rows.some((r) => r.pending_dependencies === 0 && r.run_at.getTime() <= now)) this.notifier.poke();
     const byId = new Map(written.rows.map((row) => [row.id, createdJob(row)]));
     return normalized.map((job) => byId.get(job.id) as Job);
   }

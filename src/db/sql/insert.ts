@@ -148,12 +148,13 @@ function fromServer(rows: readonly NewJobRow[], written: ReadonlyArray<{ id: str
  * payload in a `NewJobRow` is already validation's copy of the caller's).
  *
  * With `notify`, the statement also tells listening workers that jobs are
- * ready (at its commit, and only if it inserted a job whose run time has
- * come): see `ReadyNotifier.carry`.
+ * ready (at its commit), if it inserted a job whose run time is not after the
+ * server's `now()` (the statement's start); `sent` says whether it did (see
+ * `ReadyNotifier.carry`).
  */
-export async function insertJobsIfNew(sql: Sql, rows: readonly NewJobRow[], options: { notify?: boolean } = {}): Promise<{ rows: JobRow[]; taken: string[] }> {
+export async function insertJobsIfNew(sql: Sql, rows: readonly NewJobRow[], options: { notify?: boolean } = {}): Promise<{ rows: JobRow[]; taken: string[]; sent: boolean }> {
   const json = inputJson(rows);
-  const out = await sql.query<{ taken: string[] | null; id: string | null; run_at: Date | null; created_at: Date | null }>(
+  const out = await sql.query<{ taken: string[] | null; id: string | null; run_at: Date | null; created_at: Date | null; sent: number }>(
     `WITH ${INPUT_CTE}, taken AS MATERIALIZED (
        ${takenIds("$2")}
      ), j AS (
@@ -164,7 +165,8 @@ export async function insertJobsIfNew(sql: Sql, rows: readonly NewJobRow[], opti
      ), sent AS (
        SELECT pg_notify($4, '') FROM j WHERE $3::boolean AND j.run_at <= now() LIMIT 1
      )
-     -- "sent" must be read by the output: a CTE nothing reads is never run.
+     -- "sent" must be read by the output (a CTE nothing reads is never run), and the output
+     -- always has a row: the aggregate over "taken".
      SELECT t.taken, r.id, r.run_at, r.created_at, (SELECT count(*) FROM sent)::int AS sent
      FROM (SELECT array_agg(id) AS taken FROM taken) t
      LEFT JOIN LATERAL (SELECT id, run_at, created_at FROM j) r ON true`,
@@ -172,8 +174,8 @@ export async function insertJobsIfNew(sql: Sql, rows: readonly NewJobRow[], opti
     { prepare: true },
   );
   const taken = out[0]?.taken ?? null;
-  if (taken !== null) return { rows: [], taken };
-  return { rows: fromServer(rows, out), taken: [] };
+  if (taken !== null) return { rows: [], taken, sent: false };
+  return { rows: fromServer(rows, out), taken: [], sent: (out[0]?.sent ?? 0) > 0 };
 }
 
 /** A freshly inserted pending job as a row: the input, the column defaults, and the times the server set. */
