@@ -206,47 +206,63 @@ describe("ready notifications from createJob", () => {
     }
   });
 
+  /**
+   * Starts `create` (which inserts job `id`) while an uncommitted row with the same id holds its
+   * insert on the primary key, and resolves once that insert waits. `release()` rolls the row
+   * back and returns what `create` returned; it is safe to call again.
+   */
+  async function heldInsert(id: string, create: () => Promise<unknown>) {
+    const blocker = await ctx.pool.connect();
+    await blocker.query("BEGIN");
+    await blocker.query(`INSERT INTO jobs (id, job_type, name) VALUES ($1, 'agent', $1)`, [id]);
+    const creating = create();
+    creating.catch(() => undefined); // awaited by release()
+    let released: Promise<unknown> | undefined;
+    const release = () =>
+      (released ??= blocker
+        .query("ROLLBACK")
+        .finally(() => blocker.release())
+        .then(() => creating));
+    try {
+      const waiting = `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`;
+      await waitFor(async () => (await ctx.pool.query(waiting)).rowCount === 1, `the insert of ${id} to wait on the lock`);
+    } catch (error) {
+      await release().catch(() => undefined);
+      throw error;
+    }
+    return { release };
+  }
+
   it("a creator that finds another insert carrying a notification is notified at once, not after it", async () => {
     const listener = await listen();
-    const blocker = await ctx.pool.connect();
+    const carrier = await heldInsert("carrier", () => ctx.jobManager.createJob(job("carrier")));
     try {
-      // An uncommitted row with the carrier's id makes the carrying insert wait on the primary key.
-      await blocker.query("BEGIN");
-      await blocker.query(`INSERT INTO jobs (id, job_type, name) VALUES ('carrier', 'agent', 'carrier')`);
-      const carrier = ctx.jobManager.createJob(job("carrier"));
-      await waitFor(async () => (await ctx.pool.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`)).rowCount === 1, "the carrying insert to wait on the lock");
       // This insert cannot carry (one carrier at a time): it sends a NOTIFY after its commit,
       // while the carrier still waits.
       await ctx.jobManager.createJob(job("meanwhile"));
       await listener.until(() => listener.ready() === 1, "for the job created meanwhile");
-      await blocker.query("ROLLBACK");
-      await carrier;
+      await carrier.release();
       // The carrier's own, sent at its commit.
       await listener.marker("after the carrier");
       expect(listener.ready()).toBe(2);
     } finally {
-      blocker.release();
+      await carrier.release().catch(() => undefined);
       await listener.end();
     }
   });
 
   it("a job that comes due while its insert runs is still announced", async () => {
     const listener = await listen();
-    const blocker = await ctx.pool.connect();
+    // Not due when the insert starts (by the server's clock), due by the time it commits. Both
+    // clocks are real ones here (PostgreSQL's now()), so the test waits for the run time to pass.
+    const runAt = new Date(Date.now() + 300);
+    const soon = await heldInsert("soon", () => ctx.jobManager.createJob({ ...job("soon"), runAt }));
     try {
-      await blocker.query("BEGIN");
-      await blocker.query(`INSERT INTO jobs (id, job_type, name) VALUES ('soon', 'agent', 'soon')`);
-      // Not due when the insert starts (by the server's clock), due by the time it commits. Both
-      // clocks are real ones here (PostgreSQL's now()), so the test waits for the run time to pass.
-      const runAt = new Date(Date.now() + 300);
-      const creating = ctx.jobManager.createJob({ ...job("soon"), runAt });
-      await waitFor(async () => (await ctx.pool.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`)).rowCount === 1, "the insert to wait on the lock");
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, runAt.getTime() - Date.now()) + 50));
-      await blocker.query("ROLLBACK");
-      await creating;
+      await soon.release();
       await listener.until(() => listener.ready() === 1, "for the job that came due");
     } finally {
-      blocker.release();
+      await soon.release().catch(() => undefined);
       await listener.end();
     }
   });
