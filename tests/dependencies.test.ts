@@ -161,22 +161,11 @@ describe("ready notifications from createJob", () => {
     await listener.query(`LISTEN ${READY_CHANNEL}`);
     let ready = 0;
     const seen = new Set<string>();
-    let wake: () => void = () => undefined;
     listener.on("notification", (n) => {
       if (n.payload) seen.add(n.payload);
       else ready++;
-      wake();
     });
-    const until = async (done: () => boolean, what: string) => {
-      const deadline = Date.now() + 10_000;
-      while (!done()) {
-        if (Date.now() > deadline) throw new Error(`no notification: ${what}`);
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          setTimeout(resolve, 100);
-        });
-      }
-    };
+    const until = (done: () => boolean, what: string) => waitFor(async () => done(), `the notification ${what}`, 10_000);
     return {
       ready: () => ready,
       until,
