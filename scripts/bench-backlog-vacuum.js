@@ -13,13 +13,14 @@
 // `burst` ready no-op jobs are created (1,000 per call) and drained. Per round
 // it prints the drain's jobs/s, the claim statement's execution time per job
 // (pg_stat_statements), the buffers an empty claim scan reads (EXPLAIN
-// (ANALYZE, BUFFERS) of the claim's SELECT when no job is ready: the dead head
-// of jobs_ready_idx), the dead rows of jobs, how often autovacuum has vacuumed
+// (ANALYZE, BUFFERS) of the claim's candidate scan, without its row locks, once
+// no job is ready: the dead head of jobs_ready_idx), the dead rows of jobs, how often autovacuum has vacuumed
 // it, and the readiness index's size in pages. Autovacuum visits a database
 // about once a minute, so rounds must span minutes.
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
+const { clearTimeout } = require("node:timers");
 const pg = require("pg");
 const graphs = require("../bench/lib/graphs");
 const { arg } = require("./lib/scratch");
@@ -29,10 +30,13 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const CLAIM_STATS = `SELECT coalesce(sum(calls), 0)::float8 AS calls, coalesce(sum(total_exec_time), 0)::float8 AS ms
   FROM pg_stat_statements WHERE query LIKE '%WITH candidates AS MATERIALIZED%'`;
-const EMPTY_SCAN = `EXPLAIN (ANALYZE, BUFFERS) SELECT id FROM jobs
+// The claim's candidate scan over jobs_ready_idx (src/db/sql/claim.ts), without its row locks
+// and worker filter; with no job ready it reads the whole dead head.
+const EMPTY_SCAN = `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT id FROM jobs
   WHERE status = 'pending' AND pending_dependencies = 0 AND COALESCE(tenant, '') = '' AND run_at <= now()
     AND rate_limit_key IS NULL AND concurrency_key IS NULL
   ORDER BY priority DESC, run_at, id LIMIT 50`;
+const DRAIN_TIMEOUT_MS = 600_000;
 
 (async () => {
   const skein = require(path.resolve(arg("dist", "dist")));
@@ -41,12 +45,18 @@ const EMPTY_SCAN = `EXPLAIN (ANALYZE, BUFFERS) SELECT id FROM jobs
   const burst = Number(arg("burst", "10000"));
   const rounds = Number(arg("rounds", "12"));
   const period = Number(arg("period", "30"));
+  if (![backlog, burst, rounds, period].every((n) => Number.isInteger(n) && n >= 0) || burst < 1) {
+    throw new Error("--backlog, --rounds and --period take whole numbers, --burst one of at least 1");
+  }
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "skein-vacuum-"));
-  fs.chmodSync(dataDir, 0o755); // as root the server runs as `postgres`, which must reach its data folder
-  const server = await skein.startEmbeddedDatabase({ dataDir, settings: { shared_preload_libraries: "pg_stat_statements" } });
-  const admin = new pg.Client({ connectionString: server.url });
+  let server;
+  let admin;
   let prisma;
+  let worker;
   try {
+    fs.chmodSync(dataDir, 0o755); // as root the server runs as `postgres`, which must reach its data folder
+    server = await skein.startEmbeddedDatabase({ dataDir, settings: { shared_preload_libraries: "pg_stat_statements" } });
+    admin = new pg.Client({ connectionString: server.url });
     await skein.migrate(server.url);
     await admin.connect();
     await admin.query("CREATE EXTENSION pg_stat_statements");
@@ -66,13 +76,13 @@ const EMPTY_SCAN = `EXPLAIN (ANALYZE, BUFFERS) SELECT id FROM jobs
     }
     console.log(`backlog of ${backlog} jobs created in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
-    const worker = new skein.Worker({ prisma, maxConcurrentJobs: 10, prefetch: 100 });
+    worker = new skein.Worker({ prisma, maxConcurrentJobs: 10, prefetch: 100 });
     worker.addExecutor({ canExecute: () => true, execute: async () => null });
     let done = 0;
     let target = Infinity;
     let finish = () => undefined;
     worker.on("job:complete", () => {
-      if (++done === target) finish();
+      if (++done >= target) finish();
     });
     await worker.start();
     const out = [];
@@ -82,35 +92,39 @@ const EMPTY_SCAN = `EXPLAIN (ANALYZE, BUFFERS) SELECT id FROM jobs
       if (Date.now() < due) await sleep(due - Date.now());
       const before = (await admin.query(CLAIM_STATS)).rows[0];
       target = done + burst;
-      const drained = new Promise((r) => (finish = r));
+      let timer;
+      const drained = new Promise((resolve, reject) => {
+        finish = resolve;
+        timer = setTimeout(() => reject(new Error(`round ${round}: ${target - done} jobs not done after ${DRAIN_TIMEOUT_MS / 1000} s`)), DRAIN_TIMEOUT_MS);
+      });
       const t1 = Date.now();
       for (let k = 0; k < burst; k += 1000) {
         await jobManager.createJobs(Array.from({ length: Math.min(1000, burst - k) }, () => ({ jobType: "agent", name: "noop" })));
       }
-      await drained;
+      await drained.finally(() => clearTimeout(timer));
       const seconds = (Date.now() - t1) / 1000;
       const after = (await admin.query(CLAIM_STATS)).rows[0];
-      const plan = (await admin.query(EMPTY_SCAN)).rows.map((r) => r["QUERY PLAN"]).join("\n");
-      const buffers = /Buffers: shared hit=(\d+)(?: read=(\d+))?/.exec(plan);
+      const [plan] = (await admin.query(EMPTY_SCAN)).rows[0]["QUERY PLAN"];
       const { rows } = await admin.query(`SELECT n_dead_tup::int AS dead, autovacuum_count::int AS vacuums,
-        (pg_relation_size('jobs_ready_idx') / 8192)::int AS index_pages FROM pg_stat_user_tables WHERE relname = 'jobs'`);
+        (pg_relation_size('jobs_ready_idx') / current_setting('block_size')::int)::int AS index_pages
+        FROM pg_stat_user_tables WHERE relname = 'jobs'`);
       const row = {
         round,
         at_s: Math.round((t1 - start) / 1000),
         jobs_per_s: Math.round(burst / seconds),
         claim_us_per_job: Number((((after.ms - before.ms) * 1000) / burst).toFixed(1)),
-        empty_scan_buffers: buffers ? Number(buffers[1]) + Number(buffers[2] ?? 0) : null,
+        empty_scan_buffers: plan.Plan["Shared Hit Blocks"] + plan.Plan["Shared Read Blocks"],
         ...rows[0],
       };
       out.push(row);
       console.log(JSON.stringify(row));
     }
-    await worker.stop();
     console.table(out);
   } finally {
-    await prisma?.$disconnect();
-    await admin.end().catch(() => undefined);
-    await server.stop();
+    await worker?.stop().catch(() => undefined);
+    await prisma?.$disconnect().catch(() => undefined);
+    await admin?.end().catch(() => undefined);
+    await server?.stop().catch(() => undefined);
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 })().catch((error) => {
