@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import os from "node:os";
-import cron from "node-cron";
 import type pg from "pg";
 import { poolOf } from "../db/client";
 import type { RawQueryClient } from "../db/database";
@@ -21,8 +20,7 @@ import { JobManager } from "../jobs/JobManager";
 import { CompletionBatcher } from "./completer";
 import { AgentExecutor, QueryExecutor } from "./executors";
 import { ReadyListener } from "./listener";
-import { rescueExpiredLeases, runHistoryPruning } from "./maintenance";
-import { refreshAndLog } from "../db/statistics";
+import { MaintenanceTimers, rescueExpiredLeases } from "./maintenance";
 import { runAttempt, type RunningJob } from "./runner";
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from "./options";
 import type { Executor } from "./types";
@@ -67,13 +65,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private idleRounds = 0;
   private pollTimer: unknown;
   private limitTimer: unknown;
-  private scheduleTimer: unknown;
-  private statisticsTimer: unknown;
   private readonly claimer: Claimer;
   private readonly jobManager: JobManager;
   private heartbeatTimer: unknown;
   private listener: ReadyListener | undefined;
-  private pruneTask: ReturnType<typeof cron.schedule> | undefined;
+  private maintenanceTimers: MaintenanceTimers | undefined;
   private stopping: Promise<void> | undefined;
   private forceStop: (() => void) | undefined;
   private forceRequested = false;
@@ -135,9 +131,17 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     this.scheduleHeartbeat();
     if (this.options.maintenance) {
-      this.scheduleScheduler();
-      this.scheduleStatistics();
-      this.pruneTask = cron.schedule("* * * * *", () => void this.pruneHistory(), { name: `skein-prune-${this.workerId}` });
+      this.maintenanceTimers = new MaintenanceTimers({
+        workerId: this.workerId,
+        prisma: this.options.prisma,
+        db: this.store.db,
+        jobManager: this.jobManager,
+        clock: this.clock,
+        logger: this.logger,
+        historyRetentionDays: this.options.historyRetentionDays,
+        cleanupIntervalHours: this.options.cleanupIntervalHours,
+      });
+      this.maintenanceTimers.start();
     }
     this.logger.info("worker started", { concurrency: this.options.maxConcurrentJobs, executors: this.executorNames() });
     this.wake(true);
@@ -165,9 +169,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.state = "stopping";
     this.clock.clearTimeout(this.pollTimer);
     this.clock.clearTimeout(this.limitTimer);
-    this.clock.clearTimeout(this.scheduleTimer);
-    this.clock.clearTimeout(this.statisticsTimer);
-    this.pruneTask?.destroy();
+    this.maintenanceTimers?.stop();
     await this.listener?.stop();
     await touchWorker(this.store.db, this.registration(), "stopping").catch(() => undefined);
     await this.fetchRound; // a claim in flight ends first (what it got is started or handed back)
@@ -458,30 +460,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
   }
 
-  /** Every second, enqueues the jobs of due schedules (exactly once per tick across workers). */
-  private scheduleScheduler(): void {
-    this.scheduleTimer = this.clock.setTimeout(() => {
-      void this.jobManager
-        .runDueSchedules({ now: new Date(this.clock.now()) })
-        .then((fired) => {
-          for (const f of fired) this.logger.info("schedule fired", { schedule: f.schedule, tickAt: f.tickAt.toISOString(), jobId: f.jobId });
-        })
-        .catch((error: unknown) => this.logger.warn("running schedules failed", { error: String(error) }))
-        .finally(() => {
-          if (this.state === "running") this.scheduleScheduler();
-        });
-    }, 1000);
-  }
-
-  /** Every second, analyses the job tables if they outgrew their planner statistics (one worker at a time). */
-  private scheduleStatistics(): void {
-    this.statisticsTimer = this.clock.setTimeout(() => {
-      void refreshAndLog(this.store.db, this.logger, { onlyPermitted: false, failureLevel: "warn" }).finally(() => {
-        if (this.state === "running") this.scheduleStatistics();
-      });
-    }, 1000);
-  }
-
   private scheduleHeartbeat(): void {
     const ms = this.options.heartbeatInterval * 1000 * (0.9 + 0.2 * this.options.random());
     this.heartbeatTimer = this.clock.setTimeout(() => {
@@ -513,18 +491,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
       }
     } catch (error) {
       this.logger.warn("heartbeat failed", { error: String(error) });
-    }
-  }
-
-  private async pruneHistory(): Promise<void> {
-    try {
-      const outcome = await runHistoryPruning(this.options.prisma, {
-        retentionDays: this.options.historyRetentionDays,
-        intervalHours: this.options.cleanupIntervalHours,
-      });
-      if (outcome.ran) this.logger.info("pruned job history", { deleted: outcome.deleted, retentionDays: this.options.historyRetentionDays });
-    } catch (error) {
-      this.logger.warn("pruning history failed", { error: String(error) });
     }
   }
 

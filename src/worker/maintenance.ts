@@ -1,8 +1,12 @@
-import { databaseFor, type RawQueryClient } from "../db/database";
+import cron from "node-cron";
+import { databaseFor, type Database, type RawQueryClient } from "../db/database";
 import { pruneHistory } from "../db/sql/read";
 import { claimMaintenance, forgetDeadWorkers } from "../db/sql/workers";
+import { refreshAndLog } from "../db/statistics";
 import type { JobStore } from "../db/store";
+import type { JobManager } from "../jobs/JobManager";
 import type { Logger } from "../logging";
+import type { Clock } from "./clock";
 
 /**
  * Prunes history older than `retentionDays`, at most once per `intervalHours`
@@ -30,4 +34,84 @@ export async function rescueExpiredLeases(store: JobStore, staleTimeoutSeconds: 
   const forgotten = await forgetDeadWorkers(store.db, Math.max(staleTimeoutSeconds * 10, 3600));
   if (forgotten.length > 0) logger.info("forgot workers that stopped sending heartbeats", { workerIds: forgotten });
   return retried + failed;
+}
+
+/** What {@link MaintenanceTimers} needs from its worker. */
+export interface MaintenanceContext {
+  workerId: string;
+  prisma: RawQueryClient;
+  db: Database;
+  jobManager: JobManager;
+  clock: Clock;
+  logger: Logger;
+  historyRetentionDays: number;
+  cleanupIntervalHours: number;
+}
+
+/**
+ * The timers of a worker with `maintenance` on: every second it fires due
+ * schedules and analyses the job tables if they outgrew their planner
+ * statistics; every minute it offers to prune history (gates in the database
+ * let one worker at a time do each). A timer re-arms only once its round has
+ * finished, and never after {@link MaintenanceTimers.stop}.
+ */
+export class MaintenanceTimers {
+  private active = false;
+  private scheduleTimer: unknown;
+  private statisticsTimer: unknown;
+  private pruneTask: ReturnType<typeof cron.schedule> | undefined;
+
+  constructor(private readonly context: MaintenanceContext) {}
+
+  start(): void {
+    if (this.active) return;
+    this.active = true;
+    this.scheduleScheduler();
+    this.scheduleStatistics();
+    this.pruneTask = cron.schedule("* * * * *", () => void this.pruneHistory(), { name: `skein-prune-${this.context.workerId}` });
+  }
+
+  /** Clears the timers; a round in flight finishes but does not re-arm. */
+  stop(): void {
+    this.active = false;
+    this.context.clock.clearTimeout(this.scheduleTimer);
+    this.context.clock.clearTimeout(this.statisticsTimer);
+    this.pruneTask?.destroy();
+    this.pruneTask = undefined;
+  }
+
+  /** Every second, enqueues the jobs of due schedules (exactly once per tick across workers). */
+  private scheduleScheduler(): void {
+    const { clock, jobManager, logger } = this.context;
+    this.scheduleTimer = clock.setTimeout(() => {
+      void jobManager
+        .runDueSchedules({ now: new Date(clock.now()) })
+        .then((fired) => {
+          for (const f of fired) logger.info("schedule fired", { schedule: f.schedule, tickAt: f.tickAt.toISOString(), jobId: f.jobId });
+        })
+        .catch((error: unknown) => logger.warn("running schedules failed", { error: String(error) }))
+        .finally(() => {
+          if (this.active) this.scheduleScheduler();
+        });
+    }, 1000);
+  }
+
+  /** Every second, analyses the job tables if they outgrew their planner statistics (one worker at a time). */
+  private scheduleStatistics(): void {
+    this.statisticsTimer = this.context.clock.setTimeout(() => {
+      void refreshAndLog(this.context.db, this.context.logger, { onlyPermitted: false, failureLevel: "warn" }).finally(() => {
+        if (this.active) this.scheduleStatistics();
+      });
+    }, 1000);
+  }
+
+  private async pruneHistory(): Promise<void> {
+    const { prisma, historyRetentionDays, cleanupIntervalHours, logger } = this.context;
+    try {
+      const outcome = await runHistoryPruning(prisma, { retentionDays: historyRetentionDays, intervalHours: cleanupIntervalHours });
+      if (outcome.ran) logger.info("pruned job history", { deleted: outcome.deleted, retentionDays: historyRetentionDays });
+    } catch (error) {
+      logger.warn("pruning history failed", { error: String(error) });
+    }
+  }
 }
