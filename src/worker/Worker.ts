@@ -133,7 +133,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (this.options.maintenance) {
       this.maintenanceTimers = new MaintenanceTimers({
         workerId: this.workerId,
-        prisma: this.options.prisma,
         db: this.store.db,
         jobManager: this.jobManager,
         clock: this.clock,

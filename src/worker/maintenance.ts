@@ -14,11 +14,14 @@ import type { Clock } from "./clock";
  * database and prunes; the others do nothing. A plain function: the worker's
  * cron task calls it every minute, tests call it directly.
  */
-export async function runHistoryPruning(
+export function runHistoryPruning(
   prisma: RawQueryClient,
   options: { retentionDays: number; intervalHours: number },
 ): Promise<{ ran: boolean; deleted: number }> {
-  const db = databaseFor(prisma);
+  return pruneHistoryGated(databaseFor(prisma), options);
+}
+
+async function pruneHistoryGated(db: Database, options: { retentionDays: number; intervalHours: number }): Promise<{ ran: boolean; deleted: number }> {
   if (!(await claimMaintenance(db, "prune_history", options.intervalHours * 3600))) return { ran: false, deleted: 0 };
   return { ran: true, deleted: await pruneHistory(db, options.retentionDays) };
 }
@@ -39,7 +42,6 @@ export async function rescueExpiredLeases(store: JobStore, staleTimeoutSeconds: 
 /** What {@link MaintenanceTimers} needs from its worker. */
 export interface MaintenanceContext {
   workerId: string;
-  prisma: RawQueryClient;
   db: Database;
   jobManager: JobManager;
   clock: Clock;
@@ -57,8 +59,7 @@ export interface MaintenanceContext {
  */
 export class MaintenanceTimers {
   private active = false;
-  private scheduleTimer: unknown;
-  private statisticsTimer: unknown;
+  private readonly timers: unknown[] = [];
   private pruneTask: ReturnType<typeof cron.schedule> | undefined;
 
   constructor(private readonly context: MaintenanceContext) {}
@@ -66,49 +67,43 @@ export class MaintenanceTimers {
   start(): void {
     if (this.active) return;
     this.active = true;
-    this.scheduleScheduler();
-    this.scheduleStatistics();
+    this.everySecond(0, () => this.runSchedules());
+    this.everySecond(1, () => refreshAndLog(this.context.db, this.context.logger, { onlyPermitted: false, failureLevel: "warn" }));
     this.pruneTask = cron.schedule("* * * * *", () => void this.pruneHistory(), { name: `skein-prune-${this.context.workerId}` });
   }
 
   /** Clears the timers; a round in flight finishes but does not re-arm. */
   stop(): void {
     this.active = false;
-    this.context.clock.clearTimeout(this.scheduleTimer);
-    this.context.clock.clearTimeout(this.statisticsTimer);
+    for (const timer of this.timers) this.context.clock.clearTimeout(timer);
     this.pruneTask?.destroy();
     this.pruneTask = undefined;
   }
 
-  /** Every second, enqueues the jobs of due schedules (exactly once per tick across workers). */
-  private scheduleScheduler(): void {
-    const { clock, jobManager, logger } = this.context;
-    this.scheduleTimer = clock.setTimeout(() => {
-      void jobManager
-        .runDueSchedules({ now: new Date(clock.now()) })
-        .then((fired) => {
-          for (const f of fired) logger.info("schedule fired", { schedule: f.schedule, tickAt: f.tickAt.toISOString(), jobId: f.jobId });
-        })
-        .catch((error: unknown) => logger.warn("running schedules failed", { error: String(error) }))
-        .finally(() => {
-          if (this.active) this.scheduleScheduler();
-        });
-    }, 1000);
-  }
-
-  /** Every second, analyses the job tables if they outgrew their planner statistics (one worker at a time). */
-  private scheduleStatistics(): void {
-    this.statisticsTimer = this.context.clock.setTimeout(() => {
-      void refreshAndLog(this.context.db, this.context.logger, { onlyPermitted: false, failureLevel: "warn" }).finally(() => {
-        if (this.active) this.scheduleStatistics();
+  /** Runs `round` a second after the previous one finished (it must not reject), until stopped. */
+  private everySecond(slot: number, round: () => Promise<void>): void {
+    this.timers[slot] = this.context.clock.setTimeout(() => {
+      void round().finally(() => {
+        if (this.active) this.everySecond(slot, round);
       });
     }, 1000);
   }
 
-  private async pruneHistory(): Promise<void> {
-    const { prisma, historyRetentionDays, cleanupIntervalHours, logger } = this.context;
+  /** Enqueues the jobs of due schedules (exactly once per tick across workers). */
+  private async runSchedules(): Promise<void> {
+    const { clock, jobManager, logger } = this.context;
     try {
-      const outcome = await runHistoryPruning(prisma, { retentionDays: historyRetentionDays, intervalHours: cleanupIntervalHours });
+      const fired = await jobManager.runDueSchedules({ now: new Date(clock.now()) });
+      for (const f of fired) logger.info("schedule fired", { schedule: f.schedule, tickAt: f.tickAt.toISOString(), jobId: f.jobId });
+    } catch (error) {
+      logger.warn("running schedules failed", { error: String(error) });
+    }
+  }
+
+  private async pruneHistory(): Promise<void> {
+    const { db, historyRetentionDays, cleanupIntervalHours, logger } = this.context;
+    try {
+      const outcome = await pruneHistoryGated(db, { retentionDays: historyRetentionDays, intervalHours: cleanupIntervalHours });
       if (outcome.ran) logger.info("pruned job history", { deleted: outcome.deleted, retentionDays: historyRetentionDays });
     } catch (error) {
       logger.warn("pruning history failed", { error: String(error) });
