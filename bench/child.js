@@ -112,14 +112,11 @@ const commands = {
     const deadline = now() + maxSeconds * 1000;
     const t0 = now();
     let made = 0;
-    for (let i = 0; made < n; i++) {
+    for (const { specs, withDeps } of graphs.backlogChunks(n, { chunk, deps })) {
       if (now() > deadline) throw new Error(`backlog: only ${made} of ${n} jobs created in ${maxSeconds} s`);
-      const size = Math.min(chunk, n - made);
-      const withDeps = deps && i % 2 === 0 && size >= 2;
-      const specs = graphs.backlogChunk(`bl${i}-`, size, withDeps);
       if (withDeps) await producer.addGraph(specs);
       else await producer.addMany(specs);
-      made += size;
+      made += specs.length;
     }
     return { count: made, ms: now() - t0 };
   },

@@ -69,11 +69,7 @@ const DRAIN_TIMEOUT_MS = 600_000;
     const jobManager = new skein.JobManager(prisma);
     const toInput = (s) => ({ id: s.key, jobType: "agent", name: "backlog", dependencies: s.deps, runAt: s.runAt });
     const t0 = Date.now();
-    for (let i = 0, made = 0; made < backlog; i++) {
-      const size = Math.min(10_000, backlog - made);
-      await jobManager.createJobs(graphs.backlogChunk(`bl${i}-`, size, i % 2 === 0 && size >= 2).map(toInput));
-      made += size;
-    }
+    for (const { specs } of graphs.backlogChunks(backlog)) await jobManager.createJobs(specs.map(toInput));
     console.log(`backlog of ${backlog} jobs created in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
     worker = new skein.Worker({ prisma, maxConcurrentJobs: 10, prefetch: 100 });

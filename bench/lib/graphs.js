@@ -73,4 +73,17 @@ function backlogChunk(prefix, n, withDeps) {
   return specs;
 }
 
-module.exports = { chains, fanIn, fanOut, dag, bulkWithDeps, backlogChunk };
+/**
+ * A backlog of `n` jobs in chunks of `chunk`: with `deps`, every other chunk
+ * is blocked on a gate job (`withDeps`), the rest scheduled a day ahead.
+ */
+function* backlogChunks(n, { chunk = 10_000, deps = true } = {}) {
+  for (let i = 0, made = 0; made < n; i++) {
+    const size = Math.min(chunk, n - made);
+    const withDeps = deps && i % 2 === 0 && size >= 2;
+    yield { specs: backlogChunk(`bl${i}-`, size, withDeps), withDeps };
+    made += size;
+  }
+}
+
+module.exports = { chains, fanIn, fanOut, dag, bulkWithDeps, backlogChunks };
