@@ -2,25 +2,14 @@ import { createHash } from "node:crypto";
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import pg from "pg";
 import { DEFAULT_MIGRATIONS_DIR } from "../src/db";
 import { migrate, MigrationError } from "../src";
-import { createTestDatabase, type TestDatabase } from "./helpers/db";
+import { createTestDatabase, queryOnce as query, type TestDatabase } from "./helpers/db";
 
 const shipped = readdirSync(DEFAULT_MIGRATIONS_DIR, { withFileTypes: true })
   .filter((e) => e.isDirectory())
   .map((e) => e.name)
   .sort();
-
-async function query<R extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []): Promise<R[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query<R>(text, values)).rows;
-  } finally {
-    await client.end();
-  }
-}
 
 /** A copy of the shipped migrations that a test may change. */
 function copyMigrations(): string {

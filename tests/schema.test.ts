@@ -2,8 +2,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, copyFileSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import pg from "pg";
-import { createTestDatabase, type TestDatabase } from "./helpers/db";
+import { createTestDatabase, queryOnce, type TestDatabase } from "./helpers/db";
 
 const root = path.resolve(__dirname, "..");
 const committedClient = path.join(root, "src", "db", "generated", "prisma");
@@ -71,32 +70,21 @@ describe("the migrations and the schema", () => {
   afterAll(() => db?.drop());
 
   it("the migrated database has exactly the tables and columns the client's models describe", async () => {
-    const client = new pg.Client({ connectionString: db.url });
-    await client.connect();
-    try {
-      const { rows } = await client.query<{ table_name: string; column_name: string }>(
-        `SELECT table_name, column_name FROM information_schema.columns
-         WHERE table_schema = 'public' AND table_name <> '_prisma_migrations'`,
-      );
-      const database = new Map<string, string[]>();
-      for (const row of rows) database.set(row.table_name, [...(database.get(row.table_name) ?? []), row.column_name]);
-      for (const columns of database.values()) columns.sort();
-      expect(Object.fromEntries([...database].sort())).toEqual(Object.fromEntries([...clientTables()].sort()));
-    } finally {
-      await client.end();
-    }
+    const rows = await queryOnce<{ table_name: string; column_name: string }>(
+      db.url,
+      `SELECT table_name, column_name FROM information_schema.columns
+       WHERE table_schema = 'public' AND table_name <> '_prisma_migrations'`,
+    );
+    const database = new Map<string, string[]>();
+    for (const row of rows) database.set(row.table_name, [...(database.get(row.table_name) ?? []), row.column_name]);
+    for (const columns of database.values()) columns.sort();
+    expect(Object.fromEntries([...database].sort())).toEqual(Object.fromEntries([...clientTables()].sort()));
   });
 
   it("jobs has its own autovacuum settings, indexes included, so claims do not walk a growing head of dead entries", async () => {
-    const client = new pg.Client({ connectionString: db.url });
-    await client.connect();
-    try {
-      const { rows } = await client.query<{ reloptions: string[] | null }>("SELECT reloptions FROM pg_class WHERE oid = 'jobs'::regclass");
-      expect(rows[0]?.reloptions ?? []).toEqual(
-        expect.arrayContaining(["autovacuum_vacuum_scale_factor=0.01", "autovacuum_vacuum_threshold=1000", "vacuum_index_cleanup=on"]),
-      );
-    } finally {
-      await client.end();
-    }
+    const rows = await queryOnce<{ reloptions: string[] | null }>(db.url, "SELECT reloptions FROM pg_class WHERE oid = 'jobs'::regclass");
+    expect(rows[0]?.reloptions ?? []).toEqual(
+      expect.arrayContaining(["autovacuum_vacuum_scale_factor=0.01", "autovacuum_vacuum_threshold=1000", "vacuum_index_cleanup=on"]),
+    );
   });
 });

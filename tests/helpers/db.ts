@@ -15,6 +15,17 @@ function adminUrl(): string {
   return url;
 }
 
+/** Runs one statement on its own connection to `url` and returns the rows. */
+export async function queryOnce<R extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []): Promise<R[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<R>(text, values)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
 /** Creates a fresh, migrated database. */
 export async function createTestDatabase(options: { migrated?: boolean } = {}): Promise<TestDatabase> {
   const name = `skein_test_${randomBytes(6).toString("hex")}`;
