@@ -72,6 +72,7 @@ function drain(scaled, total, procs, concurrency) {
           executed: w.executed,
           maxRssMB: w.maxRssMB,
           workerCpuMsPerJob: w.workerCpuMs / n,
+          serverCpuMsPerJob: w.serverCpuMs === null ? null : w.serverCpuMs / n,
           prefillRate: rate(n, prefillMs),
           timedOut: w.timedOut,
         };
@@ -265,7 +266,13 @@ function depsDag(scaled) {
 async function drainReady(h, lib, url, n) {
   const { ids } = await h.withProducer(lib, url, (p) => p.call("prefill", { n }, h.timeoutMs));
   const w = await h.runWorkers({ lib, url, concurrency: 10, expected: n, ids });
-  return { rate: w.timedOut ? null : rate(n, w.seconds * 1000), seconds: w.seconds, timedOut: w.timedOut };
+  return {
+    rate: w.timedOut ? null : rate(n, w.seconds * 1000),
+    seconds: w.seconds,
+    workerCpuMsPerJob: w.workerCpuMs / n,
+    serverCpuMsPerJob: w.serverCpuMs === null ? null : w.serverCpuMs / n,
+    timedOut: w.timedOut,
+  };
 }
 
 function scaleSmall(scaled) {

@@ -76,7 +76,8 @@ class Harness {
    * Starts `procs` worker processes at `concurrency`, runs `during()` (if
    * any), waits until they have executed `expected` jobs and, when `ids` are
    * given, until the database shows all of them finished. Returns
-   * { tStart, tEnd, seconds, executed, timedOut, maxRssMB, children }.
+   * { tStart, tEnd, seconds, executed, timedOut, maxRssMB, workerCpuMs,
+   * serverCpuMs (the embedded server's CPU over the same span, else null), children }.
    * tStart is the first executor start in any worker; tEnd the moment the
    * database showed every job of `ids` finished (else the last executor end).
    */
@@ -95,6 +96,7 @@ class Harness {
           }
         };
       });
+      const serverCpuAtStart = this.server.cpuMs();
       await Promise.all(kids.map((k) => k.call("start", {}, 60_000)));
       let duringResult;
       if (during) duringResult = await during();
@@ -114,6 +116,7 @@ class Harness {
         tEnd = await this.waitFinished(lib, url, ids, deadline);
         if (tEnd === null) timedOut = true;
       }
+      const serverCpuAtEnd = this.server.cpuMs();
       const results = await Promise.all(kids.map((k) => k.call("stop", {}, 60_000)));
       const starts = results.map((r) => r.firstStart).filter((t) => t !== null);
       const ends = results.map((r) => r.lastEnd).filter((t) => t !== null);
@@ -130,6 +133,7 @@ class Harness {
         during: duringResult,
         maxRssMB: Math.max(...results.map((r) => r.maxRssMB)),
         workerCpuMs: sum(results.map((r) => r.cpuMs)),
+        serverCpuMs: serverCpuAtStart === null || serverCpuAtEnd === null ? null : serverCpuAtEnd - serverCpuAtStart,
         children: results,
       };
     } finally {

@@ -85,6 +85,38 @@ class Server {
     }
   }
 
+  /**
+   * CPU time (ms) the embedded server's processes have used so far: the
+   * postmaster, its live children (backends, autovacuum, WAL writer...) and
+   * the children that have exited. Linux only (`/proc`); null for a server
+   * at --database-url or where `/proc` cannot be read. Clock-tick resolution
+   * (10 ms at 100 Hz).
+   */
+  cpuMs() {
+    if (!this.pid) return null;
+    try {
+      let ticks = 0;
+      for (const entry of fs.readdirSync("/proc")) {
+        if (!/^\d+$/.test(entry)) continue;
+        let stat;
+        try {
+          stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+        } catch {
+          continue; // exited meanwhile
+        }
+        // Fields after the command name (which may hold spaces), from field 3 (state) on.
+        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        const pid = Number(entry);
+        const ppid = Number(f[1]);
+        if (pid === this.pid) ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+        else if (ppid === this.pid) ticks += Number(f[11]) + Number(f[12]);
+      }
+      return ticks * 10;
+    } catch {
+      return null;
+    }
+  }
+
   /** Last resort on exit: kill the embedded server synchronously. */
   killNow() {
     if (this.handle && this.pid) {
