@@ -1,5 +1,6 @@
 import pg from "pg";
-import { databaseFor } from "../src/db/database";
+import { createPrismaClient, poolOf } from "../src/db/client";
+import { databaseFor, sqlState } from "../src/db/database";
 import { parseTimestamptz } from "../src/db/parsers";
 import { useTestDatabase } from "./helpers/db";
 
@@ -57,5 +58,84 @@ describe("Skein's statements on the pg pool", () => {
     for (const text of ["0099-06-01 12:00:00+00", "0044-03-15 12:00:00+00 BC", "12000-01-01 00:00:00+00", "infinity", "Tue Nov 24 22:28:23 2026 UTC"]) {
       expect(parseTimestamptz(text)).toEqual(pgParser(text));
     }
+  });
+});
+
+describe("transactions on the pg pool", () => {
+  // createPrismaClient's connections pipeline (BEGIN goes out with the first statement, COMMIT
+  // with the final one); the same transactions also run one query at a time on a client whose
+  // connections do not.
+  let serial: ReturnType<typeof createPrismaClient>;
+  beforeAll(async () => {
+    serial = createPrismaClient(ctx.db.url);
+    (poolOf(serial) as pg.Pool & { options: pg.PoolConfig & { pipeline?: boolean } }).options.pipeline = false;
+    await ctx.pool.query("CREATE TABLE tx_probe (n int PRIMARY KEY)");
+  });
+  afterAll(async () => {
+    await serial.$disconnect();
+  });
+  beforeEach(async () => {
+    await ctx.pool.query("TRUNCATE tx_probe");
+  });
+
+  const stored = async () => (await ctx.pool.query<{ n: number }>("SELECT n FROM tx_probe ORDER BY n")).rows.map((r) => r.n);
+  const clients = () => [
+    { name: "pipelining", prisma: ctx.prisma },
+    { name: "one query at a time", prisma: serial },
+  ];
+
+  it("createPrismaClient's connections pipeline, and this test's second client's do not", async () => {
+    const mode = async (prisma: typeof ctx.prisma) => {
+      const client = await (poolOf(prisma) as pg.Pool).connect();
+      client.release();
+      return (client as pg.PoolClient & { pipeline?: boolean }).pipeline === true;
+    };
+    expect(await mode(ctx.prisma)).toBe(true);
+    expect(await mode(serial)).toBe(false);
+  });
+
+  it.each(["pipelining", "one query at a time"])("commits with the final statement (%s connections)", async (name) => {
+    const db = databaseFor(clients().find((c) => c.name === name)?.prisma as typeof ctx.prisma);
+    const value = await db.transaction(async (sql) => {
+      await sql.query("INSERT INTO tx_probe VALUES (1)");
+      const rows = await sql.query<{ n: number }>("INSERT INTO tx_probe VALUES ($1) RETURNING n", [2], { prepare: true, final: true });
+      return rows[0].n;
+    });
+    expect(value).toBe(2);
+    expect(await stored()).toEqual([1, 2]);
+    // A transaction that runs no statement, and one without a final statement, still commit.
+    await db.transaction(async () => undefined);
+    await db.transaction((sql) => sql.query("INSERT INTO tx_probe VALUES (3)"));
+    expect(await stored()).toEqual([1, 2, 3]);
+  });
+
+  it.each(["pipelining", "one query at a time"])("rolls everything back when a statement fails, first or final (%s connections)", async (name) => {
+    const db = databaseFor(clients().find((c) => c.name === name)?.prisma as typeof ctx.prisma);
+    await ctx.pool.query("INSERT INTO tx_probe VALUES (9)");
+    // The final statement fails after an insert: its COMMIT (sent behind it) must not keep the insert.
+    const final = db.transaction(async (sql) => {
+      await sql.query("INSERT INTO tx_probe VALUES (1)");
+      return sql.query("INSERT INTO tx_probe VALUES (9)", [], { final: true });
+    });
+    await expect(final).rejects.toThrow(/duplicate key/);
+    expect(sqlState(await final.catch((e: unknown) => e))).toBe("23505");
+    // The first statement fails (BEGIN was sent with it).
+    await expect(db.transaction((sql) => sql.query("SELECT 1 / 0"))).rejects.toThrow(/division by zero/);
+    // A statement after the final one is refused.
+    await expect(
+      db.transaction(async (sql) => {
+        await sql.query("INSERT INTO tx_probe VALUES (4)", [], { final: true });
+        await sql.query("INSERT INTO tx_probe VALUES (5)");
+      }),
+    ).rejects.toThrow(/no statement may follow/);
+    expect(await stored()).toEqual([4, 9]);
+    // The pool's connections are still in step with the server: many transactions in a row work.
+    for (let i = 10; i < 30; i++) {
+      await db.transaction(async (sql) => {
+        await sql.query("SELECT 1");
+        await sql.query("INSERT INTO tx_probe VALUES ($1)", [i], { prepare: true, final: true });
+      });
+    }
+    expect((await stored()).length).toBe(22);
   });
 });

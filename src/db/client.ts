@@ -32,6 +32,10 @@ export function createPrismaClient(databaseUrl: string, options: PrismaClientOpt
     connectionString: databaseUrl,
     max: options.maxConnections ?? 10,
     application_name: options.applicationName ?? "skein",
+    // Queries sent on a connection before the previous ones' replies (Skein's
+    // transactions send BEGIN with their first statement and COMMIT with their
+    // last); a connection running one query at a time behaves as before.
+    pipeline: true,
   });
   // An idle client that errors (server restart, pg_terminate_backend) must not crash the process.
   pool.on("error", (error) => options.onPoolError?.(error));

@@ -10,7 +10,21 @@ export interface Sql {
    * prepared statement (parsed and planned once per connection): for the hot
    * statements that run thousands of times (claim, complete).
    */
-  query<R>(text: string, values?: readonly unknown[], options?: { prepare?: boolean }): Promise<R[]>;
+  query<R>(text: string, values?: readonly unknown[], options?: QueryOptions): Promise<R[]>;
+}
+
+/** Options for {@link Sql.query}. */
+export interface QueryOptions {
+  /** Run as a named prepared statement on the `pg` path. */
+  prepare?: boolean;
+  /**
+   * The last statement of a {@link Database.transaction}: on the `pg` path its
+   * `COMMIT` is sent right behind it, without waiting for its reply (one round
+   * trip for both), and it resolves once the transaction has committed. The
+   * transaction's function must run no statement after it. Elsewhere (Prisma,
+   * a caller's transaction, outside a transaction) it changes nothing.
+   */
+  final?: boolean;
 }
 
 const statementNames = new Map<string, string>();
@@ -26,7 +40,7 @@ function statementName(text: string): string {
 }
 
 /** The query config for `pg`: named when asked to prepare, with Skein's type parsers. */
-function pgQuery(text: string, values: readonly unknown[], options?: { prepare?: boolean }): pg.QueryConfig {
+function pgQuery(text: string, values: readonly unknown[], options?: QueryOptions): pg.QueryConfig {
   const config: pg.QueryConfig = { text, values: values as unknown[], types: SKEIN_TYPES };
   if (options?.prepare) config.name = statementName(text);
   return config;
@@ -58,13 +72,21 @@ export interface Database extends Sql {
 class PoolDatabase implements Database {
   constructor(private readonly pool: pg.Pool) {}
 
-  async query<R>(text: string, values: readonly unknown[] = [], options?: { prepare?: boolean }): Promise<R[]> {
+  async query<R>(text: string, values: readonly unknown[] = [], options?: QueryOptions): Promise<R[]> {
     const result = await this.pool.query(pgQuery(text, values, options));
     return result.rows as R[];
   }
 
+  /**
+   * On a pipelining connection (`createPrismaClient` makes them), `BEGIN`
+   * goes out with the first statement and `COMMIT` with the one marked
+   * `final`, so a transaction of two statements takes two round trips, not
+   * four. Each query still has its own reply: a failed statement rejects,
+   * and a `COMMIT` sent behind it ends the aborted transaction as a rollback.
+   */
   async transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    const pipelined = (client as pg.PoolClient & { pipeline?: boolean }).pipeline === true;
     let broken: Error | undefined;
     // pg-pool removes its own error listener while a client is checked out: a
     // connection cut mid-transaction (server restart, terminated backend) must
@@ -74,13 +96,34 @@ class PoolDatabase implements Database {
     };
     client.on("error", onError);
     try {
-      await client.query("BEGIN");
+      // Not awaited on a pipelining connection: the first statement waits for it.
+      let begin: Promise<unknown> | undefined = client.query("BEGIN");
+      if (pipelined) begin.catch(() => undefined); // handled where it is awaited (or by the rollback below)
+      else {
+        await begin;
+        begin = undefined;
+      }
+      let committed = false;
       const sql: Sql = {
-        query: async <R>(text: string, values: readonly unknown[] = [], options?: { prepare?: boolean }) =>
-          (await client.query(pgQuery(text, values, options))).rows as R[],
+        query: async <R>(text: string, values: readonly unknown[] = [], options?: QueryOptions) => {
+          if (committed) throw new Error("no statement may follow a transaction's final one");
+          const before = begin;
+          begin = undefined;
+          const reply = client.query(pgQuery(text, values, options));
+          let commit: Promise<unknown> | undefined;
+          if (options?.final) {
+            committed = true;
+            if (pipelined) commit = client.query("COMMIT");
+          }
+          // Every reply sent is awaited, so none is left unhandled when one fails.
+          await Promise.all([before, reply, commit]);
+          if (options?.final && !pipelined) await client.query("COMMIT");
+          return (await reply).rows as R[];
+        },
       };
       const value = await fn(sql);
-      await client.query("COMMIT");
+      if (begin) await begin; // the function ran no statement
+      if (!committed) await client.query("COMMIT");
       return value;
     } catch (error) {
       await client.query("ROLLBACK").catch((rollbackError: Error) => {

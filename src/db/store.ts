@@ -37,7 +37,8 @@ export class JobStore {
     return retryTransient(() =>
       this.db.transaction(async (sql) => {
         const accepted = await archiveCompleted(sql, completions);
-        const ready = await unblockDependents(sql, accepted);
+        // Its COMMIT goes out with it: the whole completion takes two round trips.
+        const ready = await unblockDependents(sql, accepted, { final: true });
         return { accepted, ready };
       }),
     );

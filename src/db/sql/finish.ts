@@ -45,11 +45,14 @@ export async function archiveCompleted(sql: Sql, completions: readonly Completio
  * the edges whose policy ignores that), locking the dependents in id order (no deadlocks between
  * concurrent completions), and notifies workers when any became ready.
  *
+ * With `final`, it is its transaction's last statement and the transaction's
+ * COMMIT goes out with it (see `QueryOptions.final`).
+ *
  * This must be a separate statement from the archiving: a statement that waited
  * for a row lock keeps its old snapshot, so a dependent created while the
  * completion waited would be missed and stay blocked forever.
  */
-export async function unblockDependents(sql: Sql, completedIds: readonly string[], options: { onlyIgnoring?: boolean } = {}): Promise<number> {
+export async function unblockDependents(sql: Sql, completedIds: readonly string[], options: { onlyIgnoring?: boolean; final?: boolean } = {}): Promise<number> {
   if (completedIds.length === 0) return 0;
   const rows = await sql.query<{ ready: number }>(
     `WITH deps AS (
@@ -71,7 +74,7 @@ export async function unblockDependents(sql: Sql, completedIds: readonly string[
      )
      SELECT ready, (SELECT pg_notify($2, '') FROM counts WHERE ready > 0) IS NULL AS quiet FROM counts`,
     [completedIds, READY_CHANNEL, options.onlyIgnoring === true],
-    { prepare: true },
+    { prepare: true, final: options.final },
   );
   return rows[0]?.ready ?? 0;
 }
