@@ -138,4 +138,79 @@ describe("transactions on the pg pool", () => {
     }
     expect((await stored()).length).toBe(22);
   });
+
+  it("sends COMMIT behind the final statement before its reply, and BEGIN with the first statement", async () => {
+    const events: string[] = [];
+    const query = pg.Client.prototype.query;
+    const spy = jest.spyOn(pg.Client.prototype, "query").mockImplementation(function (this: pg.Client, ...args: unknown[]) {
+      const config = args[0] as string | { text: string };
+      const text = typeof config === "string" ? config : config.text;
+      events.push(`send ${text}`);
+      const result = (query as (...a: unknown[]) => unknown).apply(this, args);
+      if (result instanceof Promise) void result.then(() => events.push(`reply ${text}`), () => undefined);
+      return result as never;
+    });
+    try {
+      await databaseFor(ctx.prisma).transaction(async (sql) => {
+        await sql.query("INSERT INTO tx_probe VALUES (1)");
+        await sql.query("SELECT pg_sleep(0.05)", [], { final: true });
+      });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(events.indexOf("send INSERT INTO tx_probe VALUES (1)")).toBeLessThan(events.indexOf("reply BEGIN"));
+    expect(events.indexOf("send COMMIT")).toBeLessThan(events.indexOf("reply SELECT pg_sleep(0.05)"));
+    expect(events.filter((e) => e.startsWith("send"))).toEqual(["send BEGIN", "send INSERT INTO tx_probe VALUES (1)", "send SELECT pg_sleep(0.05)", "send COMMIT"]);
+    expect(await stored()).toEqual([1]);
+  });
+
+  it.each(["pipelining", "one query at a time"])("does not commit when fn catches its final statement's failure (%s connections)", async (name) => {
+    const db = databaseFor(clients().find((c) => c.name === name)?.prisma as typeof ctx.prisma);
+    await ctx.pool.query("INSERT INTO tx_probe VALUES (9)");
+    const swallowed = db.transaction(async (sql) => {
+      await sql.query("INSERT INTO tx_probe VALUES (1)");
+      await sql.query("INSERT INTO tx_probe VALUES (9)", [], { final: true }).catch(() => undefined);
+      return "looks fine";
+    });
+    await expect(swallowed).rejects.toThrow(/duplicate key/);
+    expect(await stored()).toEqual([9]);
+    // The connection went back to the pool outside any transaction (or was discarded).
+    for (let i = 0; i < 12; i++) await db.transaction((sql) => sql.query("INSERT INTO tx_probe VALUES ($1)", [20 + i], { final: true }));
+    expect((await stored()).length).toBe(13);
+  });
+
+  it("does not send COMMIT ahead of a final statement whose values pg could fail to send", async () => {
+    const db = databaseFor(ctx.prisma);
+    const unsendable = { toPostgres: () => { throw new Error("cannot serialise"); } };
+    await expect(
+      db.transaction(async (sql) => {
+        await sql.query("INSERT INTO tx_probe VALUES (1)");
+        await sql.query("SELECT $1::text", [unsendable], { final: true });
+      }),
+    ).rejects.toThrow(/cannot serialise/);
+    expect(await stored()).toEqual([]);
+  });
+
+  it("rolls back and discards the connection when it is cut while the pipelined COMMIT waits", async () => {
+    const db = databaseFor(ctx.prisma);
+    const running = db.transaction(async (sql) => {
+      await sql.query("INSERT INTO tx_probe VALUES (1)");
+      await sql.query("SELECT pg_sleep(5)", [], { final: true });
+    });
+    const outcome = running.then(() => "committed", (error: unknown) => String(error));
+    // Cut the backend while the final statement runs (the COMMIT is queued behind it).
+    let killed = 0;
+    for (let i = 0; i < 100 && killed === 0; i++) {
+      const { rows } = await ctx.pool.query<{ n: number }>(
+        "SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(5)' AND pid <> pg_backend_pid()",
+      );
+      killed = rows[0].n;
+      if (killed === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(killed).toBe(1);
+    expect(await outcome).toMatch(/terminat|Connection/i);
+    expect(await stored()).toEqual([]);
+    await db.transaction((sql) => sql.query("INSERT INTO tx_probe VALUES (2)", [], { final: true }));
+    expect(await stored()).toEqual([2]);
+  });
 });

@@ -81,12 +81,17 @@ class PoolDatabase implements Database {
    * On a pipelining connection (`createPrismaClient` makes them), `BEGIN`
    * goes out with the first statement and `COMMIT` with the one marked
    * `final`, so a transaction of two statements takes two round trips, not
-   * four. Each query still has its own reply: a failed statement rejects,
-   * and a `COMMIT` sent behind it ends the aborted transaction as a rollback.
+   * four. Each query still has its own reply. A statement the server refuses
+   * aborts the transaction, and the `COMMIT` sent behind it ends it as a
+   * rollback; `COMMIT` is sent ahead only when the statement's values are
+   * plain (strings, numbers, booleans, null, arrays of them), which `pg`
+   * cannot fail to send. A final statement's failure fails the transaction
+   * even if `fn` catches it, and a connection left inside a transaction is
+   * discarded, never returned to the pool.
    */
   async transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    const pipelined = (client as pg.PoolClient & { pipeline?: boolean }).pipeline === true;
+    const client = (await this.pool.connect()) as pg.PoolClient & { pipeline?: boolean; getTransactionStatus?: () => string | null };
+    const pipelined = client.pipeline === true;
     let broken: Error | undefined;
     // pg-pool removes its own error listener while a client is checked out: a
     // connection cut mid-transaction (server restart, terminated backend) must
@@ -103,39 +108,65 @@ class PoolDatabase implements Database {
         await begin;
         begin = undefined;
       }
+      let finalSent = false;
+      let finalError: unknown;
       let committed = false;
       const sql: Sql = {
         query: async <R>(text: string, values: readonly unknown[] = [], options?: QueryOptions) => {
-          if (committed) throw new Error("no statement may follow a transaction's final one");
+          if (finalSent) throw new Error("no statement may follow a transaction's final one (its COMMIT has been sent)");
           const before = begin;
           begin = undefined;
           const reply = client.query(pgQuery(text, values, options));
-          let commit: Promise<unknown> | undefined;
-          if (options?.final) {
-            committed = true;
-            if (pipelined) commit = client.query("COMMIT");
-          }
+          const commitAhead = options?.final === true && pipelined && values.every(plainValue);
+          if (options?.final) finalSent = true;
+          const commit = commitAhead ? client.query("COMMIT") : undefined;
           // Every reply sent is awaited, so none is left unhandled when one fails.
-          await Promise.all([before, reply, commit]);
-          if (options?.final && !pipelined) await client.query("COMMIT");
-          return (await reply).rows as R[];
+          const [began, answered, ended] = await Promise.allSettled([before, reply, commit]);
+          const failure = [began, answered, ended].find((r): r is PromiseRejectedResult => r.status === "rejected");
+          if (commitAhead && ended.status === "fulfilled") committed = (ended.value as pg.QueryResult).command === "COMMIT";
+          if (failure) {
+            if (options?.final) finalError = failure.reason;
+            // Only a reply that failed in this process (a row it could not read) can meet a committed transaction.
+            if (committed) throw new Error(`the transaction committed, but its final statement's reply failed: ${String(failure.reason)}`, { cause: failure.reason });
+            throw failure.reason;
+          }
+          if (options?.final && !commitAhead) {
+            await client.query("COMMIT");
+            committed = true;
+          }
+          return (answered as PromiseFulfilledResult<pg.QueryResult>).value.rows as R[];
         },
       };
       const value = await fn(sql);
+      if (finalError !== undefined) throw finalError; // caught inside fn, but the transaction did not commit
       if (begin) await begin; // the function ran no statement
       if (!committed) await client.query("COMMIT");
       return value;
     } catch (error) {
-      await client.query("ROLLBACK").catch((rollbackError: Error) => {
-        broken = rollbackError;
-      });
+      // A pipelined COMMIT may already have ended the transaction (as a rollback): no ROLLBACK then.
+      if (client.getTransactionStatus?.() !== "I") {
+        await client.query("ROLLBACK").catch((rollbackError: Error) => {
+          broken = rollbackError;
+        });
+      }
       throw error;
     } finally {
       client.removeListener("error", onError);
-      // A connection whose rollback failed (or that errored) is in an unknown state: discard it.
+      // A connection that errored, whose rollback failed, or that is somehow still
+      // inside a transaction is in an unknown state: discard it.
+      const status = client.getTransactionStatus?.();
+      if (!broken && (status === "T" || status === "E")) broken = new Error(`connection left inside a transaction (state ${status})`);
       client.release(broken);
     }
   }
+}
+
+/** Whether `pg` sends this value as it is (no `toPostgres`, no JSON of an object, nothing that can throw). */
+function plainValue(value: unknown): boolean {
+  if (value === null || value === undefined) return true;
+  const type = typeof value;
+  if (type === "string" || type === "number" || type === "boolean") return true;
+  return Array.isArray(value) && value.every(plainValue);
 }
 
 class PrismaDatabase implements Database {

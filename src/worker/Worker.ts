@@ -513,7 +513,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (this.options.databaseUrl) return { connectionString: this.options.databaseUrl };
     const pool = poolOf(this.options.prisma as RawQueryClient & object) as (pg.Pool & { options: pg.PoolConfig }) | undefined;
     if (!pool) return undefined;
-    const { max: _max, idleTimeoutMillis: _idle, ...config } = pool.options;
+    // The LISTEN connection runs one statement at a time: it needs no pipelining.
+    const { max: _max, idleTimeoutMillis: _idle, pipeline: _pipeline, ...config } = pool.options as pg.PoolConfig & { pipeline?: boolean };
     return config as pg.ClientConfig;
   }
 }
