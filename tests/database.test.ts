@@ -179,6 +179,32 @@ describe("transactions on the pg pool", () => {
     expect((await stored()).length).toBe(13);
   });
 
+  it.each(["pipelining", "one query at a time"])("leaves no pooled connection inside a transaction when fn throws before its first reply (%s connections)", async (name) => {
+    const prisma = clients().find((c) => c.name === name)?.prisma as typeof ctx.prisma;
+    const db = databaseFor(prisma);
+    await expect(
+      db.transaction(async () => {
+        throw new Error("gave up before any statement");
+      }),
+    ).rejects.toThrow(/gave up/);
+    // The pool hands out its most recently released connection first: this autocommit insert runs
+    // on the connection just used, and another connection must see it.
+    await db.query("INSERT INTO tx_probe VALUES (7)");
+    expect(await stored()).toEqual([7]);
+  });
+
+  it.each(["pipelining", "one query at a time"])("reports a rollback when fn swallows a failed statement that was not final (%s connections)", async (name) => {
+    const db = databaseFor(clients().find((c) => c.name === name)?.prisma as typeof ctx.prisma);
+    await expect(
+      db.transaction(async (sql) => {
+        await sql.query("INSERT INTO tx_probe VALUES (1)");
+        await sql.query("SELECT 1 / 0").catch(() => undefined);
+        return "looks fine";
+      }),
+    ).rejects.toThrow(/rolled back/);
+    expect(await stored()).toEqual([]);
+  });
+
   it("does not send COMMIT ahead of a final statement whose values pg could fail to send", async () => {
     const db = databaseFor(ctx.prisma);
     const unsendable = { toPostgres: () => { throw new Error("cannot serialise"); } };

@@ -100,6 +100,9 @@ class PoolDatabase implements Database {
       broken = error;
     };
     client.on("error", onError);
+    // Set once a COMMIT sent ahead has been answered: the transaction has ended (committed, or
+    // rolled back because a statement failed), so no ROLLBACK is needed.
+    let ended = false;
     try {
       // Not awaited on a pipelining connection: the first statement waits for it.
       let begin: Promise<unknown> | undefined = client.query("BEGIN");
@@ -111,6 +114,13 @@ class PoolDatabase implements Database {
       let finalSent = false;
       let finalError: unknown;
       let committed = false;
+      /** Sends COMMIT and checks that it committed (PostgreSQL answers ROLLBACK when a statement had failed). */
+      const commitNow = async () => {
+        const result = await client.query("COMMIT");
+        ended = true;
+        if (result.command !== "COMMIT") throw new Error("the transaction was rolled back: a statement in it failed");
+        committed = true;
+      };
       const sql: Sql = {
         query: async <R>(text: string, values: readonly unknown[] = [], options?: QueryOptions) => {
           if (finalSent) throw new Error("no statement may follow a transaction's final one (its COMMIT has been sent)");
@@ -120,31 +130,35 @@ class PoolDatabase implements Database {
           const commitAhead = options?.final === true && pipelined && values.every(plainValue);
           if (options?.final) finalSent = true;
           const commit = commitAhead ? client.query("COMMIT") : undefined;
-          // Every reply sent is awaited, so none is left unhandled when one fails.
-          const [began, answered, ended] = await Promise.allSettled([before, reply, commit]);
-          const failure = [began, answered, ended].find((r): r is PromiseRejectedResult => r.status === "rejected");
-          if (commitAhead && ended.status === "fulfilled") committed = (ended.value as pg.QueryResult).command === "COMMIT";
-          if (failure) {
-            if (options?.final) finalError = failure.reason;
-            // Only a reply that failed in this process (a row it could not read) can meet a committed transaction.
-            if (committed) throw new Error(`the transaction committed, but its final statement's reply failed: ${String(failure.reason)}`, { cause: failure.reason });
-            throw failure.reason;
+          try {
+            // Every reply sent is awaited, so none is left unhandled when one fails.
+            const [began, answered, finished] = await Promise.allSettled([before, reply, commit]);
+            if (commitAhead && finished.status === "fulfilled") {
+              ended = true;
+              committed = (finished.value as pg.QueryResult).command === "COMMIT";
+            }
+            const failure = [began, answered, finished].find((r): r is PromiseRejectedResult => r.status === "rejected");
+            if (failure) {
+              // Only a reply that failed in this process (a row it could not read) can meet a committed transaction.
+              if (committed) throw new Error(`the transaction committed, but its final statement's reply failed: ${String(failure.reason)}`, { cause: failure.reason });
+              throw failure.reason;
+            }
+            if (options?.final && !commitAhead) await commitNow();
+            return (answered as PromiseFulfilledResult<pg.QueryResult>).value.rows as R[];
+          } catch (error) {
+            if (options?.final) finalError = error;
+            throw error;
           }
-          if (options?.final && !commitAhead) {
-            await client.query("COMMIT");
-            committed = true;
-          }
-          return (answered as PromiseFulfilledResult<pg.QueryResult>).value.rows as R[];
         },
       };
       const value = await fn(sql);
-      if (finalError !== undefined) throw finalError; // caught inside fn, but the transaction did not commit
+      if (finalError !== undefined) throw finalError; // caught inside fn, but the transaction did not commit as asked
       if (begin) await begin; // the function ran no statement
-      if (!committed) await client.query("COMMIT");
+      if (!finalSent) await commitNow();
       return value;
     } catch (error) {
-      // A pipelined COMMIT may already have ended the transaction (as a rollback): no ROLLBACK then.
-      if (client.getTransactionStatus?.() !== "I") {
+      if (!ended) {
+        // On a pipelining connection this is queued behind anything still unanswered (BEGIN included).
         await client.query("ROLLBACK").catch((rollbackError: Error) => {
           broken = rollbackError;
         });
