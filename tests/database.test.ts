@@ -79,10 +79,8 @@ describe("transactions on the pg pool", () => {
   });
 
   const stored = async () => (await ctx.pool.query<{ n: number }>("SELECT n FROM tx_probe ORDER BY n")).rows.map((r) => r.n);
-  const clients = () => [
-    { name: "pipelining", prisma: ctx.prisma },
-    { name: "one query at a time", prisma: serial },
-  ];
+  /** The Database over the client the test is run for: `pipelining` (createPrismaClient's) or the one that is not. */
+  const databaseOf = (name: string) => databaseFor(name === "pipelining" ? ctx.prisma : serial);
 
   it("createPrismaClient's connections pipeline, and this test's second client's do not", async () => {
     const mode = async (prisma: typeof ctx.prisma) => {
@@ -95,7 +93,7 @@ describe("transactions on the pg pool", () => {
   });
 
   it.each(["pipelining", "one query at a time"])("commits with the final statement (%s connections)", async (name) => {
-    const db = databaseFor(clients().find((c) => c.name === name)?.prisma as typeof ctx.prisma);
+    const db = databaseOf(name);
     const value = await db.transaction(async (sql) => {
       await sql.query("INSERT INTO tx_probe VALUES (1)");
       const rows = await sql.query<{ n: number }>("INSERT INTO tx_probe VALUES ($1) RETURNING n", [2], { prepare: true, final: true });
@@ -110,7 +108,7 @@ describe("transactions on the pg pool", () => {
   });
 
   it.each(["pipelining", "one query at a time"])("rolls everything back when a statement fails, first or final (%s connections)", async (name) => {
-    const db = databaseFor(clients().find((c) => c.name === name)?.prisma as typeof ctx.prisma);
+    const db = databaseOf(name);
     await ctx.pool.query("INSERT INTO tx_probe VALUES (9)");
     // The final statement fails after an insert: its COMMIT (sent behind it) must not keep the insert.
     const final = db.transaction(async (sql) => {
@@ -165,7 +163,7 @@ describe("transactions on the pg pool", () => {
   });
 
   it.each(["pipelining", "one query at a time"])("does not commit when fn catches its final statement's failure (%s connections)", async (name) => {
-    const db = databaseFor(clients().find((c) => c.name === name)?.prisma as typeof ctx.prisma);
+    const db = databaseOf(name);
     await ctx.pool.query("INSERT INTO tx_probe VALUES (9)");
     const swallowed = db.transaction(async (sql) => {
       await sql.query("INSERT INTO tx_probe VALUES (1)");
@@ -180,8 +178,7 @@ describe("transactions on the pg pool", () => {
   });
 
   it.each(["pipelining", "one query at a time"])("leaves no pooled connection inside a transaction when fn throws before its first reply (%s connections)", async (name) => {
-    const prisma = clients().find((c) => c.name === name)?.prisma as typeof ctx.prisma;
-    const db = databaseFor(prisma);
+    const db = databaseOf(name);
     await expect(
       db.transaction(async () => {
         throw new Error("gave up before any statement");
@@ -194,7 +191,7 @@ describe("transactions on the pg pool", () => {
   });
 
   it.each(["pipelining", "one query at a time"])("reports a rollback when fn swallows a failed statement that was not final (%s connections)", async (name) => {
-    const db = databaseFor(clients().find((c) => c.name === name)?.prisma as typeof ctx.prisma);
+    const db = databaseOf(name);
     await expect(
       db.transaction(async (sql) => {
         await sql.query("INSERT INTO tx_probe VALUES (1)");

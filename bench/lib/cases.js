@@ -54,6 +54,11 @@ function enqueueBulk(scaled, { id, batch: fullBatch, total, deps }) {
 }
 
 // ---------------------------------------------------------------- drain
+/** The workers' and the server's CPU per job (ms) of a `runWorkers` result; the server's is null when unknown. */
+function cpuPerJob(w, n) {
+  return { workerCpuMsPerJob: w.workerCpuMs / n, serverCpuMsPerJob: w.serverCpuMs === null ? null : w.serverCpuMs / n };
+}
+
 function drain(scaled, total, procs, concurrency) {
   const k = short(total);
   const n = scaled(total, 200);
@@ -71,8 +76,7 @@ function drain(scaled, total, procs, concurrency) {
           seconds: w.seconds,
           executed: w.executed,
           maxRssMB: w.maxRssMB,
-          workerCpuMsPerJob: w.workerCpuMs / n,
-          serverCpuMsPerJob: w.serverCpuMs === null ? null : w.serverCpuMs / n,
+          ...cpuPerJob(w, n),
           prefillRate: rate(n, prefillMs),
           timedOut: w.timedOut,
         };
@@ -269,8 +273,7 @@ async function drainReady(h, lib, url, n) {
   return {
     rate: w.timedOut ? null : rate(n, w.seconds * 1000),
     seconds: w.seconds,
-    workerCpuMsPerJob: w.workerCpuMs / n,
-    serverCpuMsPerJob: w.serverCpuMs === null ? null : w.serverCpuMs / n,
+    ...cpuPerJob(w, n),
     timedOut: w.timedOut,
   };
 }

@@ -113,13 +113,11 @@ class PoolDatabase implements Database {
       }
       let finalSent = false;
       let finalError: unknown;
-      let committed = false;
       /** Sends COMMIT and checks that it committed (PostgreSQL answers ROLLBACK when a statement had failed). */
       const commitNow = async () => {
         const result = await client.query("COMMIT");
         ended = true;
         if (result.command !== "COMMIT") throw new Error("the transaction was rolled back: a statement in it failed");
-        committed = true;
       };
       const sql: Sql = {
         query: async <R>(text: string, values: readonly unknown[] = [], options?: QueryOptions) => {
@@ -133,10 +131,9 @@ class PoolDatabase implements Database {
           try {
             // Every reply sent is awaited, so none is left unhandled when one fails.
             const [began, answered, finished] = await Promise.allSettled([before, reply, commit]);
-            if (commitAhead && finished.status === "fulfilled") {
-              ended = true;
-              committed = (finished.value as pg.QueryResult).command === "COMMIT";
-            }
+            const commitAnswer = commitAhead && finished.status === "fulfilled" ? (finished.value as pg.QueryResult) : undefined;
+            if (commitAnswer) ended = true;
+            const committed = commitAnswer?.command === "COMMIT";
             const failure = [began, answered, finished].find((r): r is PromiseRejectedResult => r.status === "rejected");
             if (failure) {
               // Only a reply that failed in this process (a row it could not read) can meet a committed transaction.
