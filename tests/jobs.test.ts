@@ -90,6 +90,17 @@ describe("JobManager: creating and reading jobs", () => {
     await expect(ctx.jobManager.createJob({ id: "a", jobType: "agent", name: "a" })).rejects.toThrow(DuplicateJobIdError);
     await new TestDriver(ctx.prisma).complete("a");
     await expect(ctx.jobManager.createJob({ id: "a", jobType: "agent", name: "a" })).rejects.toThrow(/duplicate job id: "a"/);
+    // Only supplied ids are looked up: mixed with generated ones, on both insert paths (with and without dependencies).
+    await ctx.jobManager.createJob({ id: "dep", jobType: "agent", name: "dep" });
+    for (const dependencies of [[], ["dep"]]) {
+      await expect(
+        ctx.jobManager.createJobs([
+          { jobType: "agent", name: "generated" },
+          { id: "a", jobType: "agent", name: "a", dependencies },
+        ]),
+      ).rejects.toThrow(/duplicate job id: "a"/);
+    }
+    expect((await ctx.pool.query("SELECT 1 FROM jobs WHERE name = 'generated'")).rowCount).toBe(0);
   });
 
   it("a batch with one taken id writes nothing; racing creators of one id: one wins, the others get DuplicateJobIdError", async () => {

@@ -11,7 +11,7 @@ import { silentLogger, type Logger } from "../logging";
 import { orderBatch, planJobs, type DependencyState, type JobPlan } from "./dependencies";
 import { DuplicateJobIdError, UnknownDependencyError, ValidationError } from "./errors";
 import { FINAL_STATUSES, JobStatus, type CreateJobInput, type Job } from "./types";
-import { normalizeJobInput } from "./validation";
+import { normalizeJobInput, type NormalizedJob } from "./validation";
 import { cancelInTransaction, retryInTransaction } from "./graph";
 
 /** What ties new jobs to a task or to the job that created them. */
@@ -84,6 +84,13 @@ function createdJob(row: JobRow): Job {
   const job = toJob(row);
   job.childIds = [];
   return job;
+}
+
+/** The ids the caller supplied: only these can be taken already (see `NormalizedJob.idGiven`). */
+function suppliedIds(jobs: readonly NormalizedJob[]): string[] {
+  const ids: string[] = [];
+  for (const job of jobs) if (job.idGiven) ids.push(job.id);
+  return ids;
 }
 
 /** The row to insert for a planned job. */
@@ -186,7 +193,7 @@ export class JobManagerCore {
     // Unless another insert is carrying one, this insert wakes the workers itself at its commit.
     const carried = this.notifier.carry();
     try {
-      written = await this.retryDeadlocks(false, () => insertJobsIfNew(this.db, rowsIn, { notify: carried !== undefined }));
+      written = await this.retryDeadlocks(false, () => insertJobsIfNew(this.db, rowsIn, suppliedIds(ordered), { notify: carried !== undefined }));
     } catch (error) {
       // Two calls raced to create the same id: the loser gets the typed error.
       if (sqlState(error) === SqlState.uniqueViolation) {
@@ -209,7 +216,8 @@ export class JobManagerCore {
   /** Writes validated, ordered jobs in the caller's transaction. `link` ties them to a task or a parent job. */
   protected async writeJobs(sql: Sql, ordered: ReturnType<typeof orderBatch>, link: JobLink = NO_LINK): Promise<{ rows: JobRow[]; ready: boolean }> {
     const ids = ordered.map((job) => job.id);
-    const taken = await existingIds(sql, ids);
+    const supplied = suppliedIds(ordered);
+    const taken = supplied.length > 0 ? await existingIds(sql, supplied) : [];
     if (taken.length > 0) throw new DuplicateJobIdError(taken);
     const plans = planJobs(ordered, await this.dependencyStates(sql, ordered));
     const toRow = (plan: JobPlan): NewJobRow => newJobRow(plan, link);

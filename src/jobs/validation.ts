@@ -23,6 +23,12 @@ const JOB_TYPES: readonly string[] = Object.values(JobType);
 /** A validated job, ready to be planned and written. */
 export interface NormalizedJob {
   id: string;
+  /**
+   * The caller supplied the id. A generated one is a fresh random UUID, which
+   * no job, live or archived, can hold already: only supplied ids are looked
+   * up before inserting (the live table's primary key still refuses a clash).
+   */
+  idGiven: boolean;
   jobType: JobType;
   name: string;
   description: string | null;
@@ -51,7 +57,8 @@ export function normalizeJobInput(input: CreateJobInput, where = ""): Normalized
     throw new ValidationError(where || "input", "must be an object");
   }
   const field = (name: string) => `${where}${name}`;
-  const id = input.id === undefined || input.id === null ? randomUUID() : checkText(input.id, field("id"), LIMITS.idLength, false);
+  const idGiven = input.id !== undefined && input.id !== null;
+  const id = idGiven ? checkText(input.id, field("id"), LIMITS.idLength, false) : randomUUID();
   if (!JOB_TYPES.includes(input.jobType as string)) {
     throw new ValidationError(field("jobType"), `must be one of ${JOB_TYPES.map((t) => `"${t}"`).join(", ")} (got ${describe(input.jobType)})`);
   }
@@ -64,6 +71,7 @@ export function normalizeJobInput(input: CreateJobInput, where = ""): Normalized
   const { dependencies, policies } = checkDependencies(input.dependencies, field("dependencies"));
   return {
     id,
+    idGiven,
     jobType: input.jobType,
     name,
     description,

@@ -1,6 +1,7 @@
+import { randomUUID } from "node:crypto";
 import type { Sql } from "../database";
 import { filterCondition, type WorkerFilter } from "./limits";
-import { archiveInsert, LIVE_COLUMNS, type JobRow } from "./rows";
+import { archiveInsert, leaseTokens, LIVE_COLUMNS, type JobRow } from "./rows";
 
 /** What one claim statement got, and whether jobs needing the flow-control claim wait. */
 export interface Claimed {
@@ -40,7 +41,7 @@ export interface ClaimRequest {
  * (src/limits/claim.ts), which enforces the limits.
  */
 export async function claimJobs(sql: Sql, request: ClaimRequest): Promise<Claimed> {
-  const where = filterCondition(request.filter ?? { queues: null, tags: [] }, "jobs", 4);
+  const where = filterCondition(request.filter ?? { queues: null, tags: [] }, "jobs", 5);
   const out = await sql.query<JobRow & { flow_waiting: boolean }>(
     `WITH candidates AS MATERIALIZED (
        SELECT id FROM jobs
@@ -49,11 +50,13 @@ export async function claimJobs(sql: Sql, request: ClaimRequest): Promise<Claime
        ORDER BY priority DESC, run_at, id
        LIMIT $2
        FOR UPDATE SKIP LOCKED
+     ), numbered AS (
+       SELECT id, row_number() OVER () AS n FROM candidates
      ), j AS (
-       UPDATE jobs SET status = 'running', locked_by = $1, lease_token = gen_random_uuid(),
+       UPDATE jobs SET status = 'running', locked_by = $1, lease_token = ($4::uuid[])[c.n],
          lease_expires_at = now() + make_interval(secs => $3), started_at = now(),
          attempts = attempts + 1, updated_at = now()
-       FROM candidates c WHERE jobs.id = c.id
+       FROM numbered c WHERE jobs.id = c.id
        RETURNING jobs.*
      )
      -- One probe of jobs_ready_flow_idx (empty when flow control is unused):
@@ -65,7 +68,7 @@ export async function claimJobs(sql: Sql, request: ClaimRequest): Promise<Claime
          AND run_at <= now()${where.sql}
      ) AS flow_waiting) f
      LEFT JOIN j ON true`,
-    [request.workerId, request.limit, request.leaseSeconds, ...where.params],
+    [request.workerId, request.limit, request.leaseSeconds, leaseTokens(request.limit), ...where.params],
     { prepare: true },
   );
   const flowWaiting = out[0]?.flow_waiting === true;
@@ -184,7 +187,7 @@ export async function failExpiredLeases(sql: Sql, batch: number): Promise<string
  * (the flow-control claim enforces their limits).
  */
 export async function claimById(sql: Sql, request: Omit<ClaimRequest, "limit"> & { id: string }): Promise<JobRow | undefined> {
-  const where = filterCondition(request.filter ?? { queues: null, tags: [] }, "jobs", 4);
+  const where = filterCondition(request.filter ?? { queues: null, tags: [] }, "jobs", 5);
   const rows = await sql.query<JobRow>(
     `WITH candidate AS MATERIALIZED (
        SELECT id FROM jobs
@@ -192,14 +195,14 @@ export async function claimById(sql: Sql, request: Omit<ClaimRequest, "limit"> &
          AND rate_limit_key IS NULL AND concurrency_key IS NULL${where.sql}
        FOR UPDATE SKIP LOCKED
      ), j AS (
-       UPDATE jobs SET status = 'running', locked_by = $1, lease_token = gen_random_uuid(),
+       UPDATE jobs SET status = 'running', locked_by = $1, lease_token = $4::uuid,
          lease_expires_at = now() + make_interval(secs => $3), started_at = now(),
          attempts = attempts + 1, updated_at = now()
        FROM candidate c WHERE jobs.id = c.id
        RETURNING jobs.*
      )
      SELECT ${LIVE_COLUMNS} FROM j`,
-    [request.workerId, request.id, request.leaseSeconds, ...where.params],
+    [request.workerId, request.id, request.leaseSeconds, randomUUID(), ...where.params],
   );
   return rows[0];
 }

