@@ -289,10 +289,16 @@ export class Worker extends EventEmitter<WorkerEvents> {
     } while (this.fetchAgain);
   }
 
-  /** Claims plain jobs ahead of free slots once fewer than half of `prefetch` are held. */
+  /**
+   * Claims plain jobs ahead of free slots once at most a quarter of `prefetch`
+   * are held, for the rest: three quarters of it per claim. (At a half, with
+   * prefetch 100, no-op drains at c=50 measured 5-18% slower in 7 of 7
+   * alternated pairs: twice the claims, each of half the rows; the c=10 pairs
+   * were split. docs/BENCHMARKS.md.)
+   */
   private async refillHeld(): Promise<void> {
     const want = this.options.prefetch - this.held.size;
-    if (this.options.prefetch === 0 || this.held.size > this.options.prefetch / 2 || this.claimer.usingFlowControl) return;
+    if (this.options.prefetch === 0 || this.held.size > this.options.prefetch / 4 || this.claimer.usingFlowControl) return;
     const requestedAt = this.clock.now();
     let rows: JobRow[];
     try {
