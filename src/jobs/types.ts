@@ -45,7 +45,7 @@ export function dependencyId(spec: DependencySpec): string {
 
 /** What to create: the input of `createJob` and `createJobs`. */
 export interface CreateJobInput {
-  /** The job's id. Supply your own to reference jobs of the same `createJobs` call; else a UUID. */
+  /** The job's id. Supply your own to reference jobs of the same `createJobs` call; else a new version 7 UUID (time-ordered). */
   id?: string;
   /** `"agent"` or `"query"` ({@link JobType}). */
   jobType: JobType;

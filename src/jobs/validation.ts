@@ -1,5 +1,5 @@
-import { randomUUID } from "node:crypto";
 import { ValidationError } from "./errors";
+import { newJobId } from "./ids";
 import { JobType, type DependencySpec, type FailurePolicy, type CreateJobInput, type JsonObject } from "./types";
 
 /** Limits on what a job may carry. */
@@ -58,7 +58,7 @@ export function normalizeJobInput(input: CreateJobInput, where = ""): Normalized
   }
   const field = (name: string) => `${where}${name}`;
   const idGiven = input.id !== undefined && input.id !== null;
-  const id = idGiven ? checkText(input.id, field("id"), LIMITS.idLength, false) : randomUUID();
+  const id = idGiven ? checkText(input.id, field("id"), LIMITS.idLength, false) : newJobId();
   if (!JOB_TYPES.includes(input.jobType as string)) {
     throw new ValidationError(field("jobType"), `must be one of ${JOB_TYPES.map((t) => `"${t}"`).join(", ")} (got ${describe(input.jobType)})`);
   }
