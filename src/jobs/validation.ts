@@ -24,9 +24,11 @@ const JOB_TYPES: readonly string[] = Object.values(JobType);
 export interface NormalizedJob {
   id: string;
   /**
-   * The caller supplied the id. A generated one is a fresh random UUID, which
-   * no job, live or archived, can hold already: only supplied ids are looked
-   * up before inserting (the live table's primary key still refuses a clash).
+   * The caller supplied the id. A generated one is a new version 7 UUID (the
+   * time, a per-millisecond sequence and 62 random bits; see `newJobId`),
+   * which no job, live or archived, can hold already: only supplied ids are
+   * looked up before inserting (the live table's primary key still refuses a
+   * clash).
    */
   idGiven: boolean;
   jobType: JobType;
