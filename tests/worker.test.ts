@@ -7,6 +7,8 @@ import { systemClock } from "../src/worker/clock";
 import { silentLogger } from "../src/logging";
 import { StatisticsWatch } from "../src/db/statistics";
 import { databaseFor } from "../src/db/database";
+import { JobStore } from "../src/db/store";
+import { claimJobs } from "../src/db/sql/claim";
 
 const ctx = useTestDatabase();
 const workers: Worker[] = [];
@@ -443,6 +445,35 @@ describe("Worker: prefetch", () => {
   it("refuses a prefetch that is not a whole number >= 0", () => {
     expect(() => new Worker({ prisma: ctx.prisma, prefetch: -1 })).toThrow(/prefetch/);
     expect(() => new Worker({ prisma: ctx.prisma, prefetch: 1.5 })).toThrow(/prefetch/);
+  });
+});
+
+describe("Worker: dependents handed over by completions", () => {
+  it("claims only the head of a chain: each later job is leased to it by its dependency's completion, and sees that dependency's result", async () => {
+    const claimed: string[] = [];
+    const claim = jest.spyOn(JobStore.prototype, "claim").mockImplementation(async function (this: JobStore, request) {
+      const out = await claimJobs(this.db, request);
+      claimed.push(...out.rows.map((r) => r.id));
+      return out;
+    });
+    try {
+      const seen: Record<string, unknown> = {};
+      await ctx.jobManager.createJobs(Array.from({ length: 5 }, (_, i) => ({ id: `s${i}`, jobType: JobType.AGENT, name: `s${i}`, payload: { agent_name: "step" }, dependencies: i > 0 ? [`s${i - 1}`] : [] })));
+      await startWorker({
+        maxConcurrentJobs: 1,
+        agentRegistry: {
+          step: async (_p: unknown, c: JobContext) => {
+            seen[c.job.id] = c.dependencyResults;
+            return { step: c.job.id };
+          },
+        },
+      });
+      for (let i = 0; i < 5; i++) expect(await finished(`s${i}`)).toMatchObject({ status: "completed", attempts: 1 });
+      expect(claimed).toEqual(["s0"]);
+      expect(seen).toEqual({ s0: {}, s1: { s0: { step: "s0" } }, s2: { s1: { step: "s1" } }, s3: { s2: { step: "s2" } }, s4: { s3: { step: "s3" } } });
+    } finally {
+      claim.mockRestore();
+    }
   });
 });
 

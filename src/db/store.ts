@@ -2,6 +2,7 @@ import { databaseFor, sqlState, SqlState, type Database, type RawQueryClient } f
 import { finishDownstream } from "./sql/cancel";
 import { claimById, claimJobs, type Claimed, failExpiredLeases, releaseJobs, renewLeases, retryExpiredLeases, type ClaimRequest } from "./sql/claim";
 import { archiveCompleted, recordFailure, unblockDependents, type Completion, type Failure, type FailureOutcome } from "./sql/finish";
+import { unblockAndHandOff, type HandoffRequest } from "./sql/handoff";
 import { deferRateLimited, pauseRateLimitKey } from "./sql/limits";
 import type { JobRow } from "./sql/rows";
 
@@ -30,16 +31,20 @@ export class JobStore {
 
   /**
    * Records completed attempts in one transaction: archives those whose lease
-   * still matches and unblocks their dependents. Returns the ids accepted (the
-   * rest lost their lease) and how many dependents became ready.
+   * still matches and unblocks their dependents. With `handoff`, dependents
+   * that become ready are leased to that worker in the same update, within
+   * its limit (see {@link unblockAndHandOff}). Returns the ids accepted (the
+   * rest lost their lease), how many dependents became ready for any worker,
+   * and those handed over.
    */
-  complete(completions: readonly Completion[]): Promise<{ accepted: string[]; ready: number }> {
+  complete(completions: readonly Completion[], handoff?: HandoffRequest): Promise<{ accepted: string[]; ready: number; handed: JobRow[] }> {
     return retryTransient(() =>
       this.db.transaction(async (sql) => {
         const accepted = await archiveCompleted(sql, completions);
         // Its COMMIT goes out with it: the whole completion takes two round trips.
+        if (handoff !== undefined && handoff.limit > 0) return { accepted, ...(await unblockAndHandOff(sql, accepted, handoff, { final: true })) };
         const ready = await unblockDependents(sql, accepted, { final: true });
-        return { accepted, ready };
+        return { accepted, ready, handed: [] };
       }),
     );
   }

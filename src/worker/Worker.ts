@@ -9,6 +9,7 @@ import { CANCELLED_CHANNEL } from "../db/notifier";
 import { toJob, type JobRow } from "../db/sql/rows";
 import { dependencyResults, deregisterWorker, registerWorker, touchWorker, type WorkerRegistration } from "../db/sql/workers";
 import { JobStore } from "../db/store";
+import type { HandoffRequest } from "../db/sql/handoff";
 import { dependencyId, type Job, type JsonValue } from "../jobs/types";
 import { silentLogger, type Logger } from "../logging";
 import { backoffMs, sleep, systemClock, type Clock } from "./clock";
@@ -74,6 +75,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private forceStop: (() => void) | undefined;
   private forceRequested = false;
   private idleWaiters: Array<() => void> = [];
+  /** Handed-over dependents being returned to pending because the worker is stopping. */
+  private handingBack: Array<Promise<void>> = [];
 
   constructor(options: WorkerOptions) {
     super();
@@ -95,6 +98,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       giveUpMs: this.options.staleTimeout * 1000,
       random: this.options.random,
       onReady: () => this.wake(),
+      handoff: (batchSize) => this.handoffRequest(batchSize),
+      onHanded: (rows, requestedAt) => this.takeHanded(rows, requestedAt),
     });
   }
 
@@ -191,6 +196,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.logger.warn("returned unfinished jobs to pending", { jobIds: released });
     }
     await this.completer.drain();
+    // Dependents handed over by completions that were in flight when the worker began to stop.
+    await Promise.all(this.handingBack.splice(0));
     this.clock.clearTimeout(this.heartbeatTimer);
     await deregisterWorker(this.store.db, this.workerId).catch(() => undefined);
     this.state = "stopped";
@@ -318,6 +325,30 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.held.add(rows, this.clock.now(), leaseUntil);
     // Slots freed while this claim was in flight start from what it got.
     if (rows.length > 0 && this.options.maxConcurrentJobs - this.running.size > 0) this.fetchAgain = true;
+  }
+
+  /**
+   * What a completion batch may hand this worker: the dependents its jobs
+   * make ready, up to one per completion and within the room for held jobs
+   * (`maxConcurrentJobs + prefetch`, less what runs and is held).
+   */
+  private handoffRequest(batchSize: number): HandoffRequest | undefined {
+    if (this.state !== "running") return undefined;
+    const room = this.options.maxConcurrentJobs + this.options.prefetch - this.running.size - this.held.size;
+    const limit = Math.min(batchSize, room);
+    if (limit <= 0) return undefined;
+    return { workerId: this.workerId, limit, leaseSeconds: this.options.staleTimeout, filter: { queues: this.options.queues, tags: this.options.tags } };
+  }
+
+  /** Dependents a completion leased to this worker: held, to start as slots free (handed back if it is stopping). */
+  private takeHanded(rows: JobRow[], requestedAt: number): void {
+    if (this.state !== "running") {
+      this.handingBack.push(this.releaseUnstarted(rows));
+      return;
+    }
+    // As for a claim ahead: the lease runs at least until this deadline.
+    this.held.add(rows, this.clock.now(), requestedAt + this.options.staleTimeout * 1000);
+    this.wake();
   }
 
   /** Claims again once a rate-limited key has a token (jobs wait on it). */

@@ -1,5 +1,7 @@
 import type { JobStore } from "../db/store";
 import type { Completion } from "../db/sql/finish";
+import type { HandoffRequest } from "../db/sql/handoff";
+import type { JobRow } from "../db/sql/rows";
 import type { Logger } from "../logging";
 import { backoffMs, sleep, type Clock } from "./clock";
 
@@ -24,7 +26,22 @@ export class CompletionBatcher {
 
   constructor(
     private readonly store: JobStore,
-    private readonly options: { clock: Clock; logger: Logger; giveUpMs: number; random: () => number; onReady: (count: number) => void },
+    private readonly options: {
+      clock: Clock;
+      logger: Logger;
+      giveUpMs: number;
+      random: () => number;
+      /** Dependents became ready for any worker. */
+      onReady: (count: number) => void;
+      /**
+       * The worker's offer to take the dependents a batch of this size makes
+       * ready (see `JobStore.complete`), asked before each write; none when it
+       * returns undefined.
+       */
+      handoff?: (batchSize: number) => HandoffRequest | undefined;
+      /** Dependents leased to the worker by a write that asked at `requestedAt` (clock milliseconds). */
+      onHanded?: (rows: JobRow[], requestedAt: number) => void;
+    },
   ) {}
 
   /** Queues a completion; resolves with whether the job's lease was still held. */
@@ -71,7 +88,9 @@ export class CompletionBatcher {
     const started = this.options.clock.now();
     for (let attempt = 0; ; attempt++) {
       try {
-        const { accepted, ready } = await this.store.complete(completions);
+        const requestedAt = this.options.clock.now();
+        const { accepted, ready, handed } = await this.store.complete(completions, this.options.handoff?.(completions.length));
+        if (handed.length > 0) this.options.onHanded?.(handed, requestedAt);
         if (ready > 0) this.options.onReady(ready);
         return new Set(accepted);
       } catch (error) {

@@ -1,0 +1,121 @@
+import pg from "pg";
+import { READY_CHANNEL } from "../src/db/sql/insert";
+import type { HandoffRequest } from "../src/db/sql/handoff";
+import type { CreateJobInput } from "../src";
+import { truncateAll, useTestDatabase } from "./helpers/db";
+import { TestDriver } from "./helpers/store";
+import { waitFor } from "./helpers/wait";
+
+const ctx = useTestDatabase();
+let driver: TestDriver;
+beforeAll(() => {
+  driver = new TestDriver(ctx.prisma);
+});
+beforeEach(() => truncateAll(ctx.pool));
+
+const job = (id: string, dependencies: string[] = [], more: Partial<CreateJobInput> = {}): CreateJobInput => ({ id, jobType: "agent", name: id, dependencies, ...more });
+const offer = (limit: number, filter: HandoffRequest["filter"] = { queues: null, tags: [] }): HandoffRequest => ({ workerId: "w1", limit, leaseSeconds: 60, filter });
+const statuses = async () =>
+  Object.fromEntries(
+    (await ctx.pool.query<{ id: string; status: string; locked_by: string | null; pending_dependencies: number }>("SELECT id, status, locked_by, pending_dependencies FROM jobs ORDER BY id")).rows.map(
+      (r) => [r.id, `${r.status}${r.locked_by ? `@${r.locked_by}` : ""}/${r.pending_dependencies}`],
+    ),
+  );
+
+/** Claims the ready job `id` (by id: no other job is touched) and completes it, offering its dependents to worker w1. */
+async function completeOffering(id: string, handoff: HandoffRequest) {
+  const row = await driver.store.claimOne({ workerId: "w0", id, leaseSeconds: 60 });
+  if (!row) throw new Error(`${id} was not ready`);
+  return driver.store.complete([{ id, leaseToken: row.lease_token as string, result: { from: id } }], handoff);
+}
+
+describe("a completion hands ready dependents to its worker", () => {
+  it("leases up to the limit, highest priority first, in the completion's own update; the rest become ready for any worker", async () => {
+    await ctx.jobManager.createJobs([
+      job("root"),
+      job("low", ["root"], { priority: 1 }),
+      job("high", ["root"], { priority: 5 }),
+      job("mid", ["root"], { priority: 3 }),
+      job("other"),
+      job("both", ["root", "other"]),
+    ]);
+    const { accepted, ready, handed } = await completeOffering("root", offer(2));
+    expect(accepted).toEqual(["root"]);
+    expect(handed.map((r) => r.id)).toEqual(["high", "mid"]);
+    expect(ready).toBe(1); // "low", for any worker
+    for (const row of handed) {
+      expect(row).toMatchObject({ status: "running", locked_by: "w1", attempts: 1, pending_dependencies: 0 });
+      expect(row.started_at).toBeInstanceOf(Date);
+      expect(row.lease_expires_at?.getTime()).toBeGreaterThan(Date.now() + 50_000);
+    }
+    expect(new Set(handed.map((r) => r.lease_token)).size).toBe(2);
+    expect(await statuses()).toEqual({ both: "pending/1", high: "running@w1/0", low: "pending/0", mid: "running@w1/0", other: "pending/0" });
+    // A handed-over job completes under its lease like a claimed one.
+    const [high] = handed;
+    expect((await driver.store.complete([{ id: high.id, leaseToken: high.lease_token as string, result: null }])).accepted).toEqual(["high"]);
+  });
+
+  it("hands over only what the plain claim would give that worker", async () => {
+    await ctx.jobManager.createJobs([
+      job("root"),
+      job("tenant", ["root"], { tenant: "acme" }),
+      job("rate", ["root"], { rateLimitKey: "openai" }),
+      job("capped", ["root"], { concurrencyKey: "db" }),
+      job("later", ["root"], { runAt: new Date(Date.now() + 3_600_000) }),
+      job("gpu", ["root"], { tags: ["gpu"] }),
+      job("mail", ["root"], { queue: "mail" }),
+      job("plain", ["root"]),
+    ]);
+    await ctx.jobManager.createJobs([job("child", ["root"])], { parent: { id: "plain", tenant: null, taskId: null } });
+    const { handed, ready } = await completeOffering("root", offer(20, { queues: ["default"], tags: [] }));
+    expect(handed.map((r) => r.id)).toEqual(["plain"]);
+    expect(ready).toBe(6); // all but "later" (not due) and the one handed over
+    // A worker with the tag and the queue takes those too.
+    await truncateAll(ctx.pool);
+    await ctx.jobManager.createJobs([job("root"), job("gpu", ["root"], { tags: ["gpu"] }), job("mail", ["root"], { queue: "mail" })]);
+    expect((await completeOffering("root", offer(20, { queues: ["default", "mail"], tags: ["gpu"] }))).handed.map((r) => r.id).sort()).toEqual(["gpu", "mail"]);
+  });
+
+  it("hands over nothing while a ready job the worker could claim comes first (higher priority, or an earlier run time)", async () => {
+    const past = new Date(Date.now() - 60_000);
+    await ctx.jobManager.createJobs([job("root"), job("dep", ["root"], { priority: 2 }), job("urgent", [], { priority: 3 })]);
+    let out = await completeOffering("root", offer(5));
+    expect(out.handed).toEqual([]);
+    expect(out.ready).toBe(1);
+    await truncateAll(ctx.pool);
+    await ctx.jobManager.createJobs([job("root"), job("dep", ["root"]), job("older", [], { runAt: past })]);
+    expect((await completeOffering("root", offer(5))).handed).toEqual([]);
+    // Behind it in that order (lower priority, or the same priority and a later run time), it does not hold the dependent back.
+    await truncateAll(ctx.pool);
+    await ctx.jobManager.createJobs([job("root"), job("dep", ["root"], { runAt: past }), job("idle", [], { priority: -1 })]);
+    out = await completeOffering("root", offer(5));
+    expect(out.handed.map((r) => r.id)).toEqual(["dep"]);
+    expect(out.ready).toBe(0);
+  });
+
+  it("notifies workers only of the dependents it did not hand over", async () => {
+    const listener = new pg.Client({ connectionString: ctx.db.url });
+    await listener.connect();
+    try {
+      await listener.query(`LISTEN ${READY_CHANNEL}`);
+      let ready = 0;
+      const seen = new Set<string>();
+      listener.on("notification", (n) => (n.payload ? seen.add(n.payload) : ready++));
+      const marker = async (name: string) => {
+        await ctx.pool.query("SELECT pg_notify($1, $2)", [READY_CHANNEL, name]);
+        await waitFor(async () => seen.has(name), `marker ${name}`);
+      };
+      await ctx.jobManager.createJobs([job("a"), job("a1", ["a"]), job("b"), job("b1", ["b"]), job("b2", ["b"])]);
+      await marker("created");
+      ready = 0;
+      await completeOffering("a", offer(5)); // its one dependent handed over: nothing to announce
+      await marker("after a");
+      expect(ready).toBe(0);
+      await completeOffering("b", offer(1)); // one of two handed over: the other is announced
+      await marker("after b");
+      expect(ready).toBe(1);
+    } finally {
+      await listener.end();
+    }
+  });
+});
