@@ -1,6 +1,7 @@
 import pg from "pg";
 import { READY_CHANNEL } from "../src/db/sql/insert";
 import type { HandoffRequest } from "../src/db/sql/handoff";
+import { leaseTokens } from "../src/db/sql/rows";
 import type { CreateJobInput } from "../src";
 import { truncateAll, useTestDatabase } from "./helpers/db";
 import { TestDriver } from "./helpers/store";
@@ -14,7 +15,7 @@ beforeAll(() => {
 beforeEach(() => truncateAll(ctx.pool));
 
 const job = (id: string, dependencies: string[] = [], more: Partial<CreateJobInput> = {}): CreateJobInput => ({ id, jobType: "agent", name: id, dependencies, ...more });
-const offer = (limit: number, filter: HandoffRequest["filter"] = { queues: null, tags: [] }): HandoffRequest => ({ workerId: "w1", limit, leaseSeconds: 60, filter });
+const offer = (limit: number, filter: HandoffRequest["filter"] = { queues: null, tags: [] }): HandoffRequest => ({ workerId: "w1", tokens: leaseTokens(limit), leaseSeconds: 60, filter });
 const statuses = async () =>
   Object.fromEntries(
     (await ctx.pool.query<{ id: string; status: string; locked_by: string | null; pending_dependencies: number }>("SELECT id, status, locked_by, pending_dependencies FROM jobs ORDER BY id")).rows.map(
@@ -76,7 +77,7 @@ describe("a completion hands ready dependents to its worker", () => {
     expect((await completeOffering("root", offer(20, { queues: ["default", "mail"], tags: ["gpu"] }))).handed.map((r) => r.id).sort()).toEqual(["gpu", "mail"]);
   });
 
-  it("hands over nothing while a ready job the worker could claim comes first (higher priority, or an earlier run time)", async () => {
+  it("hands over nothing while a ready job the worker could claim comes first (higher priority, an earlier run time, or the same and a smaller id)", async () => {
     const past = new Date(Date.now() - 60_000);
     await ctx.jobManager.createJobs([job("root"), job("dep", ["root"], { priority: 2 }), job("urgent", [], { priority: 3 })]);
     let out = await completeOffering("root", offer(5));
@@ -91,6 +92,40 @@ describe("a completion hands ready dependents to its worker", () => {
     out = await completeOffering("root", offer(5));
     expect(out.handed.map((r) => r.id)).toEqual(["dep"]);
     expect(out.ready).toBe(0);
+    // Same priority and run time (one call): the id decides, as in the claim.
+    await truncateAll(ctx.pool);
+    await ctx.jobManager.createJobs([job("root"), job("b-dep", ["root"]), job("a-ready"), job("c-ready")]);
+    await ctx.pool.query("UPDATE jobs SET run_at = $1", [past]);
+    expect((await completeOffering("root", offer(5))).handed).toEqual([]);
+    await truncateAll(ctx.pool);
+    await ctx.jobManager.createJobs([job("root"), job("b-dep", ["root"]), job("c-ready")]);
+    await ctx.pool.query("UPDATE jobs SET run_at = $1", [past]);
+    expect((await completeOffering("root", offer(5))).handed.map((r) => r.id)).toEqual(["b-dep"]);
+  });
+
+  it("finds and hands back, announced, what a handoff leased when its reply was lost", async () => {
+    await ctx.jobManager.createJobs([job("root"), job("d1", ["root"]), job("d2", ["root"]), job("other")]);
+    const request = offer(2);
+    const { handed } = await completeOffering("root", request);
+    expect(handed).toHaveLength(2);
+    const listener = new pg.Client({ connectionString: ctx.db.url });
+    await listener.connect();
+    try {
+      await listener.query(`LISTEN ${READY_CHANNEL}`);
+      const notified = new Promise<void>((resolve) => listener.on("notification", () => resolve()));
+      // Another worker's tokens, or tokens of a write that leased nothing, find nothing.
+      expect(await driver.store.releaseLeasedWith("w2", request.tokens, "test")).toEqual([]);
+      expect(await driver.store.releaseLeasedWith("w1", leaseTokens(3), "test")).toEqual([]);
+      expect((await driver.store.releaseLeasedWith("w1", request.tokens, "test")).sort()).toEqual(["d1", "d2"]);
+      await notified;
+    } finally {
+      await listener.end();
+    }
+    const { rows } = await ctx.pool.query("SELECT id, status, attempts, locked_by, started_at FROM jobs WHERE id IN ('d1', 'd2') ORDER BY id");
+    expect(rows).toEqual([
+      { id: "d1", status: "pending", attempts: 0, locked_by: null, started_at: null },
+      { id: "d2", status: "pending", attempts: 0, locked_by: null, started_at: null },
+    ]);
   });
 
   it("notifies workers only of the dependents it did not hand over", async () => {

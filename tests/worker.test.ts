@@ -475,6 +475,54 @@ describe("Worker: dependents handed over by completions", () => {
       claim.mockRestore();
     }
   });
+
+  it("hands back, for other workers, a dependent it was handed while every slot runs a job (no prefetch)", async () => {
+    const gate = deferred();
+    await ctx.jobManager.createJobs([
+      { id: "a", jobType: JobType.AGENT, name: "a", payload: { agent_name: "quick" }, priority: 10 },
+      { id: "b", jobType: JobType.AGENT, name: "b", payload: { agent_name: "quick" }, dependencies: ["a"] },
+      // Only the first worker may run x, which holds its one slot until the gate opens.
+      { id: "x", jobType: JobType.AGENT, name: "x", payload: { agent_name: "slow" }, tags: ["first"] },
+    ]);
+    const registry = { quick: async () => "done", slow: async () => gate.promise.then(() => "slow done") };
+    const first = await startWorker({ maxConcurrentJobs: 1, tags: ["first"], agentRegistry: registry });
+    try {
+      await waitFor(async () => (await ctx.pool.query("SELECT 1 FROM jobs WHERE id = 'x' AND status = 'running'")).rowCount === 1, "x to run on the first worker");
+      expect(await finished("a")).toMatchObject({ status: "completed", lockedBy: first.workerId });
+      const second = await startWorker({ maxConcurrentJobs: 1, agentRegistry: registry });
+      // b does not wait for x's slot: the second worker runs it.
+      expect(await finished("b")).toMatchObject({ status: "completed", attempts: 1, lockedBy: second.workerId });
+      expect((await ctx.pool.query("SELECT 1 FROM jobs WHERE id = 'x' AND status = 'running'")).rowCount).toBe(1);
+    } finally {
+      gate.resolve();
+    }
+    expect(await finished("x")).toMatchObject({ status: "completed" });
+  });
+
+  it("hands back what a completion leased to it when the write committed but its reply was lost", async () => {
+    const original = JobStore.prototype.complete;
+    let lost = false;
+    const complete = jest.spyOn(JobStore.prototype, "complete").mockImplementation(async function (this: JobStore, completions, handoff) {
+      const out = await original.call(this, completions, handoff);
+      if (!lost && out.handed.length > 0) {
+        lost = true; // committed, but the worker never hears of it
+        throw new Error("test: connection lost before the reply");
+      }
+      return out;
+    });
+    try {
+      await ctx.jobManager.createJobs([
+        { id: "a", jobType: JobType.AGENT, name: "a", payload: { agent_name: "quick" } },
+        { id: "b", jobType: JobType.AGENT, name: "b", payload: { agent_name: "quick" }, dependencies: ["a"] },
+      ]);
+      // Leases far longer than the test: b must come back through the worker's heartbeat, not lease expiry.
+      await startWorker({ maxConcurrentJobs: 1, staleTimeout: 600, heartbeatInterval: 0.3, agentRegistry: { quick: async () => "done" } });
+      expect(await finished("b")).toMatchObject({ status: "completed", attempts: 1 });
+      expect(lost).toBe(true);
+    } finally {
+      complete.mockRestore();
+    }
+  });
 });
 
 describe("Worker: wake-ups", () => {

@@ -2,7 +2,7 @@ import { databaseFor, sqlState, SqlState, type Database, type RawQueryClient } f
 import { finishDownstream } from "./sql/cancel";
 import { claimById, claimJobs, type Claimed, failExpiredLeases, releaseJobs, renewLeases, retryExpiredLeases, type ClaimRequest } from "./sql/claim";
 import { archiveCompleted, recordFailure, unblockDependents, type Completion, type Failure, type FailureOutcome } from "./sql/finish";
-import { unblockAndHandOff, type HandoffRequest } from "./sql/handoff";
+import { leasedWithTokens, unblockAndHandOff, type HandoffRequest } from "./sql/handoff";
 import { deferRateLimited, pauseRateLimitKey } from "./sql/limits";
 import type { JobRow } from "./sql/rows";
 
@@ -42,7 +42,7 @@ export class JobStore {
       this.db.transaction(async (sql) => {
         const accepted = await archiveCompleted(sql, completions);
         // Its COMMIT goes out with it: the whole completion takes two round trips.
-        if (handoff !== undefined && handoff.limit > 0) return { accepted, ...(await unblockAndHandOff(sql, accepted, handoff, { final: true })) };
+        if (handoff !== undefined && handoff.tokens.length > 0) return { accepted, ...(await unblockAndHandOff(sql, accepted, handoff, { final: true })) };
         const ready = await unblockDependents(sql, accepted, { final: true });
         return { accepted, ready, handed: [] };
       }),
@@ -82,6 +82,16 @@ export class JobStore {
   /** Returns jobs to pending without using a retry (shutdown gave up on them). */
   release(leases: ReadonlyArray<{ id: string; leaseToken: string }>, reason: string, options: { started?: boolean } = {}): Promise<string[]> {
     return releaseJobs(this.db, leases, reason, options);
+  }
+
+  /**
+   * Returns to pending, without using a retry, the jobs still leased to
+   * `workerId` under any of `tokens` (a handoff whose write committed but
+   * whose reply never reached the worker). Returns their ids.
+   */
+  async releaseLeasedWith(workerId: string, tokens: readonly string[], reason: string): Promise<string[]> {
+    const leased = await leasedWithTokens(this.db, workerId, tokens);
+    return releaseJobs(this.db, leased.map((r) => ({ id: r.id, leaseToken: r.lease_token })), reason, { started: false });
   }
 
   /**

@@ -10,6 +10,7 @@ import { toJob, type JobRow } from "../db/sql/rows";
 import { dependencyResults, deregisterWorker, registerWorker, touchWorker, type WorkerRegistration } from "../db/sql/workers";
 import { JobStore } from "../db/store";
 import type { HandoffRequest } from "../db/sql/handoff";
+import { Handoffs } from "./handoffs";
 import { dependencyId, type Job, type JsonValue } from "../jobs/types";
 import { silentLogger, type Logger } from "../logging";
 import { backoffMs, sleep, systemClock, type Clock } from "./clock";
@@ -75,8 +76,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private forceStop: (() => void) | undefined;
   private forceRequested = false;
   private idleWaiters: Array<() => void> = [];
-  /** Handed-over dependents being returned to pending because the worker is stopping. */
-  private handingBack: Array<Promise<void>> = [];
+  /** Dependents that completions hand this worker (see ./handoffs.ts). */
+  private readonly handoffs: Handoffs;
 
   constructor(options: WorkerOptions) {
     super();
@@ -100,6 +101,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
       onReady: () => this.wake(),
       handoff: (batchSize) => this.handoffRequest(batchSize),
       onHanded: (rows, requestedAt) => this.takeHanded(rows, requestedAt),
+      onHandoffFailed: (request) => this.handoffs.failed(request),
+    });
+    this.handoffs = new Handoffs(this.store, {
+      workerId: this.workerId,
+      leaseSeconds: this.options.staleTimeout,
+      filter: { queues: this.options.queues, tags: this.options.tags },
+      logger: this.logger,
     });
   }
 
@@ -196,8 +204,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.logger.warn("returned unfinished jobs to pending", { jobIds: released });
     }
     await this.completer.drain();
-    // Dependents handed over by completions that were in flight when the worker began to stop.
-    await Promise.all(this.handingBack.splice(0));
+    // Dependents handed over by completions that were in flight when the worker began to stop,
+    // and any that a write whose reply was lost leased to it.
+    await this.handoffs.settled();
+    await this.handoffs.releaseUnknown().catch((error: unknown) => {
+      this.logger.error("could not return jobs a lost completion reply handed over to pending; they run again after their leases expire", { error: String(error) });
+    });
     this.clock.clearTimeout(this.heartbeatTimer);
     await deregisterWorker(this.store.db, this.workerId).catch(() => undefined);
     this.state = "stopped";
@@ -205,12 +217,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.emit("stopped");
   }
 
-  /** Returns claimed jobs that will not start here (the worker is stopping) to pending, without using a retry. */
-  private async releaseUnstarted(rows: JobRow[]): Promise<void> {
+  /** Returns claimed jobs that will not start here (by default: the worker is stopping) to pending, without using a retry. */
+  private async releaseUnstarted(rows: JobRow[], reason = `worker ${this.workerId} shut down before the job started`): Promise<void> {
     if (rows.length === 0) return;
     const leases = rows.map((r) => ({ id: r.id, leaseToken: r.lease_token as string }));
     try {
-      const released = await this.store.release(leases, `worker ${this.workerId} shut down before the job started`, { started: false });
+      const released = await this.store.release(leases, reason, { started: false });
       this.logger.info("returned claimed jobs that had not started to pending", { jobIds: released });
     } catch (error) {
       this.logger.error("could not return claimed jobs to pending; they run again after their leases expire", { error: String(error) });
@@ -270,6 +282,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
         const next = this.held.take(free, this.clock.now());
         free -= next.length;
         if (next.length > 0) await this.startJobs(next);
+      }
+      // Every slot runs a job and more than `prefetch` are held: those completions handed over
+      // beyond that go back to pending (and other workers are told) instead of waiting here.
+      if (this.running.size >= this.options.maxConcurrentJobs && this.held.size > this.options.prefetch) {
+        const excess = this.held.removeNewest(this.held.size - this.options.prefetch);
+        this.handoffs.handBack(excess, (rows) => this.releaseUnstarted(rows, `handed to worker ${this.workerId} by a completion while its slots were busy`));
       }
       if (free > 0) {
         let rows: JobRow[];
@@ -333,17 +351,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * (`maxConcurrentJobs + prefetch`, less what runs and is held).
    */
   private handoffRequest(batchSize: number): HandoffRequest | undefined {
-    if (this.state !== "running") return undefined;
-    const room = this.options.maxConcurrentJobs + this.options.prefetch - this.running.size - this.held.size;
-    const limit = Math.min(batchSize, room);
-    if (limit <= 0) return undefined;
-    return { workerId: this.workerId, limit, leaseSeconds: this.options.staleTimeout, filter: { queues: this.options.queues, tags: this.options.tags } };
+    // Under flow control, tokens, caps and tenants' shares are the flow-control claim's to apply.
+    if (this.state !== "running" || this.claimer.usingFlowControl) return undefined;
+    return this.handoffs.request(batchSize, this.options.maxConcurrentJobs + this.options.prefetch - this.running.size - this.held.size);
   }
 
   /** Dependents a completion leased to this worker: held, to start as slots free (handed back if it is stopping). */
   private takeHanded(rows: JobRow[], requestedAt: number): void {
     if (this.state !== "running") {
-      this.handingBack.push(this.releaseUnstarted(rows));
+      this.handoffs.handBack(rows, (r) => this.releaseUnstarted(r));
       return;
     }
     // As for a claim ahead: the lease runs at least until this deadline.
@@ -521,6 +537,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         this.logger.warn("lease lost (job reclaimed or cancelled); aborting the attempt", { jobId: r.job.id });
         r.abandon("lease-lost");
       }
+      await this.handoffs.releaseUnknown();
       if (this.options.maintenance && this.state === "running") {
         const rescued = await rescueExpiredLeases(this.store, this.options.staleTimeout, this.logger);
         if (rescued > 0) this.wake(true);

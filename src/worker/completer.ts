@@ -41,6 +41,8 @@ export class CompletionBatcher {
       handoff?: (batchSize: number) => HandoffRequest | undefined;
       /** Dependents leased to the worker by a write that asked at `requestedAt` (clock milliseconds). */
       onHanded?: (rows: JobRow[], requestedAt: number) => void;
+      /** A write that carried this handoff request failed: it may still have committed. */
+      onHandoffFailed?: (request: HandoffRequest) => void;
     },
   ) {}
 
@@ -87,13 +89,15 @@ export class CompletionBatcher {
   private async write(completions: Completion[]): Promise<Set<string>> {
     const started = this.options.clock.now();
     for (let attempt = 0; ; attempt++) {
+      const requestedAt = this.options.clock.now();
+      const handoff = this.options.handoff?.(completions.length);
       try {
-        const requestedAt = this.options.clock.now();
-        const { accepted, ready, handed } = await this.store.complete(completions, this.options.handoff?.(completions.length));
+        const { accepted, ready, handed } = await this.store.complete(completions, handoff);
         if (handed.length > 0) this.options.onHanded?.(handed, requestedAt);
         if (ready > 0) this.options.onReady(ready);
         return new Set(accepted);
       } catch (error) {
+        if (handoff) this.options.onHandoffFailed?.(handoff);
         if (this.options.clock.now() - started > this.options.giveUpMs) {
           this.options.logger.error("giving up recording completions; the jobs will run again after their leases expire", {
             error: String(error),

@@ -57,6 +57,11 @@ export class HeldJobs {
     return this.waited.get(row);
   }
 
+  /** Removes the `n` held jobs added last and returns their rows. */
+  removeNewest(n: number): JobRow[] {
+    return n <= 0 ? [] : this.jobs.splice(Math.max(0, this.jobs.length - n)).map((h) => h.row);
+  }
+
   /** Removes every held job and returns their rows (the worker is stopping). */
   removeAll(): JobRow[] {
     return this.jobs.splice(0).map((h) => h.row);

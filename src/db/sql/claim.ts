@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Sql } from "../database";
+import { READY_CHANNEL } from "./insert";
 import { filterCondition, type WorkerFilter } from "./limits";
 import { archiveInsert, leaseTokens, LIVE_COLUMNS, type JobRow } from "./rows";
 
@@ -93,7 +94,8 @@ export async function renewLeases(sql: Sql, workerId: string, leaseTokens: reado
  * Returns running jobs to pending without using a retry (graceful shutdown
  * gave up on them). Only jobs whose lease still matches are touched. With
  * `started: false` (claimed but never handed to an executor), the claim's
- * attempt is not counted either.
+ * attempt is not counted either. Workers are told that jobs are ready (at
+ * commit), so another one takes them at once, not at its next poll.
  */
 export async function releaseJobs(
   sql: Sql,
@@ -121,8 +123,9 @@ export async function releaseJobs(
        SELECT b.id, 'released', b.locked_by, b.attempts, jsonb_build_object('reason', $2::text, 'startedAt', b.started_at)
        FROM before b JOIN u ON u.id = b.id
      )
-     SELECT id FROM u`,
-    [JSON.stringify(leases.map((l) => ({ id: l.id, lease_token: l.leaseToken }))), reason, options.started !== false],
+     -- One notification however many rows: PostgreSQL folds identical ones of a transaction.
+     SELECT id, pg_notify($4, '') IS NULL AS quiet FROM u`,
+    [JSON.stringify(leases.map((l) => ({ id: l.id, lease_token: l.leaseToken }))), reason, options.started !== false, READY_CHANNEL],
   );
   return rows.map((r) => r.id);
 }

@@ -1,13 +1,17 @@
 import type { Sql } from "../database";
 import { READY_CHANNEL } from "./insert";
 import { filterCondition, type WorkerFilter } from "./limits";
-import { leaseTokens, LIVE_COLUMNS, type JobRow } from "./rows";
+import { LIVE_COLUMNS, type JobRow } from "./rows";
 
 /** A completing worker's offer to run the dependents its completions make ready. */
 export interface HandoffRequest {
   workerId: string;
-  /** The most dependents to take (the worker's room for jobs held ahead). */
-  limit: number;
+  /**
+   * One fresh lease token per job it may take, as many as it has room for:
+   * made before the write, so that the jobs a committed write leased can be
+   * found again if its reply was lost ({@link leasedWithTokens}).
+   */
+  tokens: readonly string[];
   /** Lease length in seconds, as for a claim. */
   leaseSeconds: number;
   /** The worker's queues and tags: it takes only jobs it may run. */
@@ -16,8 +20,8 @@ export interface HandoffRequest {
 
 /**
  * {@link unblockDependents} for a worker's completion, which also leases to
- * that worker, in the same row update, up to `limit` of the dependents that
- * become ready: one statement and one row version instead of an unblock now
+ * that worker, in the same row update, as many of the dependents that become
+ * ready as it brought tokens for: one statement and one row version instead of an unblock now
  * and a claim after the commit, and no round trip between a job's end and
  * its dependent's start.
  *
@@ -25,9 +29,8 @@ export interface HandoffRequest {
  * tenant, rate-limit or concurrency key (the flow-control claim enforces
  * those), no delegated child (its parent may claim it by id), due, and
  * matching the worker's queues and tags; highest priority first, then
- * earliest run time. None is handed over while a ready job the worker could
- * claim comes before it in that order (higher priority, or the same priority
- * and an earlier run time): those keep their turn. Workers are notified only
+ * earliest run time, then id. None is handed over while a ready job the
+ * worker could claim comes before it in that order: those keep their turn. Workers are notified only
  * of the dependents that became ready and were not handed over.
  */
 export async function unblockAndHandOff(
@@ -55,7 +58,7 @@ export async function unblockAndHandOff(
      ), head AS MATERIALIZED (
        -- The first job the plain claim would give this worker now (the statement's snapshot:
        -- not counting the dependents this statement unblocks).
-       SELECT priority, run_at FROM jobs
+       SELECT priority, run_at, id FROM jobs
        WHERE status = 'pending' AND pending_dependencies = 0 AND COALESCE(tenant, '') = '' AND run_at <= now()
          AND rate_limit_key IS NULL AND concurrency_key IS NULL${onReady.sql}
        ORDER BY priority DESC, run_at, id
@@ -65,7 +68,7 @@ export async function unblockAndHandOff(
        SELECT l.id, row_number() OVER (ORDER BY l.priority DESC, l.run_at, l.id) AS k, clock_timestamp() AS at
        FROM locked l
        WHERE l.pending_dependencies = l.n AND l.plain
-         AND NOT EXISTS (SELECT 1 FROM head h WHERE h.priority > l.priority OR (h.priority = l.priority AND h.run_at < l.run_at))
+         AND NOT EXISTS (SELECT 1 FROM head h WHERE h.priority > l.priority OR (h.priority = l.priority AND (h.run_at, h.id) < (l.run_at, l.id)))
        ORDER BY l.priority DESC, l.run_at, l.id
        LIMIT $3
      ), unblocked AS (
@@ -87,10 +90,22 @@ export async function unblockAndHandOff(
      SELECT n.ready, n.quiet, ${LIVE_COLUMNS}
      FROM (SELECT ready, (SELECT pg_notify($2, '') FROM counts WHERE ready > 0) IS NULL AS quiet FROM counts) n
      LEFT JOIN unblocked j ON j.handed`,
-    [completedIds, READY_CHANNEL, request.limit, request.workerId, leaseTokens(request.limit), request.leaseSeconds, ...onDependent.params],
+    [completedIds, READY_CHANNEL, request.tokens.length, request.workerId, request.tokens, request.leaseSeconds, ...onDependent.params],
     { prepare: true, final: options.final },
   );
   const handed: JobRow[] = out.filter((r) => r.id !== null);
   handed.sort((a, b) => b.priority - a.priority || a.run_at.getTime() - b.run_at.getTime() || (a.id < b.id ? -1 : 1));
   return { ready: out[0]?.ready ?? 0, handed };
+}
+
+/**
+ * The jobs leased to `workerId` under any of `tokens` and still running: what
+ * a handoff leased when its write committed but its reply never arrived.
+ */
+export function leasedWithTokens(sql: Sql, workerId: string, tokens: readonly string[]): Promise<Array<{ id: string; lease_token: string }>> {
+  return sql.query(
+    `SELECT id, lease_token::text AS lease_token FROM jobs
+     WHERE status = 'running' AND locked_by = $1 AND lease_token = ANY($2::uuid[])`,
+    [workerId, tokens],
+  );
 }
