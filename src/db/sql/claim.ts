@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import type { Sql } from "../database";
 import { READY_CHANNEL } from "./insert";
 import { filterCondition, type WorkerFilter } from "./limits";
@@ -29,6 +28,19 @@ export interface ClaimRequest {
 }
 
 /**
+ * The jobs the plain claim takes: ready and due, of the group '' of
+ * jobs_ready_idx, without a rate-limit or concurrency key (the flow-control
+ * claim takes those). A completion's handoff (./handoff.ts) uses it too.
+ */
+export const PLAIN_READY = `status = 'pending' AND pending_dependencies = 0 AND COALESCE(tenant, '') = '' AND run_at <= now()
+         AND rate_limit_key IS NULL AND concurrency_key IS NULL`;
+
+/** Rows in the plain claim's order: highest priority first, then earliest run time, then id. */
+export function byClaimOrder(a: JobRow, b: JobRow): number {
+  return b.priority - a.priority || a.run_at.getTime() - b.run_at.getTime() || (a.id < b.id ? -1 : 1);
+}
+
+/**
  * Claims up to `limit` ready jobs in one statement: highest priority first,
  * then earliest run time. The CTE is materialised on purpose: it is an
  * optimisation fence, so PostgreSQL evaluates LIMIT ... FOR UPDATE SKIP LOCKED
@@ -46,8 +58,7 @@ export async function claimJobs(sql: Sql, request: ClaimRequest): Promise<Claime
   const out = await sql.query<JobRow & { flow_waiting: boolean }>(
     `WITH candidates AS MATERIALIZED (
        SELECT id FROM jobs
-       WHERE status = 'pending' AND pending_dependencies = 0 AND COALESCE(tenant, '') = '' AND run_at <= now()
-         AND rate_limit_key IS NULL AND concurrency_key IS NULL${request.ahead === true ? " AND parent_id IS NULL" : ""}${where.sql}
+       WHERE ${PLAIN_READY}${request.ahead === true ? " AND parent_id IS NULL" : ""}${where.sql}
        ORDER BY priority DESC, run_at, id
        LIMIT $2
        FOR UPDATE SKIP LOCKED
@@ -74,7 +85,7 @@ export async function claimJobs(sql: Sql, request: ClaimRequest): Promise<Claime
   );
   const flowWaiting = out[0]?.flow_waiting === true;
   const rows: JobRow[] = out.filter((r) => r.id !== null);
-  return { flowWaiting, rows: rows.sort((a, b) => b.priority - a.priority || a.run_at.getTime() - b.run_at.getTime() || (a.id < b.id ? -1 : 1)) };
+  return { flowWaiting, rows: rows.sort(byClaimOrder) };
 }
 
 /** Extends the leases a worker still holds; returns the ids whose lease it still holds. */
@@ -205,7 +216,7 @@ export async function claimById(sql: Sql, request: Omit<ClaimRequest, "limit"> &
        RETURNING jobs.*
      )
      SELECT ${LIVE_COLUMNS} FROM j`,
-    [request.workerId, request.id, request.leaseSeconds, randomUUID(), ...where.params],
+    [request.workerId, request.id, request.leaseSeconds, leaseTokens(1)[0], ...where.params],
   );
   return rows[0];
 }

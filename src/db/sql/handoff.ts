@@ -1,4 +1,5 @@
 import type { Sql } from "../database";
+import { byClaimOrder, PLAIN_READY } from "./claim";
 import { READY_CHANNEL } from "./insert";
 import { filterCondition, type WorkerFilter } from "./limits";
 import { LIVE_COLUMNS, type JobRow } from "./rows";
@@ -21,17 +22,18 @@ export interface HandoffRequest {
 /**
  * {@link unblockDependents} for a worker's completion, which also leases to
  * that worker, in the same row update, as many of the dependents that become
- * ready as it brought tokens for: one statement and one row version instead of an unblock now
- * and a claim after the commit, and no round trip between a job's end and
- * its dependent's start.
+ * ready as it brought tokens for: one statement and one row version instead
+ * of an unblock now and a claim after the commit, and no round trip between a
+ * job's end and its dependent's start.
  *
  * Only what the plain claim would give this worker is handed over: no
  * tenant, rate-limit or concurrency key (the flow-control claim enforces
  * those), no delegated child (its parent may claim it by id), due, and
  * matching the worker's queues and tags; highest priority first, then
- * earliest run time, then id. None is handed over while a ready job the
- * worker could claim comes before it in that order: those keep their turn. Workers are notified only
- * of the dependents that became ready and were not handed over.
+ * earliest run time, then id ({@link PLAIN_READY}, {@link byClaimOrder}).
+ * None is handed over while a ready job the worker could claim comes before
+ * it in that order: those keep their turn. Workers are notified only of the
+ * dependents that became ready and were not handed over.
  */
 export async function unblockAndHandOff(
   sql: Sql,
@@ -59,8 +61,7 @@ export async function unblockAndHandOff(
        -- The first job the plain claim would give this worker now (the statement's snapshot:
        -- not counting the dependents this statement unblocks).
        SELECT priority, run_at, id FROM jobs
-       WHERE status = 'pending' AND pending_dependencies = 0 AND COALESCE(tenant, '') = '' AND run_at <= now()
-         AND rate_limit_key IS NULL AND concurrency_key IS NULL${onReady.sql}
+       WHERE ${PLAIN_READY}${onReady.sql}
        ORDER BY priority DESC, run_at, id
        LIMIT 1
      ), chosen AS (
@@ -94,8 +95,7 @@ export async function unblockAndHandOff(
     { prepare: true, final: options.final },
   );
   const handed: JobRow[] = out.filter((r) => r.id !== null);
-  handed.sort((a, b) => b.priority - a.priority || a.run_at.getTime() - b.run_at.getTime() || (a.id < b.id ? -1 : 1));
-  return { ready: out[0]?.ready ?? 0, handed };
+  return { ready: out[0]?.ready ?? 0, handed: handed.sort(byClaimOrder) };
 }
 
 /**

@@ -163,10 +163,11 @@ function fromServer(rows: readonly NewJobRow[], written: ReadonlyArray<{ id: str
  * supplied, since a freshly generated UUID cannot be taken) and the insert
  * share one snapshot, in which a job being archived is either still live or
  * already in history, so a taken id is always seen. Inserts nothing if any id
- * is taken and returns the taken ids instead. (A concurrent insert of the same new id fails on the
- * primary key.) Only what the server sets comes back (the run time and the
- * creation time); the rest of each row is the input, objects included (the
- * payload in a `NewJobRow` is already validation's copy of the caller's).
+ * is taken and returns the taken ids instead. (A concurrent insert of the
+ * same new id fails on the primary key.) Only what the server sets comes back
+ * (the run time and the creation time); the rest of each row is the input,
+ * objects included (the payload in a `NewJobRow` is already validation's copy
+ * of the caller's).
  *
  * With `notify`, the statement also tells listening workers that jobs are
  * ready (at its commit), if it inserted a job whose run time is not after the
