@@ -69,7 +69,7 @@ describe("transactions on the pg pool", () => {
   beforeAll(async () => {
     serial = createPrismaClient(ctx.db.url);
     (poolOf(serial) as pg.Pool & { options: pg.PoolConfig & { pipeline?: boolean } }).options.pipeline = false;
-    await ctx.pool.query("CREATE TABLE tx_probe (n int PRIMARY KEY)");
+    await ctx.pool.query("CREATE TABLE public.tx_probe (n int PRIMARY KEY)");
   });
   afterAll(async () => {
     await serial.$disconnect();

@@ -1,7 +1,6 @@
 import pg from "pg";
 import { DependencyCycleError, JobStatus, UnknownDependencyError } from "../src";
 import { poolOf } from "../src/db/client";
-import { READY_CHANNEL } from "../src/db/sql/insert";
 import { truncateAll, useTestDatabase } from "./helpers/db";
 import { TestDriver } from "./helpers/store";
 import { waitFor } from "./helpers/wait";
@@ -150,7 +149,7 @@ describe("failure cascades", () => {
 
 describe("ready notifications from createJob", () => {
   /**
-   * Listens on READY_CHANNEL. `ready()` counts the notifications with an empty
+   * Listens on "skein_jobs_ready". `ready()` counts the notifications with an empty
    * payload (what Skein sends); `marker(name)` sends one with its own payload
    * and waits for it: notifications arrive in commit order, so every one
    * committed before the marker has arrived by then.
@@ -158,7 +157,7 @@ describe("ready notifications from createJob", () => {
   async function listen() {
     const listener = new pg.Client({ connectionString: ctx.db.url });
     await listener.connect();
-    await listener.query(`LISTEN ${READY_CHANNEL}`);
+    await listener.query(`LISTEN ${"skein_jobs_ready"}`);
     let ready = 0;
     const seen = new Set<string>();
     listener.on("notification", (n) => {
@@ -170,7 +169,7 @@ describe("ready notifications from createJob", () => {
       ready: () => ready,
       until,
       marker: async (name: string) => {
-        await ctx.pool.query("SELECT pg_notify($1, $2)", [READY_CHANNEL, name]);
+        await ctx.pool.query("SELECT pg_notify($1, $2)", ["skein_jobs_ready", name]);
         await until(() => seen.has(name), `marker ${name}`);
       },
       end: () => listener.end(),
@@ -263,11 +262,11 @@ describe("completion unblocks dependents in its transaction", () => {
     const listener = new pg.Client({ connectionString: ctx.db.url });
     await listener.connect();
     try {
-      await listener.query(`LISTEN ${READY_CHANNEL}`);
+      await listener.query(`LISTEN ${"skein_jobs_ready"}`);
       const notified = new Promise<string>((resolve) => listener.on("notification", (n) => resolve(n.channel)));
       const { ready } = await driver.complete("parent");
       expect(ready).toBe(1);
-      expect(await notified).toBe(READY_CHANNEL);
+      expect(await notified).toBe("skein_jobs_ready");
     } finally {
       await listener.end();
     }

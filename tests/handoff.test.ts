@@ -1,5 +1,4 @@
 import pg from "pg";
-import { READY_CHANNEL } from "../src/db/sql/insert";
 import type { HandoffRequest } from "../src/db/sql/handoff";
 import { leaseTokens } from "../src/db/sql/rows";
 import type { CreateJobInput } from "../src";
@@ -111,7 +110,7 @@ describe("a completion hands ready dependents to its worker", () => {
     const listener = new pg.Client({ connectionString: ctx.db.url });
     await listener.connect();
     try {
-      await listener.query(`LISTEN ${READY_CHANNEL}`);
+      await listener.query(`LISTEN ${"skein_jobs_ready"}`);
       const notified = new Promise<void>((resolve) => listener.on("notification", () => resolve()));
       // Another worker's tokens, or tokens of a write that leased nothing, find nothing.
       expect(await driver.store.releaseLeasedWith("w2", request.tokens, "test")).toEqual([]);
@@ -132,12 +131,12 @@ describe("a completion hands ready dependents to its worker", () => {
     const listener = new pg.Client({ connectionString: ctx.db.url });
     await listener.connect();
     try {
-      await listener.query(`LISTEN ${READY_CHANNEL}`);
+      await listener.query(`LISTEN ${"skein_jobs_ready"}`);
       let ready = 0;
       const seen = new Set<string>();
       listener.on("notification", (n) => (n.payload ? seen.add(n.payload) : ready++));
       const marker = async (name: string) => {
-        await ctx.pool.query("SELECT pg_notify($1, $2)", [READY_CHANNEL, name]);
+        await ctx.pool.query("SELECT pg_notify($1, $2)", ["skein_jobs_ready", name]);
         await waitFor(async () => seen.has(name), `marker ${name}`);
       };
       await ctx.jobManager.createJobs([job("a"), job("a1", ["a"]), job("b"), job("b1", ["b"]), job("b2", ["b"])]);

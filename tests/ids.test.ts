@@ -1,4 +1,4 @@
-import { newJobId } from "../src/jobs/ids";
+import { newJobId } from "../src/core/ids";
 
 const V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 /** The Unix milliseconds in a version 7 UUID's first 48 bits. */

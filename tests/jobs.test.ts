@@ -177,7 +177,7 @@ describe("JobManager: creating and reading jobs", () => {
       const manager = new JobManager(prisma, { refreshStatistics: false });
       const plans = () =>
         prisma.$queryRawUnsafe<Array<{ generic: number; custom: number }>>(
-          "SELECT generic_plans::int AS generic, custom_plans::int AS custom FROM pg_prepared_statements WHERE statement LIKE '%INSERT INTO jobs%'",
+          `SELECT generic_plans::int AS generic, custom_plans::int AS custom FROM pg_prepared_statements WHERE statement LIKE '%INSERT INTO "skein"."jobs"%'`,
         );
       // PostgreSQL plans the first five executions for their values, then settles on a generic plan.
       for (let i = 0; i < 10; i++) await manager.createJob({ jobType: JobType.AGENT, name: "one" });

@@ -73,7 +73,7 @@ describe("the migrations and the schema", () => {
     const rows = await queryOnce<{ table_name: string; column_name: string }>(
       db.url,
       `SELECT table_name, column_name FROM information_schema.columns
-       WHERE table_schema = 'public' AND table_name <> '_prisma_migrations'`,
+       WHERE table_schema = 'skein' AND table_name <> '_prisma_migrations'`,
     );
     const database = new Map<string, string[]>();
     for (const row of rows) database.set(row.table_name, [...(database.get(row.table_name) ?? []), row.column_name]);

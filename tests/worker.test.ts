@@ -3,8 +3,8 @@ import { truncateAll, useTestDatabase } from "./helpers/db";
 import { deferred, waitFor } from "./helpers/wait";
 import { TestDriver } from "./helpers/store";
 import { CompletionBatcher } from "../src/worker/completer";
-import { systemClock } from "../src/worker/clock";
-import { silentLogger } from "../src/logging";
+import { systemClock } from "../src/core/clock";
+import { silentLogger } from "../src/core/logger";
 import { StatisticsWatch } from "../src/db/statistics";
 import { databaseFor } from "../src/db/database";
 import { JobStore } from "../src/db/store";
@@ -638,12 +638,14 @@ describe("planner statistics", () => {
     url.password = "pw";
     const prisma = createPrismaClient(url.toString(), { maxConnections: 2 });
     try {
-      await ctx.pool.query(`GRANT ALL ON ALL TABLES IN SCHEMA public TO ${role}`); // every right but ownership (and MAINTAIN)
-      await ctx.pool.query(`REVOKE MAINTAIN ON ALL TABLES IN SCHEMA public FROM ${role}`).catch(() => undefined); // PostgreSQL 17+
+      await ctx.pool.query(`GRANT USAGE ON SCHEMA skein TO ${role}`);
+      await ctx.pool.query(`GRANT ALL ON ALL TABLES IN SCHEMA skein TO ${role}`); // every right but ownership (and MAINTAIN)
+      await ctx.pool.query(`REVOKE MAINTAIN ON ALL TABLES IN SCHEMA skein FROM ${role}`).catch(() => undefined); // PostgreSQL 17+
       await test(prisma);
     } finally {
       await prisma.$disconnect();
-      await ctx.pool.query(`REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ${role}`);
+      await ctx.pool.query(`REVOKE ALL ON ALL TABLES IN SCHEMA skein FROM ${role}`);
+      await ctx.pool.query(`REVOKE USAGE ON SCHEMA skein FROM ${role}`);
       await ctx.pool.query(`DROP OWNED BY ${role}`);
       await ctx.pool.query(`DROP ROLE ${role}`);
     }

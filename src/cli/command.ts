@@ -1,5 +1,5 @@
 import type { Argv } from "yargs";
-import { createLogger } from "../logging";
+import { createLogger } from "../core/logger";
 import { buildConfig, type CommonFlags } from "./config";
 import { openDatabase, type OpenDatabase } from "./database";
 import { json } from "./format";
@@ -24,11 +24,21 @@ export function print(args: Flags, value: unknown, text: string): void {
   process.stdout.write((args.json ? json(value) : text) + "\n");
 }
 
+/** The connection flags of every command (`run-worker`, `init-worker`, `skein`). */
+export const CONNECTION_FLAGS = {
+  "database-url": { type: "string", describe: "PostgreSQL URL (else SKEIN_DATABASE_URL, DATABASE_URL, or the embedded server)" },
+  "direct-database-url": {
+    type: "string",
+    describe: "PostgreSQL URL without a pooler, for migrations and LISTEN when --database-url goes through PgBouncer in transaction mode (else SKEIN_DIRECT_DATABASE_URL)",
+  },
+  schema: { type: "string", describe: "PostgreSQL schema of Skein's tables (else SKEIN_SCHEMA; default skein)" },
+  "data-dir": { type: "string", describe: "Embedded server's data folder (else SKEIN_DATA_DIR; default ./.skein)" },
+} as const;
+
 /** Adds the flags every `skein` subcommand takes. */
 export const common = (y: Argv) =>
   y.options({
-    "database-url": { type: "string", describe: "PostgreSQL URL (else SKEIN_DATABASE_URL, DATABASE_URL, or the embedded server)" },
-    "data-dir": { type: "string", describe: "Embedded server's data folder (default ./.skein)" },
+    ...CONNECTION_FLAGS,
     "log-level": { type: "string", choices: ["error", "warn", "info", "debug"] },
     json: { type: "boolean", default: false, describe: "Print JSON" },
   });

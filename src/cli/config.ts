@@ -1,5 +1,7 @@
 import path from "node:path";
-import type { LogLevel } from "../logging";
+import type { LogLevel } from "../core/logger";
+import { checkSchemaName, DEFAULT_SCHEMA } from "../db/schema";
+import { ValidationError } from "../core/errors";
 
 /**
  * The CLI's only contact with the environment: it turns flags and
@@ -9,6 +11,10 @@ import type { LogLevel } from "../logging";
 export interface CliConfig {
   /** An explicit database URL, or undefined to use the embedded server. */
   databaseUrl: string | undefined;
+  /** A URL that reaches PostgreSQL without a pooler: migrations and LISTEN go there. */
+  directUrl: string | undefined;
+  /** The PostgreSQL schema of Skein's tables. */
+  schema: string;
   /** Where the embedded server keeps its data (and its URL, for other commands to attach). */
   dataDir: string;
   logLevel: LogLevel;
@@ -23,6 +29,8 @@ export interface CliConfig {
 /** Flags every command accepts. */
 export interface CommonFlags {
   "database-url"?: string;
+  "direct-database-url"?: string;
+  schema?: string;
   "data-dir"?: string;
   "log-level"?: string;
 }
@@ -40,16 +48,32 @@ export function buildConfig(flags: CommonFlags, env: NodeJS.ProcessEnv, isTty: b
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new UsageError(`invalid database URL ${JSON.stringify(redact(databaseUrl))}: expected postgresql://user:password@host:port/database`);
   }
+  const directUrl = nonEmpty(flags["direct-database-url"]) ?? nonEmpty(env.SKEIN_DIRECT_DATABASE_URL);
+  if (directUrl !== undefined && !/^postgres(ql)?:\/\//.test(directUrl)) {
+    throw new UsageError(`invalid direct database URL ${JSON.stringify(redact(directUrl))}: expected postgresql://user:password@host:port/database`);
+  }
+  if (directUrl !== undefined && databaseUrl === undefined) throw new UsageError("--direct-database-url (SKEIN_DIRECT_DATABASE_URL) needs a database URL too");
   const logLevel = (flags["log-level"] ?? env.SKEIN_LOG_LEVEL ?? "info") as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`invalid --log-level ${JSON.stringify(logLevel)}: choose one of ${LOG_LEVELS.join(", ")}`);
   return {
     databaseUrl,
+    directUrl,
+    schema: schemaFrom(nonEmpty(flags.schema) ?? nonEmpty(env.SKEIN_SCHEMA) ?? DEFAULT_SCHEMA, flags.schema !== undefined ? "--schema" : "SKEIN_SCHEMA"),
     dataDir: path.resolve(nonEmpty(flags["data-dir"]) ?? nonEmpty(env.SKEIN_DATA_DIR) ?? ".skein"),
     logLevel,
     logFormat: isTty ? "pretty" : "json",
     agentConfig: parseAgentConfig(env.SKEIN_AGENT_CONFIG),
     adminToken: adminToken(env.SKEIN_ADMIN_TOKEN),
   };
+}
+
+function schemaFrom(name: string, source: string): string {
+  try {
+    return checkSchemaName(name, source);
+  } catch (error) {
+    if (error instanceof ValidationError) throw new UsageError(error.message);
+    throw error;
+  }
 }
 
 function adminToken(value: string | undefined): string | undefined {

@@ -3,7 +3,7 @@ import { databaseFor, type Database } from "../db/database";
 import { startEmbeddedDatabase, type EmbeddedDatabase } from "../db/embedded";
 import { migrate } from "../db/migrator";
 import { JobManager } from "../jobs/JobManager";
-import type { Logger } from "../logging";
+import type { Logger } from "../core/logger";
 import { redact, type CliConfig } from "./config";
 
 /** An open connection for a command: the URL, a Prisma client and a JobManager. */
@@ -27,7 +27,7 @@ export class DatabaseUnavailableError extends Error {
  * attaching to the one another command started). With `migrate`, applies
  * pending migrations first (idempotent, safe with concurrent callers).
  */
-export async function openDatabase(config: CliConfig, logger: Logger, options: { migrate?: boolean; maxConnections?: number } = {}): Promise<OpenDatabase> {
+export async function openDatabase(config: CliConfig, logger: Logger, options: { migrate?: boolean; maxConnections?: number; moveFromPublic?: boolean } = {}): Promise<OpenDatabase> {
   let embedded: EmbeddedDatabase | undefined;
   let url = config.databaseUrl;
   if (!url) {
@@ -36,10 +36,15 @@ export async function openDatabase(config: CliConfig, logger: Logger, options: {
   }
   try {
     if (options.migrate) {
-      const { applied } = await migrate(url, { log: (message) => logger.info(message) });
+      const { applied } = await migrate(config.directUrl ?? url, { schema: config.schema, log: (message) => logger.info(message) });
       if (applied.length === 0) logger.debug("database schema is up to date");
     }
-    const prisma = createPrismaClient(url, { maxConnections: options.maxConnections, onPoolError: (error) => logger.warn("database connection error", { error: error.message }) });
+    const prisma = createPrismaClient(url, {
+      schema: config.schema,
+      directUrl: config.directUrl,
+      maxConnections: options.maxConnections,
+      onPoolError: (error) => logger.warn("database connection error", { error: error.message }),
+    });
     const jobManager = new JobManager(prisma, { logger });
     const db = databaseFor(prisma);
     // Probe through the pg pool: its errors carry codes (ECONNREFUSED, 28P01, 3D000...).

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { readStatus } from "../db/sql/status";
-import { JobType, type CreateJobInput, type JsonValue } from "../jobs/types";
-import { createLogger } from "../logging";
+import { JobType, type CreateJobInput, type JsonValue } from "../core/types";
+import { createLogger } from "../core/logger";
 import { Worker } from "../worker/Worker";
 import type { AgentRegistry, QueryEngine } from "../worker/types";
 import type { CliConfig } from "./config";

@@ -1,5 +1,5 @@
 import type { StatusSnapshot } from "../db/sql/status";
-import type { Job, Task } from "../jobs/types";
+import type { Job, Task } from "../core/types";
 import type { JobExplanation, RateLimit } from "../limits";
 
 /** Seconds as a short human duration. */

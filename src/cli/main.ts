@@ -1,5 +1,5 @@
 import { MigrationError } from "../db/migrator";
-import { SkeinError, ValidationError } from "../jobs/errors";
+import { SkeinError, ValidationError } from "../core/errors";
 import { UsageError } from "./config";
 import { DatabaseUnavailableError } from "./database";
 

@@ -2,13 +2,14 @@
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { readStatus } from "../db/sql/status";
-import { createLogger } from "../logging";
+import { createLogger } from "../core/logger";
 import { Worker } from "../worker/Worker";
 import { createServer } from "../server";
 import { buildConfig, UsageError, type CommonFlags } from "./config";
 import { parseRateLimitSpec } from "../limits";
 import { openDatabase } from "./database";
 import { formatStatus, json } from "./format";
+import { CONNECTION_FLAGS } from "./command";
 import { failUsage, numberFlag, refuseEmptyNumbers, runCli } from "./main";
 import { loadAgents, loadQueryEngine } from "./modules";
 
@@ -17,8 +18,7 @@ const argv = () =>
     .scriptName("run-worker")
     .usage("$0 [options]\n\nRuns a Skein worker: claims ready jobs and runs them. Stops gracefully on SIGINT/SIGTERM (a second signal forces it).")
     .options({
-      "database-url": { type: "string", describe: "PostgreSQL URL (else SKEIN_DATABASE_URL, DATABASE_URL, or the embedded server)" },
-      "data-dir": { type: "string", describe: "Embedded server's data folder", default: undefined as string | undefined, defaultDescription: "./.skein" },
+      ...CONNECTION_FLAGS,
       "poll-interval": { type: "number", describe: "Seconds between polls when no notification arrives", default: 5 },
       "max-concurrent-jobs": { type: "number", describe: "Jobs run at once", default: 4 },
       prefetch: { type: "number", describe: "Jobs to hold claimed beyond the free slots (for many short jobs; held jobs start in claim order)", default: 0 },

@@ -1,5 +1,5 @@
 import type { CommandModule } from "yargs";
-import { createLogger } from "../logging";
+import { createLogger } from "../core/logger";
 import { createServer, createTenantToken, listTenantTokens, revokeTenantToken } from "../server";
 import { common, print, withDatabase, type Flags } from "./command";
 import { buildConfig, UsageError } from "./config";

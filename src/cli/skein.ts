@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
-import type { JobStatus } from "../jobs/types";
+import type { JobStatus } from "../core/types";
 import { buildConfig, UsageError } from "./config";
 import { common, print, withDatabase } from "./command";
 import { workflowCommands } from "./workflow-commands";
@@ -12,6 +12,8 @@ import { formatExplanation, formatJob, formatJobs, formatRateLimits, formatTask 
 import { parseRateLimitSpec } from "../limits";
 import { NOOP_AGENT } from "../worker/executors";
 import { failUsage, numberFlag, refuseEmptyNumbers, runCli } from "./main";
+import { migrationScript } from "../db/migrations";
+import { SkeinSchema } from "../db/schema";
 
 function parsePayload(text: string | undefined): Record<string, never> | undefined {
   if (text === undefined) return undefined;
@@ -205,6 +207,15 @@ void runCli(async () => {
           const limits = await jobManager.getRateLimits();
           print(args, limits, formatRateLimits(limits));
         });
+      },
+    )
+    .command(
+      "sql",
+      "Print Skein's migrations as one SQL script for its schema, to apply through your own migrations",
+      (y) => y.options({ after: { type: "string", describe: "Only the migrations after this one (an upgrade: the last one your database has)" } }),
+      (args) => {
+        const config = buildConfig(args, process.env, false);
+        process.stdout.write(migrationScript({ schema: SkeinSchema.of(config.schema), after: args.after }));
       },
     )
     .command(

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { CommandModule } from "yargs";
-import type { CreateJobInput } from "../jobs/types";
+import type { CreateJobInput } from "../core/types";
 import type { CreateScheduleInput } from "../schedules";
 import { common, print, withDatabase, type Flags } from "./command";
 import { UsageError } from "./config";

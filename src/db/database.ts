@@ -1,14 +1,19 @@
 import { createHash } from "node:crypto";
 import type pg from "pg";
-import { poolOf } from "./client";
+import { clientSettings } from "./client";
 import { SKEIN_TYPES } from "./parsers";
+import { SkeinSchema } from "./schema";
+import { ValidationError } from "../core/errors";
 
-/** Anything that runs one SQL statement with positional parameters ($1, $2...). */
+/** Anything that runs one SQL statement with positional parameters ($1, $2...), for one Skein schema. */
 export interface Sql {
+  /** The schema whose tables the statements name (see `db/sql/template.ts`). */
+  readonly schema: SkeinSchema;
   /**
    * Runs a statement. With `prepare`, the `pg` path runs it as a named
-   * prepared statement (parsed and planned once per connection): for the hot
-   * statements that run thousands of times (claim, complete).
+   * prepared statement (parsed and planned once per connection) unless the
+   * client was made with `preparedStatements: false` (a pooler in
+   * transaction mode): for the hot statements that run thousands of times.
    */
   query<R>(text: string, values?: readonly unknown[], options?: QueryOptions): Promise<R[]>;
 }
@@ -70,11 +75,20 @@ export interface Database extends Sql {
 }
 
 class PoolDatabase implements Database {
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(
+    private readonly pool: pg.Pool,
+    readonly schema: SkeinSchema,
+    private readonly prepared: boolean,
+  ) {}
 
   async query<R>(text: string, values: readonly unknown[] = [], options?: QueryOptions): Promise<R[]> {
-    const result = await this.pool.query(pgQuery(text, values, options));
+    const result = await this.pool.query(pgQuery(text, values, this.allowed(options)));
     return result.rows as R[];
+  }
+
+  /** The options as this connection may honour them: no named statements behind a transaction-mode pooler. */
+  private allowed(options: QueryOptions | undefined): QueryOptions | undefined {
+    return options?.prepare && !this.prepared ? { ...options, prepare: false } : options;
   }
 
   /**
@@ -120,7 +134,9 @@ class PoolDatabase implements Database {
         if (result.command !== "COMMIT") throw new Error("the transaction was rolled back: a statement in it failed");
       };
       const sql: Sql = {
-        query: async <R>(text: string, values: readonly unknown[] = [], options?: QueryOptions) => {
+        schema: this.schema,
+        query: async <R>(text: string, values: readonly unknown[] = [], given?: QueryOptions) => {
+          const options = this.allowed(given);
           if (finalSent) throw new Error("no statement may follow a transaction's final one (its COMMIT has been sent)");
           const before = begin;
           begin = undefined;
@@ -184,6 +200,7 @@ class PrismaDatabase implements Database {
   constructor(
     private readonly client: RawQueryClient,
     private readonly inTransaction: boolean,
+    readonly schema: SkeinSchema,
   ) {}
 
   query<R>(text: string, values: readonly unknown[] = []): Promise<R[]> {
@@ -193,7 +210,7 @@ class PrismaDatabase implements Database {
   transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
     if (this.inTransaction) return fn(this);
     const client = this.client as TransactionalClient;
-    return client.$transaction((tx: never) => fn(new PrismaDatabase(tx as RawQueryClient, true)), {
+    return client.$transaction((tx: never) => fn(new PrismaDatabase(tx as RawQueryClient, true, this.schema)), {
       maxWait: 10_000,
       timeout: 120_000,
     });
@@ -201,17 +218,32 @@ class PrismaDatabase implements Database {
 }
 
 /**
- * The {@link Database} for a Prisma client: its `pg` pool when it was made by
- * `createPrismaClient`, else the client itself.
+ * The schema for a client: the one `createPrismaClient` made it for, or the
+ * one asked for (which must then agree), or the default.
+ * @throws {@link ValidationError} when the two disagree.
  */
-export function databaseFor(prisma: RawQueryClient): Database {
-  const pool = poolOf(prisma);
-  return pool ? new PoolDatabase(pool) : new PrismaDatabase(prisma, false);
+export function schemaFor(prisma: object, requested?: string): SkeinSchema {
+  const made = clientSettings(prisma)?.schema;
+  if (requested !== undefined && made !== undefined && requested !== made) {
+    throw new ValidationError("schema", `the client was made for schema "${made}" (createPrismaClient), not "${requested}"`);
+  }
+  return SkeinSchema.of(requested ?? made);
+}
+
+/**
+ * The {@link Database} for a Prisma client and a schema (see
+ * {@link schemaFor}): its `pg` pool when it was made by `createPrismaClient`,
+ * else the client itself.
+ */
+export function databaseFor(prisma: RawQueryClient, schema?: string): Database {
+  const resolved = schemaFor(prisma, schema);
+  const settings = clientSettings(prisma);
+  return settings ? new PoolDatabase(settings.pool, resolved, settings.preparedStatements) : new PrismaDatabase(prisma, false, resolved);
 }
 
 /** A {@link Database} that runs everything inside the caller's open Prisma transaction. */
-export function databaseInTransaction(tx: RawQueryClient): Database {
-  return new PrismaDatabase(tx, true);
+export function databaseInTransaction(tx: RawQueryClient, schema: SkeinSchema): Database {
+  return new PrismaDatabase(tx, true, schema);
 }
 
 /** The PostgreSQL error code (SQLSTATE) of an error from `pg` or Prisma, if it has one. */

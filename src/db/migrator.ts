@@ -1,42 +1,51 @@
-import { createHash, randomUUID } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import path from "node:path";
+import { randomUUID } from "node:crypto";
 import pg from "pg";
+import { moveFromPublic, publicInstallation } from "./legacy";
+import { migrationsTableSql, MigrationError, readMigrations, type LocalMigration } from "./migrations";
+import { SkeinSchema } from "./schema";
+import { readDatabaseUrl } from "./url";
+
+export { DEFAULT_MIGRATIONS_DIR, MigrationError, migrationScript, type MigrationScriptOptions } from "./migrations";
 
 /**
- * The advisory lock key Prisma Migrate takes while it migrates. Using the same
- * key makes Skein's migrator and `prisma migrate deploy` wait for each other.
+ * The advisory lock key Prisma Migrate takes while it migrates. Skein takes
+ * it too (after its own key for the schema), so that Skein's migrator and a
+ * `prisma migrate deploy` of Skein's migrations wait for each other.
  */
-const MIGRATION_LOCK_KEY = 72707369;
-
-/** The migrations shipped with this version of Skein. */
-export const DEFAULT_MIGRATIONS_DIR = path.resolve(__dirname, "..", "..", "prisma", "migrations");
+const PRISMA_MIGRATION_LOCK_KEY = "72707369";
 
 /** Options for {@link migrate}. */
 export interface MigrateOptions {
+  /**
+   * The PostgreSQL schema to create Skein's tables in (created if missing).
+   * A `?schema=` parameter in the URL means the same.
+   * @defaultValue "skein"
+   */
+  schema?: string;
   /** Folder in Prisma Migrate's layout (`<name>/migration.sql`). @defaultValue the package's `prisma/migrations` */
   migrationsDir?: string;
-  /** Called with a line for each migration applied. */
+  /**
+   * Move the tables of a Skein 0.1.0 installation (in schema `public`, with
+   * its migrations recorded in `public._prisma_migrations`) into `schema`
+   * before migrating. Without it, `migrate` refuses on such a database and
+   * says so.
+   * @defaultValue false
+   */
+  moveFromPublic?: boolean;
+  /** Called with a line for each step taken. */
   log?: (message: string) => void;
 }
 
 /** What {@link migrate} did. */
 export interface MigrateResult {
+  /** The schema migrated. */
+  schema: string;
   /** Names of the migrations applied by this call, in order. */
   applied: string[];
   /** Names of all migrations recorded as applied after this call. */
   current: string[];
-}
-
-/** Raised when the database's migration state does not allow migrating safely. */
-export class MigrationError extends Error {
-  override readonly name = "MigrationError";
-}
-
-interface LocalMigration {
-  name: string;
-  sql: string;
-  checksum: string;
+  /** Tables moved from `public` (with `moveFromPublic`). */
+  moved: string[];
 }
 
 interface AppliedRow {
@@ -46,75 +55,84 @@ interface AppliedRow {
   rolled_back_at: Date | null;
 }
 
-/** Reads `<dir>/<name>/migration.sql` in name order, as Prisma Migrate does. */
-export function readMigrations(dir: string = DEFAULT_MIGRATIONS_DIR): LocalMigration[] {
-  if (!existsSync(dir)) throw new MigrationError(`migrations folder not found: ${dir}`);
-  return readdirSync(dir, { withFileTypes: true })
-    .filter((entry) => entry.isDirectory() && existsSync(path.join(dir, entry.name, "migration.sql")))
-    .map((entry) => entry.name)
-    .sort()
-    .map((name) => {
-      const buffer = readFileSync(path.join(dir, name, "migration.sql"));
-      return { name, sql: buffer.toString("utf8"), checksum: createHash("sha256").update(buffer).digest("hex") };
-    });
-}
-
 /**
- * Applies the pending SQL migrations to a database and records each in
- * `_prisma_migrations` exactly as Prisma Migrate does (so `prisma migrate
- * deploy` agrees with it). Idempotent and safe to run from many processes at
- * once (they queue on an advisory lock). Refuses, changing nothing, when an
- * applied migration's file has changed, when a migration had failed, or when
- * the database holds migrations this version of Skein does not know.
+ * Applies the pending SQL migrations to Skein's schema of a database (give
+ * it a direct URL, not one through a transaction-mode pooler) and records
+ * each in that schema's own `_prisma_migrations`, as Prisma Migrate would
+ * with `?schema=`; the application's migration history is never read or
+ * written. Idempotent and safe to run from many processes at once (they
+ * queue on advisory locks). Refuses, changing nothing, when an applied
+ * migration's file has changed, when a migration had failed, when the schema
+ * holds migrations this version does not know, or when Skein 0.1.0's tables
+ * are in `public` (see `moveFromPublic`).
  */
 export async function migrate(databaseUrl: string, options: MigrateOptions = {}): Promise<MigrateResult> {
+  const fromUrl = readDatabaseUrl(databaseUrl);
+  if (options.schema !== undefined && fromUrl.schema !== undefined && options.schema !== fromUrl.schema) {
+    throw new MigrationError(`the schema option says "${options.schema}" and the URL's ?schema= says "${fromUrl.schema}"`);
+  }
+  const schema = SkeinSchema.of(options.schema ?? fromUrl.schema);
   const local = readMigrations(options.migrationsDir);
-  const client = new pg.Client({ connectionString: databaseUrl, application_name: "skein-migrate" });
+  const client = new pg.Client({ connectionString: fromUrl.url, application_name: "skein-migrate" });
   client.on("error", () => undefined);
   await client.connect();
   try {
-    await client.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
-    try {
-      await ensureMigrationsTable(client);
-      const applied = await appliedMigrations(client);
+    return await withMigrationLocks(client, schema, async () => {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema.quoted}`);
+      await client.query(migrationsTableSql(schema));
+      const moved = await adoptLegacy(client, schema, local, options);
+      const applied = await appliedMigrations(client, schema);
       const pending = planMigrations(local, applied);
       for (const migration of pending) {
-        await applyMigration(client, migration);
-        options.log?.(`applied migration ${migration.name}`);
+        await applyMigration(client, schema, migration);
+        options.log?.(`applied migration ${migration.name} to schema ${schema.name}`);
       }
-      return { applied: pending.map((m) => m.name), current: local.map((m) => m.name) };
-    } finally {
-      await client.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]).catch(() => undefined);
-    }
+      return { schema: schema.name, applied: pending.map((m) => m.name), current: local.map((m) => m.name), moved };
+    });
   } finally {
     await client.end().catch(() => undefined);
   }
 }
 
-async function ensureMigrationsTable(client: pg.Client): Promise<void> {
-  // The same definition Prisma Migrate creates.
-  await client.query(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
-    "id"                  VARCHAR(36) PRIMARY KEY NOT NULL,
-    "checksum"            VARCHAR(64) NOT NULL,
-    "finished_at"         TIMESTAMPTZ,
-    "migration_name"      VARCHAR(255) NOT NULL,
-    "logs"                TEXT,
-    "rolled_back_at"      TIMESTAMPTZ,
-    "started_at"          TIMESTAMPTZ NOT NULL DEFAULT now(),
-    "applied_steps_count" INTEGER NOT NULL DEFAULT 0
-  )`);
+/** Runs `fn` holding the schema's migration lock and Prisma Migrate's (in that order: no deadlock between Skein migrators). */
+async function withMigrationLocks<T>(client: pg.Client, schema: SkeinSchema, fn: () => Promise<T>): Promise<T> {
+  const keys = [schema.lockKey("migrate"), PRISMA_MIGRATION_LOCK_KEY];
+  for (const key of keys) await client.query("SELECT pg_advisory_lock($1::bigint)", [key]);
+  try {
+    return await fn();
+  } finally {
+    for (const key of [...keys].reverse()) await client.query("SELECT pg_advisory_unlock($1::bigint)", [key]).catch(() => undefined);
+  }
 }
 
-async function appliedMigrations(client: pg.Client): Promise<AppliedRow[]> {
+/** Refuses, or with `moveFromPublic` moves, a Skein 0.1.0 installation found in `public` while the schema has no records. */
+async function adoptLegacy(client: pg.Client, schema: SkeinSchema, local: LocalMigration[], options: MigrateOptions): Promise<string[]> {
+  const { rows } = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema.quoted}."_prisma_migrations"`);
+  if (rows[0].n > 0) return [];
+  const legacy = await publicInstallation(client);
+  if (!legacy) return [];
+  if (!options.moveFromPublic) {
+    throw new MigrationError(
+      `Skein 0.1.0's tables are in schema "public" (${legacy.tables.join(", ")}); this version keeps them in schema "${schema.name}". ` +
+        `Nothing was changed. Move them (nothing is lost) with \`init-worker --move-from-public${schema.name === "skein" ? "" : ` --schema ${schema.name}`}\` ` +
+        `or migrate(url, { schema: "${schema.name}", moveFromPublic: true }); see "Upgrading from 0.1.0" in the README`,
+    );
+  }
+  const moved = await moveFromPublic(client, schema, legacy, local);
+  options.log?.(`moved ${moved.length} tables of Skein 0.1.0 from schema public to schema ${schema.name}`);
+  return moved;
+}
+
+async function appliedMigrations(client: pg.Client, schema: SkeinSchema): Promise<AppliedRow[]> {
   const { rows } = await client.query<AppliedRow>(
     `SELECT migration_name, checksum, finished_at, rolled_back_at
-       FROM "_prisma_migrations" ORDER BY started_at, migration_name`,
+       FROM ${schema.quoted}."_prisma_migrations" ORDER BY started_at, migration_name`,
   );
   return rows;
 }
 
 /** Decides which local migrations to apply, or refuses. Pure, so the rules are easy to read. */
-function planMigrations(local: LocalMigration[], applied: AppliedRow[]): LocalMigration[] {
+export function planMigrations(local: LocalMigration[], applied: AppliedRow[]): LocalMigration[] {
   const failed = applied.filter((row) => row.finished_at === null && row.rolled_back_at === null);
   if (failed.length > 0) {
     throw new MigrationError(
@@ -141,22 +159,25 @@ function planMigrations(local: LocalMigration[], applied: AppliedRow[]): LocalMi
   return local.filter((m) => !done.has(m.name));
 }
 
-async function applyMigration(client: pg.Client, migration: LocalMigration): Promise<void> {
+/** Applies one migration in its own transaction, with the schema as the search path (the files name no schema, as Prisma Migrate's do). */
+async function applyMigration(client: pg.Client, schema: SkeinSchema, migration: LocalMigration): Promise<void> {
+  const table = `${schema.quoted}."_prisma_migrations"`;
   const id = randomUUID();
-  await client.query(
-    `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count)
-     VALUES ($1, $2, $3, now(), 0)`,
-    [id, migration.checksum, migration.name],
-  );
+  await client.query(`INSERT INTO ${table} (id, checksum, migration_name, started_at, applied_steps_count) VALUES ($1, $2, $3, now(), 0)`, [
+    id,
+    migration.checksum,
+    migration.name,
+  ]);
   try {
     await client.query("BEGIN");
+    await client.query(`SET LOCAL search_path TO ${schema.quoted}`);
     await client.query(migration.sql);
-    await client.query(`UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1`, [id]);
+    await client.query(`UPDATE ${table} SET finished_at = now(), applied_steps_count = 1 WHERE id = $1`, [id]);
     await client.query("COMMIT");
   } catch (error) {
     await client.query("ROLLBACK").catch(() => undefined);
     const message = error instanceof Error ? error.message : String(error);
-    await client.query(`UPDATE "_prisma_migrations" SET logs = $2 WHERE id = $1`, [id, message]).catch(() => undefined);
+    await client.query(`UPDATE ${table} SET logs = $2 WHERE id = $1`, [id, message]).catch(() => undefined);
     throw new MigrationError(`migration ${migration.name} failed: ${message}`);
   }
 }

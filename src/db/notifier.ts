@@ -1,5 +1,6 @@
 import type { Sql } from "./database";
 import { notifyReady } from "./sql/insert";
+import { CHANNEL, sql, statement } from "./sql/template";
 
 /**
  * Sends "jobs are ready" notifications, coalesced: while one NOTIFY is in
@@ -60,11 +61,12 @@ export class ReadyNotifier {
   }
 }
 
-/** Channel on which cancelled job ids are announced, so that workers abort them at once. */
-export const CANCELLED_CHANNEL = "skein_jobs_cancelled";
+const announceCancelledStatement = statement<{ ids: string }, { sent: number }>(
+  (p) => sql`SELECT 1 AS sent FROM (SELECT pg_notify(${CHANNEL.cancelled}, ${p.ids})) AS n`,
+);
 
 /**
- * Announces cancelled jobs to workers (a JSON array of ids per notification,
+ * Announces cancelled jobs to workers, on the schema's `jobs_cancelled` channel (a JSON array of ids per notification,
  * kept under PostgreSQL's 8,000-byte payload limit). A lost notification only
  * delays the abort until the worker's next heartbeat finds the lease gone.
  */
@@ -89,7 +91,7 @@ export class CancelNotifier {
     }
     for (const chunk of chunks) {
       if (chunk.length === 0) continue;
-      this.sql.query(`SELECT 1 AS sent FROM (SELECT pg_notify($1, $2)) AS n`, [CANCELLED_CHANNEL, JSON.stringify(chunk)]).catch(this.onError);
+      announceCancelledStatement.all(this.sql, { ids: JSON.stringify(chunk) }).catch(this.onError);
     }
   }
 }

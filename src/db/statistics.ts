@@ -1,4 +1,4 @@
-import type { Logger } from "../logging";
+import type { Logger } from "../core/logger";
 import { databaseFor, type Database, type RawQueryClient } from "./database";
 import { analyzeTables, PLANNED_TABLES, staleStatistics } from "./sql/stats";
 import { claimMaintenance, maintenanceDue, postponeMaintenance } from "./sql/workers";
@@ -31,8 +31,8 @@ const INTERVAL_SECONDS = 2;
  * on calls it every second, a `JobManager` after every 1,000 jobs it creates;
  * tests call it directly.
  */
-export function refreshPlannerStatistics(prisma: RawQueryClient, options: { intervalSeconds: number } = { intervalSeconds: INTERVAL_SECONDS }): Promise<StatisticsRefresh> {
-  return refreshStatistics(databaseFor(prisma), options.intervalSeconds, { onlyPermitted: false });
+export function refreshPlannerStatistics(prisma: RawQueryClient, options: { intervalSeconds?: number; schema?: string } = {}): Promise<StatisticsRefresh> {
+  return refreshStatistics(databaseFor(prisma, options.schema), options.intervalSeconds ?? INTERVAL_SECONDS, { onlyPermitted: false });
 }
 
 /**

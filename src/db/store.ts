@@ -1,4 +1,4 @@
-import { databaseFor, sqlState, SqlState, type Database, type RawQueryClient } from "./database";
+import { sqlState, SqlState, type Database } from "./database";
 import { finishDownstream } from "./sql/cancel";
 import { claimById, claimJobs, type Claimed, failExpiredLeases, releaseJobs, renewLeases, retryExpiredLeases, type ClaimRequest } from "./sql/claim";
 import { archiveCompleted, recordFailure, unblockDependents, type Completion, type Failure, type FailureOutcome } from "./sql/finish";
@@ -12,11 +12,7 @@ import type { JobRow } from "./sql/rows";
  * ./sql; nothing above this class writes SQL for these paths.
  */
 export class JobStore {
-  readonly db: Database;
-
-  constructor(prisma: RawQueryClient) {
-    this.db = databaseFor(prisma);
-  }
+  constructor(readonly db: Database) {}
 
   /** Claims up to `limit` ready jobs for a worker. */
   claim(request: ClaimRequest): Promise<Claimed> {

@@ -1,7 +1,7 @@
 import { deadLetters } from "../db/sql/graph";
 import { toJob } from "../db/sql/rows";
-import { InvalidJobStateError, ScheduleNotFoundError, ValidationError } from "./errors";
-import { type CreateJobInput, type Job } from "./types";
+import { InvalidJobStateError, ScheduleNotFoundError, ValidationError } from "../core/errors";
+import { type CreateJobInput, type Job } from "../core/types";
 import { checkText, LIMITS, normalizeJobInput } from "./validation";
 import { retryInTransaction } from "./graph";
 import { buildTimeline, type JobEvent } from "./events";

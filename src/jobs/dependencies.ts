@@ -1,4 +1,4 @@
-import { DependencyCycleError, DuplicateJobIdError } from "./errors";
+import { DependencyCycleError, DuplicateJobIdError } from "../core/errors";
 import type { NormalizedJob } from "./validation";
 
 /**

@@ -1,5 +1,5 @@
 import type { EventRow } from "../db/sql/events";
-import type { Job } from "./types";
+import type { Job } from "../core/types";
 
 /** Kinds of job event. */
 export type JobEventType = "created" | "ready" | "started" | "retried" | "completed" | "failed" | "cancelled" | "lease_lost" | "released" | "rate_limited";

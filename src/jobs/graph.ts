@@ -4,8 +4,8 @@ import { cancelledDescendants, edgesOf, type PolicyEdge } from "../db/sql/graph"
 import { archivedStatuses, insertEdges, lockLiveJobs } from "../db/sql/insert";
 import { findJob, restoreFromHistory } from "../db/sql/read";
 import type { JobRow } from "../db/sql/rows";
-import { InvalidJobStateError, JobNotFoundError } from "./errors";
-import { dependencyId, JobStatus, type DependencySpec, type FailurePolicy } from "./types";
+import { InvalidJobStateError, JobNotFoundError } from "../core/errors";
+import { dependencyId, JobStatus, type DependencySpec, type FailurePolicy } from "../core/types";
 
 /**
  * Graph operations of JobManager, each run inside one transaction:

@@ -1,5 +1,5 @@
 export { JobManager, type JobLogLine, type CancelOptions, type CreateJobOptions, type HistoryQuery, type JobManagerOptions, type ListQuery } from "./JobManager";
-export { JobStatus, JobType, FINAL_STATUSES, type CreateJobInput, type CreateTaskInput, type DependencySpec, type FailurePolicy, dependencyId, type Job, type JsonObject, type JsonValue, type Task } from "./types";
+export { JobStatus, JobType, FINAL_STATUSES, type CreateJobInput, type CreateTaskInput, type DependencySpec, type FailurePolicy, dependencyId, type Job, type JsonObject, type JsonValue, type Task } from "../core/types";
 export {
   SkeinError,
   ValidationError,
@@ -9,6 +9,6 @@ export {
   JobNotFoundError,
   InvalidJobStateError,
   ScheduleNotFoundError,
-} from "./errors";
+} from "../core/errors";
 export { LIMITS } from "./validation";
 export type { JobEvent, JobEventType } from "./events";

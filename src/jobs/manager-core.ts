@@ -7,10 +7,10 @@ import { childIds } from "../db/sql/graph";
 import { archivedStatuses, existingIds, insertEnded, insertEdges, insertJobs, insertJobsIfNew, lockLiveJobs, notifyReady, type NewJobRow } from "../db/sql/insert";
 import { findJob, historyJobs, liveJobs, pruneHistory, readyJobs } from "../db/sql/read";
 import { toJob, type JobRow } from "../db/sql/rows";
-import { silentLogger, type Logger } from "../logging";
+import { silentLogger, type Logger } from "../core/logger";
 import { orderBatch, planJobs, type DependencyState, type JobPlan } from "./dependencies";
-import { DuplicateJobIdError, UnknownDependencyError, ValidationError } from "./errors";
-import { FINAL_STATUSES, JobStatus, type CreateJobInput, type Job } from "./types";
+import { DuplicateJobIdError, UnknownDependencyError, ValidationError } from "../core/errors";
+import { FINAL_STATUSES, JobStatus, type CreateJobInput, type Job } from "../core/types";
 import { normalizeJobInput, type NormalizedJob } from "./validation";
 import { cancelInTransaction, retryInTransaction } from "./graph";
 
@@ -25,6 +25,13 @@ export const NO_LINK: JobLink = { taskId: null, parentId: null, tenant: null };
 
 /** Options for {@link JobManager}. */
 export interface JobManagerOptions {
+  /**
+   * The PostgreSQL schema holding Skein's tables. A client from
+   * `createPrismaClient` brings its own (this must then agree); give it with
+   * an application's own Prisma client.
+   * @defaultValue the client's schema, else "skein"
+   */
+  schema?: string;
   /** Where the manager logs. @defaultValue a silent logger */
   logger?: Logger;
   /**
@@ -130,9 +137,13 @@ export class JobManagerCore {
   protected readonly logger: Logger;
   private readonly statistics: StatisticsWatch | undefined;
 
-  /** @param prisma a client from `createPrismaClient` (fast path) or any Prisma client for PostgreSQL. */
+  /**
+   * @param prisma a client from `createPrismaClient` (fast path) or the
+   *   application's own Prisma client for PostgreSQL.
+   * @throws {@link ValidationError} for a bad schema name, or one the client disagrees with.
+   */
   constructor(prisma: RawQueryClient, options: JobManagerOptions = {}) {
-    this.db = databaseFor(prisma);
+    this.db = databaseFor(prisma, options.schema);
     this.logger = options.logger ?? silentLogger();
     this.notifier = new ReadyNotifier(this.db, (error) => this.logger.warn("ready notification failed", { error: String(error) }));
     this.cancelNotifier = new CancelNotifier(this.db, (error) => this.logger.warn("cancel notification failed", { error: String(error) }));
@@ -169,7 +180,7 @@ export class JobManagerCore {
     const inCallerTx = options.tx !== undefined;
     const link: JobLink = options.parent ? { parentId: options.parent.id, tenant: options.parent.tenant, taskId: options.parent.taskId } : NO_LINK;
     if (!inCallerTx && ordered.every((job) => job.dependencyIds.length === 0)) return this.createIndependentJobs(normalized, ordered, link);
-    const db = inCallerTx ? databaseInTransaction(options.tx as RawQueryClient) : this.db;
+    const db = inCallerTx ? databaseInTransaction(options.tx as RawQueryClient, this.db.schema) : this.db;
     const { rows, ready } = await this.retryDeadlocks(inCallerTx, () =>
       db.transaction(async (sql) => {
         const written = await this.writeJobs(sql, ordered, link);

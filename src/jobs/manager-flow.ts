@@ -1,6 +1,6 @@
 import { orderBatch } from "./dependencies";
-import { ValidationError } from "./errors";
-import { type CreateTaskInput, type JsonValue, type Task } from "./types";
+import { ValidationError } from "../core/errors";
+import { type CreateTaskInput, type JsonValue, type Task } from "../core/types";
 import { checkText, LIMITS, normalizeJobInput } from "./validation";
 import { randomUUID } from "node:crypto";
 import { deleteRateLimit, explainFacts, listRateLimits, upsertConcurrencyLimit, upsertRateLimit, upsertTenantWeight } from "../db/sql/limits";

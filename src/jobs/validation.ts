@@ -1,6 +1,6 @@
-import { ValidationError } from "./errors";
-import { newJobId } from "./ids";
-import { JobType, type DependencySpec, type FailurePolicy, type CreateJobInput, type JsonObject } from "./types";
+import { ValidationError } from "../core/errors";
+import { newJobId } from "../core/ids";
+import { JobType, type DependencySpec, type FailurePolicy, type CreateJobInput, type JsonObject } from "../core/types";
 
 /** Limits on what a job may carry. */
 export const LIMITS = {

@@ -1,4 +1,4 @@
-import { ValidationError } from "../jobs/errors";
+import { ValidationError } from "../core/errors";
 
 /** A rate limit as `setRateLimit` takes it: one of `perSecond` or `perMinute`, and an optional burst. */
 export interface RateLimitOptions {

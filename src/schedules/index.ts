@@ -1,6 +1,6 @@
 import type { ScheduleRow } from "../db/sql/schedules";
-import { ValidationError } from "../jobs/errors";
-import type { CreateJobInput } from "../jobs/types";
+import { ValidationError } from "../core/errors";
+import type { CreateJobInput } from "../core/types";
 import { checkCron, checkTimezone, nextTick } from "./next";
 
 export { nextCronTime } from "./next";

@@ -1,5 +1,5 @@
 import cron from "node-cron";
-import { ValidationError } from "../jobs/errors";
+import { ValidationError } from "../core/errors";
 
 interface TimeMatcher {
   getNextMatch(after: Date): Date;

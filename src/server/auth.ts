@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Database } from "../db/database";
 import { insertToken, listTokens, revokeToken, tokenById, touchToken } from "../db/sql/tokens";
-import { ValidationError } from "../jobs/errors";
+import { ValidationError } from "../core/errors";
 import { checkText, LIMITS } from "../jobs/validation";
 
 /** Who is calling: the admin (everything), or a tenant (only its own jobs). */

@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { DependencyCycleError, DuplicateJobIdError, InvalidJobStateError, JobNotFoundError, ScheduleNotFoundError, UnknownDependencyError, ValidationError } from "../jobs/errors";
-import type { Logger } from "../logging";
+import { DependencyCycleError, DuplicateJobIdError, InvalidJobStateError, JobNotFoundError, ScheduleNotFoundError, UnknownDependencyError, ValidationError } from "../core/errors";
+import type { Logger } from "../core/logger";
 
 /** An HTTP error with its status. */
 export class HttpError extends Error {

@@ -2,7 +2,7 @@ import swagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import { databaseFor, type RawQueryClient } from "../db/database";
 import { JobManager } from "../jobs/JobManager";
-import { silentLogger, type Logger } from "../logging";
+import { silentLogger, type Logger } from "../core/logger";
 import type { Worker } from "../worker/Worker";
 import { authenticate, type Principal } from "./auth";
 import { serverContext } from "./context";
@@ -19,6 +19,8 @@ export { createTenantToken, listTenantTokens, revokeTenantToken, type ApiToken, 
 export interface ServerOptions {
   /** A client from `createPrismaClient`. */
   prisma: RawQueryClient;
+  /** The schema of Skein's tables. @defaultValue the client's */
+  schema?: string;
   /** The admin token (`SKEIN_ADMIN_TOKEN`): sees and steers every tenant. Without it only tenant tokens work. */
   adminToken?: string;
   /** @defaultValue a silent logger */
@@ -38,8 +40,8 @@ export interface ServerOptions {
 export async function createServer(options: ServerOptions): Promise<FastifyInstance> {
   const logger = options.logger ?? silentLogger();
   if (options.adminToken !== undefined && options.adminToken.length < 16) throw new Error("the admin token must be at least 16 characters");
-  const db = databaseFor(options.prisma);
-  const jobManager = new JobManager(options.prisma, { logger });
+  const db = databaseFor(options.prisma, options.schema);
+  const jobManager = new JobManager(options.prisma, { schema: db.schema.name, logger });
   // forceCloseConnections: close() also ends open event streams.
   const app = Fastify({ bodyLimit: options.bodyLimit ?? 2 * 1024 * 1024, logger: false, forceCloseConnections: true, ajv: { customOptions: { allErrors: false, coerceTypes: "array", removeAdditional: false } } });
   await app.register(swagger, {

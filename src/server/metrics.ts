@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Database } from "../db/database";
 import { eventCounts, jobCountsByQueue, workerRows } from "../db/sql/server";
 import type { JobManager } from "../jobs/JobManager";
-import type { Job } from "../jobs/types";
+import type { Job } from "../core/types";
 import type { Worker } from "../worker/Worker";
 
 /**

@@ -2,18 +2,16 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import os from "node:os";
 import type pg from "pg";
-import { poolOf } from "../db/client";
-import type { RawQueryClient } from "../db/database";
-import { READY_CHANNEL } from "../db/sql/insert";
-import { CANCELLED_CHANNEL } from "../db/notifier";
+import { clientSettings } from "../db/client";
+import { databaseFor } from "../db/database";
 import { toJob, type JobRow } from "../db/sql/rows";
 import { dependencyResults, deregisterWorker, registerWorker, touchWorker, type WorkerRegistration } from "../db/sql/workers";
 import { JobStore } from "../db/store";
 import type { HandoffRequest } from "../db/sql/handoff";
 import { Handoffs } from "./handoffs";
-import { dependencyId, type Job, type JsonValue } from "../jobs/types";
-import { silentLogger, type Logger } from "../logging";
-import { backoffMs, sleep, systemClock, type Clock } from "./clock";
+import { dependencyId, type Job, type JsonValue } from "../core/types";
+import { silentLogger, type Logger } from "../core/logger";
+import { backoffMs, sleep, systemClock, type Clock } from "../core/clock";
 import { AttemptAbort } from "./abort";
 import { Claimer } from "./claimer";
 import { HeldJobs } from "./held";
@@ -85,8 +83,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.workerId = this.options.workerId ?? `${os.hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
     this.clock = this.options.clock ?? systemClock;
     this.logger = (this.options.logger ?? silentLogger()).child({ workerId: this.workerId });
-    this.store = new JobStore(this.options.prisma);
-    this.jobManager = new JobManager(this.options.prisma, { logger: this.logger, refreshStatistics: false });
+    this.store = new JobStore(databaseFor(this.options.prisma, this.options.schema));
+    this.jobManager = new JobManager(this.options.prisma, { schema: this.store.db.schema.name, logger: this.logger, refreshStatistics: false });
     this.builtIn = [new AgentExecutor(this.options.agentRegistry), new QueryExecutor(this.options.queryEngine)];
     this.held = new HeldJobs({
       marginMs: this.options.heartbeatInterval * 1000,
@@ -134,13 +132,16 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (listenConfig) {
       this.listener = new ReadyListener(
         listenConfig,
-        { [READY_CHANNEL]: () => this.wake(true), [CANCELLED_CHANNEL]: (payload) => this.abortCancelled(payload) },
+        {
+          [this.store.db.schema.channel("jobs_ready")]: () => this.wake(true),
+          [this.store.db.schema.channel("jobs_cancelled")]: (payload) => this.abortCancelled(payload),
+        },
         { onReconnect: () => this.wake(true) },
         { clock: this.clock, logger: this.logger, random: this.options.random },
       );
       await this.listener.start();
     } else {
-      this.logger.warn("no connection details for LISTEN; relying on polling", { pollInterval: this.options.pollInterval });
+      this.logger.warn("no direct connection for LISTEN (give directUrl); polling instead", { pollInterval: this.options.pollInterval });
     }
     this.scheduleHeartbeat();
     if (this.options.maintenance) {
@@ -564,12 +565,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   private listenConfig(): pg.ClientConfig | undefined {
-    if (this.options.databaseUrl) return { connectionString: this.options.databaseUrl };
-    const pool = poolOf(this.options.prisma as RawQueryClient & object) as (pg.Pool & { options: pg.PoolConfig }) | undefined;
-    if (!pool) return undefined;
-    // The LISTEN connection runs one statement at a time: it needs no pipelining.
-    const { max: _max, idleTimeoutMillis: _idle, pipeline: _pipeline, ...config } = pool.options as pg.PoolConfig & { pipeline?: boolean };
-    return config as pg.ClientConfig;
+    if (this.options.directUrl) return { connectionString: this.options.directUrl };
+    return clientSettings(this.options.prisma)?.listen;
   }
 }
 

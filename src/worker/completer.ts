@@ -2,8 +2,8 @@ import type { JobStore } from "../db/store";
 import type { Completion } from "../db/sql/finish";
 import type { HandoffRequest } from "../db/sql/handoff";
 import type { JobRow } from "../db/sql/rows";
-import type { Logger } from "../logging";
-import { backoffMs, sleep, type Clock } from "./clock";
+import type { Logger } from "../core/logger";
+import { backoffMs, sleep, type Clock } from "../core/clock";
 
 interface Pending {
   completion: Completion;

@@ -1,9 +1,9 @@
 import type { JobRow } from "../db/sql/rows";
 import type { JobStore } from "../db/store";
 import type { JobManager } from "../jobs/JobManager";
-import type { CreateJobInput, Job, JsonValue } from "../jobs/types";
-import type { Logger } from "../logging";
-import { sleep, type Clock } from "./clock";
+import type { CreateJobInput, Job, JsonValue } from "../core/types";
+import type { Logger } from "../core/logger";
+import { sleep, type Clock } from "../core/clock";
 import { NonRetryableError } from "./types";
 
 /** What delegation needs from the worker. */

@@ -1,5 +1,5 @@
-import type { Job } from "../jobs/types";
-import { JobType } from "../jobs/types";
+import type { Job } from "../core/types";
+import { JobType } from "../core/types";
 import { NonRetryableError, type AgentRegistry, type Executor, type JobContext, type QueryEngine } from "./types";
 
 /** Name of the built-in agent that does nothing (load tests). */

@@ -2,7 +2,7 @@ import type { HandoffRequest } from "../db/sql/handoff";
 import type { WorkerFilter } from "../db/sql/limits";
 import { leaseTokens, type JobRow } from "../db/sql/rows";
 import type { JobStore } from "../db/store";
-import type { Logger } from "../logging";
+import type { Logger } from "../core/logger";
 
 /**
  * A worker's side of the handoff (`JobStore.complete` with a request): what

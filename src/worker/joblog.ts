@@ -1,7 +1,7 @@
 import type { Database } from "../db/database";
 import { insertLogs } from "../db/sql/logs";
-import type { Logger } from "../logging";
-import type { Clock } from "./clock";
+import type { Logger } from "../core/logger";
+import type { Clock } from "../core/clock";
 import type { JobLog } from "./types";
 
 /** Most lines and characters one attempt stores; beyond them one "truncated" line says how many were dropped. */

@@ -1,6 +1,6 @@
 import pg from "pg";
-import type { Logger } from "../logging";
-import { backoffMs, type Clock } from "./clock";
+import type { Logger } from "../core/logger";
+import { backoffMs, type Clock } from "../core/clock";
 
 /**
  * One dedicated LISTEN connection. NOTIFY is a hint: when the connection

@@ -5,8 +5,8 @@ import { claimMaintenance, forgetDeadWorkers } from "../db/sql/workers";
 import { refreshAndLog } from "../db/statistics";
 import type { JobStore } from "../db/store";
 import type { JobManager } from "../jobs/JobManager";
-import type { Logger } from "../logging";
-import type { Clock } from "./clock";
+import type { Logger } from "../core/logger";
+import type { Clock } from "../core/clock";
 
 /**
  * Prunes history older than `retentionDays`, at most once per `intervalHours`

@@ -1,14 +1,23 @@
 import type { RawQueryClient } from "../db/database";
-import { ValidationError } from "../jobs/errors";
+import { ValidationError } from "../core/errors";
 import { checkTags, checkText, LIMITS } from "../jobs/validation";
-import type { Logger } from "../logging";
-import type { Clock } from "./clock";
+import type { Logger } from "../core/logger";
+import type { Clock } from "../core/clock";
 import type { AgentRegistry, QueryEngine } from "./types";
 
 /** Options for {@link Worker}. Times are in seconds. */
 export interface WorkerOptions {
-  /** A client from `createPrismaClient` (or any Prisma client for PostgreSQL, with `databaseUrl` for LISTEN). */
+  /**
+   * A client from `createPrismaClient`, or the application's own Prisma
+   * client for PostgreSQL (give `schema`, and `directUrl` for LISTEN).
+   */
   prisma: RawQueryClient;
+  /**
+   * The PostgreSQL schema holding Skein's tables. A client from
+   * `createPrismaClient` brings its own (this must then agree).
+   * @defaultValue the client's schema, else "skein"
+   */
+  schema?: string;
   /** Agents the built-in agent executor can run, by name. @defaultValue `{}` */
   agentRegistry?: AgentRegistry;
   /** Answers `query` jobs. Without it, query jobs fail with "no query engine configured". */
@@ -42,7 +51,15 @@ export interface WorkerOptions {
   cleanupIntervalHours?: number;
   /** Retry delay: base·2^retry seconds, jittered, capped at max. @defaultValue `{ baseSeconds: 1, maxSeconds: 300 }` */
   retryBackoff?: { baseSeconds?: number; maxSeconds?: number };
-  /** Connection URL for the LISTEN connection when `prisma` was not made by `createPrismaClient`. */
+  /**
+   * A URL that reaches PostgreSQL directly (not through a transaction-mode
+   * pooler), for the LISTEN connection that wakes the worker when jobs are
+   * ready. Defaults to the `directUrl` of a client from `createPrismaClient`,
+   * or its own URL when no pooler is in between. Without any, the worker
+   * polls every `pollInterval`.
+   */
+  directUrl?: string;
+  /** @deprecated the former name of `directUrl`. */
   databaseUrl?: string;
   /** Rescue expired leases, prune history, fire due schedules and refresh the job tables' planner statistics from this worker. @defaultValue true */
   maintenance?: boolean;
@@ -59,8 +76,8 @@ export interface WorkerOptions {
 }
 
 /** Options with defaults applied. */
-export type ResolvedWorkerOptions = Required<Omit<WorkerOptions, "workerId" | "databaseUrl" | "logger" | "clock" | "retryBackoff" | "queryEngine" | "queues">> &
-  Pick<WorkerOptions, "workerId" | "databaseUrl" | "logger" | "clock" | "queryEngine"> & {
+export type ResolvedWorkerOptions = Required<Omit<WorkerOptions, "workerId" | "schema" | "directUrl" | "databaseUrl" | "logger" | "clock" | "retryBackoff" | "queryEngine" | "queues">> &
+  Pick<WorkerOptions, "workerId" | "schema" | "directUrl" | "logger" | "clock" | "queryEngine"> & {
     retryBackoff: { baseSeconds: number; maxSeconds: number };
     queues: string[] | null;
   };
@@ -86,7 +103,8 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
       baseSeconds: nonNegative(options.retryBackoff?.baseSeconds, "retryBackoff.baseSeconds", 1),
       maxSeconds: nonNegative(options.retryBackoff?.maxSeconds, "retryBackoff.maxSeconds", 300),
     },
-    databaseUrl: options.databaseUrl,
+    schema: options.schema,
+    directUrl: options.directUrl ?? options.databaseUrl,
     maintenance: options.maintenance ?? true,
     logger: options.logger,
     clock: options.clock,
@@ -101,6 +119,9 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
   if (resolved.queryEngine !== undefined && typeof resolved.queryEngine !== "function") throw new ValidationError("queryEngine", "must be a function");
   if (resolved.heartbeatInterval >= resolved.staleTimeout) {
     throw new ValidationError("heartbeatInterval", `must be shorter than staleTimeout (${resolved.heartbeatInterval} >= ${resolved.staleTimeout})`);
+  }
+  if (resolved.directUrl !== undefined && (typeof resolved.directUrl !== "string" || resolved.directUrl.trim() === "")) {
+    throw new ValidationError("directUrl", "must be a non-empty PostgreSQL connection string");
   }
   if (resolved.workerId !== undefined && (typeof resolved.workerId !== "string" || resolved.workerId.trim() === "")) {
     throw new ValidationError("workerId", "must be a non-empty string");

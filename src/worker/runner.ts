@@ -1,12 +1,12 @@
 import type { JobStore } from "../db/store";
-import type { Job, JsonValue } from "../jobs/types";
-import type { Logger } from "../logging";
+import type { Job, JsonValue } from "../core/types";
+import type { Logger } from "../core/logger";
 import type { AttemptAbort } from "./abort";
-import { backoffMs, sleep, type Clock } from "./clock";
+import { backoffMs, sleep, type Clock } from "../core/clock";
 import type { CompletionBatcher } from "./completer";
 import { pickExecutor } from "./executors";
 import { setTaskStep } from "../db/sql/tasks";
-import type { CreateJobInput } from "../jobs/types";
+import type { CreateJobInput } from "../core/types";
 import type { Delegation, DelegateOptions } from "./delegation";
 import { AttemptLog } from "./joblog";
 import { NonRetryableError, RateLimitedError, type Executor, type JobContext } from "./types";

@@ -1,5 +1,5 @@
-import type { CreateJobInput, Job, JsonValue } from "../jobs/types";
-import type { Logger } from "../logging";
+import type { CreateJobInput, Job, JsonValue } from "../core/types";
+import type { Logger } from "../core/logger";
 
 /** What a running job's executor is given besides the job. */
 export interface JobContext {

@@ -9,6 +9,13 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
+/**
+ * Connection settings for the tests' own raw SQL (assertions, fault
+ * injection): Skein's tables by their bare names. Skein's own connections
+ * never rely on a search path; these do, for brevity.
+ */
+export const SKEIN_SEARCH_PATH = "-c search_path=skein,public";
+
 function adminUrl(): string {
   const url = process.env.SKEIN_TEST_ADMIN_URL;
   if (!url) throw new Error("SKEIN_TEST_ADMIN_URL is not set: run the tests through jest (its global setup starts PostgreSQL)");
@@ -17,7 +24,7 @@ function adminUrl(): string {
 
 /** Runs one statement on its own connection to `url` and returns the rows. */
 export async function queryOnce<R extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []): Promise<R[]> {
-  const client = new pg.Client({ connectionString: url });
+  const client = new pg.Client({ connectionString: url, options: SKEIN_SEARCH_PATH });
   await client.connect();
   try {
     return (await client.query<R>(text, values)).rows;
@@ -72,7 +79,7 @@ export function useTestDatabase(): TestContext {
     ctx.db = await createTestDatabase();
     ctx.prisma = createPrismaClient(ctx.db.url);
     ctx.jobManager = new JobManager(ctx.prisma);
-    ctx.pool = new pg.Pool({ connectionString: ctx.db.url, max: 4 });
+    ctx.pool = new pg.Pool({ connectionString: ctx.db.url, max: 4, options: SKEIN_SEARCH_PATH });
     // An idle pooled connection that the server ends (a test terminating backends) is not a test failure.
     ctx.pool.on("error", () => undefined);
   });

@@ -1,7 +1,8 @@
 import { JobStore } from "../../src/db/store";
+import { databaseFor } from "../../src/db/database";
 import { Claimer } from "../../src/worker/claimer";
 import type { PrismaClient } from "../../src";
-import type { JsonValue } from "../../src/jobs/types";
+import type { JsonValue } from "../../src/core/types";
 
 /**
  * Drives jobs through the worker's database seam without a worker process:
@@ -10,7 +11,7 @@ import type { JsonValue } from "../../src/jobs/types";
 export class TestDriver {
   readonly store: JobStore;
   constructor(prisma: PrismaClient) {
-    this.store = new JobStore(prisma);
+    this.store = new JobStore(databaseFor(prisma));
   }
 
   /** Claims all ready jobs (plain ones and those needing the flow-control claim); returns their ids. */

@@ -1,7 +1,7 @@
 import type { Sql } from "../database";
-import { READY_CHANNEL } from "./insert";
-import { filterCondition, type WorkerFilter } from "./limits";
-import { archiveInsert, leaseTokens, LIVE_COLUMNS, type JobRow } from "./rows";
+import { claimOrder, filterValues, flowReady, plainReady, shapeKey, shapeOf, workerFilter, type FilterShape, type WorkerFilter } from "./fragments";
+import { archiveInsert, leaseSet, leaseTokens, LIVE_COLUMNS, type JobRow, type LeaseParams } from "./rows";
+import { CHANNEL, sql, statement, T, variants, when } from "./template";
 
 /** What one claim statement got, and whether jobs needing the flow-control claim wait. */
 export interface Claimed {
@@ -27,79 +27,137 @@ export interface ClaimRequest {
   ahead?: boolean;
 }
 
-/**
- * The jobs the plain claim takes: ready and due, of the group '' of
- * jobs_ready_idx, without a rate-limit or concurrency key (the flow-control
- * claim takes those). A completion's handoff (./handoff.ts) uses it too.
- */
-export const PLAIN_READY = `status = 'pending' AND pending_dependencies = 0 AND COALESCE(tenant, '') = '' AND run_at <= now()
-         AND rate_limit_key IS NULL AND concurrency_key IS NULL`;
+const EVERYTHING: WorkerFilter = { queues: null, tags: [] };
 
 /** Rows in the plain claim's order: highest priority first, then earliest run time, then id. */
 export function byClaimOrder(a: JobRow, b: JobRow): number {
   return b.priority - a.priority || a.run_at.getTime() - b.run_at.getTime() || (a.id < b.id ? -1 : 1);
 }
 
+type ClaimParams = LeaseParams & WorkerFilter & { limit: number; tokens: string[] };
+
 /**
- * Claims up to `limit` ready jobs in one statement: highest priority first,
- * then earliest run time. The CTE is materialised on purpose: it is an
- * optimisation fence, so PostgreSQL evaluates LIMIT ... FOR UPDATE SKIP LOCKED
- * once over the readiness index (jobs_ready_idx) instead of re-planning it
- * as a join that could lock more rows than it returns. SKIP LOCKED lets
- * concurrent workers take disjoint sets without waiting on each other.
- *
- * This is the fast path for plain jobs: no tenant, no rate-limit key, no
- * concurrency key (the group '' of jobs_ready_idx, read in claim order). Jobs
- * that use those features are claimed by the flow-control claim
- * (src/limits/claim.ts), which enforces the limits.
+ * The plain claim, one statement. The CTE is materialised on purpose: it is
+ * an optimisation fence, so PostgreSQL evaluates LIMIT ... FOR UPDATE SKIP
+ * LOCKED once over the readiness index (jobs_ready_idx) instead of re-planning
+ * it as a join that could lock more rows than it returns. SKIP LOCKED lets
+ * concurrent workers take disjoint sets without waiting on each other. One
+ * probe of jobs_ready_flow_idx (empty when flow control is unused) tells the
+ * worker to switch to the flow-control claim; a claim that gets nothing still
+ * returns one row, with that flag alone.
  */
-export async function claimJobs(sql: Sql, request: ClaimRequest): Promise<Claimed> {
-  const where = filterCondition(request.filter ?? { queues: null, tags: [] }, "jobs", 5);
-  const out = await sql.query<JobRow & { flow_waiting: boolean }>(
-    `WITH candidates AS MATERIALIZED (
-       SELECT id FROM jobs
-       WHERE ${PLAIN_READY}${request.ahead === true ? " AND parent_id IS NULL" : ""}${where.sql}
-       ORDER BY priority DESC, run_at, id
-       LIMIT $2
+const claimStatement = variants(
+  (v: FilterShape & { ahead: boolean }) => `${shapeKey(v)}${v.ahead ? "a" : ""}`,
+  (v) =>
+    statement<ClaimParams, JobRow & { flow_waiting: boolean }>(
+      (p) => sql`WITH candidates AS MATERIALIZED (
+       SELECT j.id FROM ${T.jobs} j
+       WHERE ${plainReady("j")}${when(v.ahead, sql` AND j.parent_id IS NULL`)}${workerFilter(p, "j", v)}
+       ORDER BY ${claimOrder("j")}
+       LIMIT ${p.limit}
        FOR UPDATE SKIP LOCKED
      ), numbered AS (
        SELECT id, row_number() OVER () AS n FROM candidates
      ), j AS (
-       UPDATE jobs SET status = 'running', locked_by = $1, lease_token = ($4::uuid[])[c.n],
-         lease_expires_at = now() + make_interval(secs => $3), started_at = now(),
-         attempts = attempts + 1, updated_at = now()
-       FROM numbered c WHERE jobs.id = c.id
-       RETURNING jobs.*
+       UPDATE ${T.jobs} t SET ${leaseSet(p, "t", sql`(${p.tokens}::uuid[])[c.n]`)}
+       FROM numbered c WHERE t.id = c.id
+       RETURNING t.*
      )
-     -- One probe of jobs_ready_flow_idx (empty when flow control is unused):
-     -- tells the worker to switch to the flow-control claim next round. A
-     -- claim that gets nothing still returns one row, with the flag alone.
      SELECT ${LIVE_COLUMNS}, f.flow_waiting FROM (SELECT EXISTS (
-       SELECT 1 FROM jobs WHERE status = 'pending' AND pending_dependencies = 0
-         AND (tenant IS NOT NULL OR rate_limit_key IS NOT NULL OR concurrency_key IS NOT NULL)
-         AND run_at <= now()${where.sql}
+       SELECT 1 FROM ${T.jobs} w WHERE ${flowReady("w")}${workerFilter(p, "w", v)}
      ) AS flow_waiting) f
      LEFT JOIN j ON true`,
-    [request.workerId, request.limit, request.leaseSeconds, leaseTokens(request.limit), ...where.params],
-    { prepare: true },
-  );
+      { prepare: true },
+    ),
+);
+
+/**
+ * Claims up to `limit` ready plain jobs (no tenant, no rate-limit key, no
+ * concurrency key) in one statement, in claim order. Jobs that use those
+ * features are claimed by the flow-control claim (src/limits/claim.ts),
+ * which enforces the limits.
+ */
+export async function claimJobs(db: Sql, request: ClaimRequest): Promise<Claimed> {
+  const filter = request.filter ?? EVERYTHING;
+  const out = await claimStatement({ ...shapeOf(filter), ahead: request.ahead === true }).all(db, {
+    workerId: request.workerId,
+    limit: request.limit,
+    leaseSeconds: request.leaseSeconds,
+    tokens: leaseTokens(request.limit),
+    ...filterValues(filter),
+  });
   const flowWaiting = out[0]?.flow_waiting === true;
   const rows: JobRow[] = out.filter((r) => r.id !== null);
   return { flowWaiting, rows: rows.sort(byClaimOrder) };
 }
 
-/** Extends the leases a worker still holds; returns the ids whose lease it still holds. */
-export async function renewLeases(sql: Sql, workerId: string, leaseTokens: readonly string[], leaseSeconds: number): Promise<string[]> {
-  if (leaseTokens.length === 0) return [];
-  const rows = await sql.query<{ lease_token: string }>(
-    `UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3)
-     WHERE locked_by = $1 AND status = 'running'
-       AND lease_token = ANY($2::uuid[])
-     RETURNING lease_token`,
-    [workerId, leaseTokens, leaseSeconds],
-  );
-  return rows.map((r) => r.lease_token);
+const claimByIdStatement = variants(shapeKey, (shape: FilterShape) =>
+  statement<LeaseParams & WorkerFilter & { id: string; token: string }, JobRow>(
+    (p) => sql`WITH candidate AS MATERIALIZED (
+       SELECT j.id FROM ${T.jobs} j
+       WHERE j.id = ${p.id} AND j.status = 'pending' AND j.pending_dependencies = 0 AND j.run_at <= now()
+         AND j.rate_limit_key IS NULL AND j.concurrency_key IS NULL${workerFilter(p, "j", shape)}
+       FOR UPDATE SKIP LOCKED
+     ), j AS (
+       UPDATE ${T.jobs} t SET ${leaseSet(p, "t", sql`${p.token}::uuid`)}
+       FROM candidate c WHERE t.id = c.id
+       RETURNING t.*
+     )
+     SELECT ${LIVE_COLUMNS} FROM j`,
+  ),
+);
+
+/**
+ * Claims one job by id if it is ready and this worker may run it: used by a
+ * parent that waits on a child it delegated, to run the child within its own
+ * slot. Jobs with a rate-limit or concurrency key are never claimed this way
+ * (the flow-control claim enforces their limits).
+ */
+export function claimById(db: Sql, request: Omit<ClaimRequest, "limit"> & { id: string }): Promise<JobRow | undefined> {
+  const filter = request.filter ?? EVERYTHING;
+  return claimByIdStatement(shapeOf(filter)).one(db, {
+    id: request.id,
+    workerId: request.workerId,
+    leaseSeconds: request.leaseSeconds,
+    token: leaseTokens(1)[0],
+    ...filterValues(filter),
+  });
 }
+
+const renewStatement = statement<{ workerId: string; tokens: readonly string[]; leaseSeconds: number }, { lease_token: string }>(
+  (p) => sql`UPDATE ${T.jobs} j SET lease_expires_at = now() + make_interval(secs => ${p.leaseSeconds})
+     WHERE j.locked_by = ${p.workerId} AND j.status = 'running' AND j.lease_token = ANY(${p.tokens}::uuid[])
+     RETURNING j.lease_token`,
+);
+
+/** Extends the leases a worker still holds; returns the lease tokens it still holds. */
+export async function renewLeases(db: Sql, workerId: string, tokens: readonly string[], leaseSeconds: number): Promise<string[]> {
+  if (tokens.length === 0) return [];
+  return (await renewStatement.all(db, { workerId, tokens, leaseSeconds })).map((r) => r.lease_token);
+}
+
+const releaseStatement = statement<{ leases: string; reason: string; started: boolean }, { id: string }>(
+  (p) => sql`WITH before AS (
+       SELECT j.id, j.locked_by, j.attempts, j.started_at FROM ${T.jobs} j
+       JOIN jsonb_to_recordset(${p.leases}::jsonb) AS x(id text, lease_token uuid) ON j.id = x.id AND j.lease_token = x.lease_token
+       WHERE j.status = 'running'
+     ), u AS (
+       UPDATE ${T.jobs} j SET status = 'pending', locked_by = NULL, lease_token = NULL, lease_expires_at = NULL,
+         error_message = ${p.reason}, run_at = now(), updated_at = now(),
+         attempts = CASE WHEN ${p.started}::boolean THEN j.attempts ELSE j.attempts - 1 END,
+         started_at = CASE WHEN ${p.started}::boolean THEN j.started_at ELSE NULL END
+       FROM before b, jsonb_to_recordset(${p.leases}::jsonb) AS x(id text, lease_token uuid)
+       -- The lease is checked again here: a row lock waited for re-checks only this WHERE.
+       WHERE j.id = b.id AND x.id = b.id AND j.lease_token = x.lease_token AND j.status = 'running'
+       RETURNING j.id
+     ), ev AS (
+       INSERT INTO ${T.job_events} (job_id, event, worker_id, attempt, detail)
+       SELECT b.id, 'released', b.locked_by, b.attempts, jsonb_build_object('reason', ${p.reason}::text, 'startedAt', b.started_at)
+       FROM before b JOIN u ON u.id = b.id
+     )
+     -- One notification however many rows: PostgreSQL folds identical ones of a transaction.
+     SELECT id, pg_notify(${CHANNEL.ready}, '') IS NULL AS quiet FROM u`,
+);
 
 /**
  * Returns running jobs to pending without using a retry (graceful shutdown
@@ -109,114 +167,69 @@ export async function renewLeases(sql: Sql, workerId: string, leaseTokens: reado
  * commit), so another one takes them at once, not at its next poll.
  */
 export async function releaseJobs(
-  sql: Sql,
+  db: Sql,
   leases: ReadonlyArray<{ id: string; leaseToken: string }>,
   reason: string,
   options: { started?: boolean } = {},
 ): Promise<string[]> {
   if (leases.length === 0) return [];
-  const rows = await sql.query<{ id: string }>(
-    `WITH before AS (
-       SELECT j.id, j.locked_by, j.attempts, j.started_at FROM jobs j
-       JOIN jsonb_to_recordset($1::jsonb) AS x(id text, lease_token uuid) ON j.id = x.id AND j.lease_token = x.lease_token
-       WHERE j.status = 'running'
-     ), u AS (
-       UPDATE jobs j SET status = 'pending', locked_by = NULL, lease_token = NULL, lease_expires_at = NULL,
-         error_message = $2, run_at = now(), updated_at = now(),
-         attempts = CASE WHEN $3::boolean THEN j.attempts ELSE j.attempts - 1 END,
-         started_at = CASE WHEN $3::boolean THEN j.started_at ELSE NULL END
-       FROM before b, jsonb_to_recordset($1::jsonb) AS x(id text, lease_token uuid)
-       -- The lease is checked again here: a row lock waited for re-checks only this WHERE.
-       WHERE j.id = b.id AND x.id = b.id AND j.lease_token = x.lease_token AND j.status = 'running'
-       RETURNING j.id
-     ), ev AS (
-       INSERT INTO job_events (job_id, event, worker_id, attempt, detail)
-       SELECT b.id, 'released', b.locked_by, b.attempts, jsonb_build_object('reason', $2::text, 'startedAt', b.started_at)
-       FROM before b JOIN u ON u.id = b.id
-     )
-     -- One notification however many rows: PostgreSQL folds identical ones of a transaction.
-     SELECT id, pg_notify($4, '') IS NULL AS quiet FROM u`,
-    [JSON.stringify(leases.map((l) => ({ id: l.id, lease_token: l.leaseToken }))), reason, options.started !== false, READY_CHANNEL],
-  );
+  const rows = await releaseStatement.all(db, {
+    leases: JSON.stringify(leases.map((l) => ({ id: l.id, lease_token: l.leaseToken }))),
+    reason,
+    started: options.started !== false,
+  });
   return rows.map((r) => r.id);
 }
+
+const LEASE_EXPIRED = sql`format('lease expired: worker %s stopped renewing it', j.locked_by)`;
+
+const retryExpiredStatement = statement<{ batch: number }, { id: string }>(
+  (p) => sql`WITH expired AS MATERIALIZED (
+       SELECT id FROM ${T.jobs}
+       WHERE status = 'running' AND lease_expires_at < now() AND retry_count < max_retries
+       ORDER BY id LIMIT ${p.batch} FOR UPDATE SKIP LOCKED
+     ), before AS (
+       SELECT j.id, j.locked_by, j.attempts, j.started_at FROM ${T.jobs} j JOIN expired e ON e.id = j.id
+     ), u AS (
+       UPDATE ${T.jobs} j SET status = 'pending', retry_count = j.retry_count + 1, error_message = ${LEASE_EXPIRED},
+         locked_by = NULL, lease_token = NULL, lease_expires_at = NULL, run_at = now(), updated_at = now()
+       FROM expired e WHERE j.id = e.id
+       RETURNING j.id
+     ), ev AS (
+       INSERT INTO ${T.job_events} (job_id, event, worker_id, attempt, detail)
+       SELECT b.id, 'lease_lost', b.locked_by, b.attempts, jsonb_build_object('startedAt', b.started_at, 'then', 'retried')
+       FROM before b JOIN u ON u.id = b.id
+     )
+     SELECT id FROM u`,
+);
 
 /**
  * Jobs whose lease expired (their worker died or hung) count a failed attempt:
  * back to pending while retries are left. Returns the ids retried.
  */
-export async function retryExpiredLeases(sql: Sql, batch: number): Promise<string[]> {
-  const rows = await sql.query<{ id: string }>(
-    `WITH expired AS MATERIALIZED (
-       SELECT id FROM jobs
-       WHERE status = 'running' AND lease_expires_at < now() AND retry_count < max_retries
-       ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
-     )
-     , before AS (
-       SELECT j.id, j.locked_by, j.attempts, j.started_at FROM jobs j JOIN expired e ON e.id = j.id
-     ), u AS (
-       UPDATE jobs j SET status = 'pending', retry_count = j.retry_count + 1,
-         error_message = format('lease expired: worker %s stopped renewing it', j.locked_by),
-         locked_by = NULL, lease_token = NULL, lease_expires_at = NULL, run_at = now(), updated_at = now()
-       FROM expired e WHERE j.id = e.id
-       RETURNING j.id
-     ), ev AS (
-       INSERT INTO job_events (job_id, event, worker_id, attempt, detail)
-       SELECT b.id, 'lease_lost', b.locked_by, b.attempts, jsonb_build_object('startedAt', b.started_at, 'then', 'retried')
-       FROM before b JOIN u ON u.id = b.id
-     )
-     SELECT id FROM u`,
-    [batch],
-  );
-  return rows.map((r) => r.id);
+export async function retryExpiredLeases(db: Sql, batch: number): Promise<string[]> {
+  return (await retryExpiredStatement.all(db, { batch })).map((r) => r.id);
 }
 
-/** Jobs whose lease expired with no retries left end failed. Returns the ids archived. */
-export async function failExpiredLeases(sql: Sql, batch: number): Promise<string[]> {
-  const rows = await sql.query<{ id: string }>(
-    `WITH expired AS MATERIALIZED (
-       SELECT id FROM jobs
+const failExpiredStatement = statement<{ batch: number }, { id: string }>(
+  (p) => sql`WITH expired AS MATERIALIZED (
+       SELECT id FROM ${T.jobs}
        WHERE status = 'running' AND lease_expires_at < now() AND retry_count >= max_retries
-       ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+       ORDER BY id LIMIT ${p.batch} FOR UPDATE SKIP LOCKED
      ), done AS (
-       DELETE FROM jobs j USING expired e WHERE j.id = e.id RETURNING j.*
+       DELETE FROM ${T.jobs} j USING expired e WHERE j.id = e.id RETURNING j.*
      ), ev AS (
-       INSERT INTO job_events (job_id, event, worker_id, attempt, detail)
+       INSERT INTO ${T.job_events} (job_id, event, worker_id, attempt, detail)
        SELECT d.id, 'lease_lost', d.locked_by, d.attempts, jsonb_build_object('startedAt', d.started_at, 'then', 'failed')
        FROM done d
      ), archived AS (
-       ${archiveInsert("done", "'failed'", "format('lease expired: worker %s stopped renewing it', s.locked_by)", "NULL")}
+       ${archiveInsert("done", { status: sql`'failed'`, error: sql`format('lease expired: worker %s stopped renewing it', s.locked_by)`, result: sql`NULL` })}
        RETURNING job_id
      )
      SELECT job_id AS id FROM archived`,
-    [batch],
-  );
-  return rows.map((r) => r.id);
-}
+);
 
-/**
- * Claims one job by id if it is ready and this worker may run it: used by a
- * parent that waits on a child it delegated, to run the child within its own
- * slot. Jobs with a rate-limit or concurrency key are never claimed this way
- * (the flow-control claim enforces their limits).
- */
-export async function claimById(sql: Sql, request: Omit<ClaimRequest, "limit"> & { id: string }): Promise<JobRow | undefined> {
-  const where = filterCondition(request.filter ?? { queues: null, tags: [] }, "jobs", 5);
-  const rows = await sql.query<JobRow>(
-    `WITH candidate AS MATERIALIZED (
-       SELECT id FROM jobs
-       WHERE id = $2 AND status = 'pending' AND pending_dependencies = 0 AND run_at <= now()
-         AND rate_limit_key IS NULL AND concurrency_key IS NULL${where.sql}
-       FOR UPDATE SKIP LOCKED
-     ), j AS (
-       UPDATE jobs SET status = 'running', locked_by = $1, lease_token = $4::uuid,
-         lease_expires_at = now() + make_interval(secs => $3), started_at = now(),
-         attempts = attempts + 1, updated_at = now()
-       FROM candidate c WHERE jobs.id = c.id
-       RETURNING jobs.*
-     )
-     SELECT ${LIVE_COLUMNS} FROM j`,
-    [request.workerId, request.id, request.leaseSeconds, leaseTokens(1)[0], ...where.params],
-  );
-  return rows[0];
+/** Jobs whose lease expired with no retries left end failed. Returns the ids archived. */
+export async function failExpiredLeases(db: Sql, batch: number): Promise<string[]> {
+  return (await failExpiredStatement.all(db, { batch })).map((r) => r.id);
 }

@@ -1,4 +1,5 @@
 import type { Sql } from "../database";
+import { sql, statement, T } from "./template";
 
 /** A stored event (see the job_events table). */
 export interface EventRow {
@@ -9,7 +10,11 @@ export interface EventRow {
   detail: Record<string, unknown> | null;
 }
 
+const storedEventsStatement = statement<{ jobId: string }, EventRow>(
+  (p) => sql`SELECT at, event, worker_id, attempt, detail FROM ${T.job_events} WHERE job_id = ${p.jobId} ORDER BY id`,
+);
+
 /** A job's stored events, oldest first. */
-export function storedEvents(sql: Sql, jobId: string): Promise<EventRow[]> {
-  return sql.query<EventRow>(`SELECT at, event, worker_id, attempt, detail FROM job_events WHERE job_id = $1 ORDER BY id`, [jobId]);
+export function storedEvents(db: Sql, jobId: string): Promise<EventRow[]> {
+  return storedEventsStatement.all(db, { jobId });
 }

@@ -1,6 +1,7 @@
-import type { DependencySpec } from "../../jobs/types";
+import type { DependencySpec } from "../../core/types";
 import type { Sql } from "../database";
 import { HISTORY_COLUMNS, type JobRow } from "./rows";
+import { CHANNEL, sql, statement, T, type Fragment } from "./template";
 
 /** A job row to insert, already validated. */
 export interface NewJobRow {
@@ -33,57 +34,59 @@ export interface EdgeRow {
   on_failure: "cancel" | "ignore" | "fail";
 }
 
-/** Notification channel that tells workers jobs became ready. */
-export const READY_CHANNEL = "skein_jobs_ready";
+const lockLiveStatement = statement<{ ids: readonly string[] }, { id: string; status: string }>(
+  (p) => sql`SELECT id, status FROM ${T.jobs} WHERE id = ANY(${p.ids}::text[]) ORDER BY id FOR SHARE`,
+);
 
 /**
  * Share-locks the live jobs among `jobIds`, in id order, and returns their
  * statuses. Holding the lock until commit makes a concurrent completion of
  * one of them wait, so that its dependent-decrement sees the new edges.
  */
-export function lockLiveJobs(sql: Sql, jobIds: readonly string[]): Promise<Array<{ id: string; status: string }>> {
-  return sql.query(
-    `SELECT id, status FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE`,
-    [jobIds],
-  );
+export function lockLiveJobs(db: Sql, jobIds: readonly string[]): Promise<Array<{ id: string; status: string }>> {
+  return lockLiveStatement.all(db, { ids: jobIds });
 }
 
+const archivedStatusesStatement = statement<{ ids: readonly string[] }, { id: string; status: string }>(
+  (p) => sql`SELECT job_id AS id, status FROM ${T.job_history} WHERE job_id = ANY(${p.ids}::text[])`,
+);
+
 /** Statuses of the archived jobs among `jobIds`. */
-export function archivedStatuses(sql: Sql, jobIds: readonly string[]): Promise<Array<{ id: string; status: string }>> {
-  return sql.query(
-    `SELECT job_id AS id, status FROM job_history WHERE job_id = ANY($1::text[])`,
-    [jobIds],
-  );
+export function archivedStatuses(db: Sql, jobIds: readonly string[]): Promise<Array<{ id: string; status: string }>> {
+  return archivedStatusesStatement.all(db, { ids: jobIds });
 }
 
 /**
- * The ids in the text array `param` taken by a live or archived job: index
+ * The ids in the text array `ids` taken by a live or archived job: index
  * probes by primary key (an id array, not a join the planner might hash).
  * The array is read through a sub-select so that the planner never sees its
- * length: a prepared statement's generic plan assumes ten ids, and where a
- * custom plan saw fewer (one job per call) PostgreSQL judged the generic plan
- * dearer once the tables had been analysed at a few thousand rows, and planned
- * every call afresh (about half a millisecond each). Now both plans are the same.
+ * length, and a prepared statement's generic plan costs the same as a custom
+ * plan for one id (docs/BENCHMARKS.md).
  */
-const takenIds = (param: string) => `SELECT id FROM jobs WHERE id = ANY((SELECT ${param}::text[])::text[])
+function takenIds(ids: Fragment): Fragment {
+  return sql`SELECT id FROM ${T.jobs} WHERE id = ANY((SELECT ${ids}::text[])::text[])
      UNION
-     SELECT job_id FROM job_history WHERE job_id = ANY((SELECT ${param}::text[])::text[])`;
-
-/** The ids among `jobIds` that are taken by a live or archived job. */
-export async function existingIds(sql: Sql, jobIds: readonly string[]): Promise<string[]> {
-  const rows = await sql.query<{ id: string }>(takenIds("$1"), [jobIds]);
-  return rows.map((r) => r.id);
+     SELECT job_id FROM ${T.job_history} WHERE job_id = ANY((SELECT ${ids}::text[])::text[])`;
 }
 
-const INPUT_CTE = `input AS (
-       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+const existingIdsStatement = statement<{ ids: readonly string[] }, { id: string }>((p) => takenIds(sql`${p.ids}`));
+
+/** The ids among `jobIds` that are taken by a live or archived job. */
+export async function existingIds(db: Sql, jobIds: readonly string[]): Promise<string[]> {
+  return (await existingIdsStatement.all(db, { ids: jobIds })).map((r) => r.id);
+}
+
+function inputCte(json: Fragment): Fragment {
+  return sql`input AS (
+       SELECT * FROM jsonb_to_recordset(${json}::jsonb) AS x(
          id text, job_type text, name text, description text, payload jsonb, dependencies jsonb,
          max_retries int, priority int, run_at timestamptz, pending_dependencies int, timeout_seconds int,
          queue text, tenant text, rate_limit_key text, rate_limit_cost int, concurrency_key text, tags text[],
          task_id text, parent_id text)
      )`;
+}
 
-const INSERT_FROM_INPUT = `INSERT INTO jobs (id, job_type, name, description, payload, dependencies, max_retries, priority,
+const INSERT_FROM_INPUT = sql`INSERT INTO ${T.jobs} (id, job_type, name, description, payload, dependencies, max_retries, priority,
                          run_at, pending_dependencies, timeout_seconds, queue, tenant, rate_limit_key,
                          rate_limit_cost, concurrency_key, tags, task_id, parent_id)
        SELECT id, job_type, name, description, payload, COALESCE(dependencies, '[]'), max_retries, priority,
@@ -132,19 +135,19 @@ function unset<T>(value: T | null): T | undefined {
   return value === null ? undefined : value;
 }
 
+const insertJobsStatement = statement<{ rows: string }, { id: string; run_at: Date; created_at: Date }>(
+  (p) => sql`WITH ${inputCte(sql`${p.rows}`)}
+     ${INSERT_FROM_INPUT}
+     RETURNING id, run_at, created_at`,
+);
+
 /**
  * Inserts pending jobs in one statement and returns them. As in
  * {@link insertJobsIfNew}, only what the server sets comes back (the run time
  * and the creation time); the rest of each row is the input.
  */
-export async function insertJobs(sql: Sql, rows: readonly NewJobRow[]): Promise<JobRow[]> {
-  const out = await sql.query<{ id: string; run_at: Date; created_at: Date }>(
-    `WITH ${INPUT_CTE}
-     ${INSERT_FROM_INPUT}
-     RETURNING id, run_at, created_at`,
-    [inputJson(rows)],
-  );
-  return fromServer(rows, out);
+export async function insertJobs(db: Sql, rows: readonly NewJobRow[]): Promise<JobRow[]> {
+  return fromServer(rows, await insertJobsStatement.all(db, { rows: inputJson(rows) }));
 }
 
 /** The inserted rows: each input with the times the server set (from `written`, by id). */
@@ -175,35 +178,38 @@ function fromServer(rows: readonly NewJobRow[], written: ReadonlyArray<{ id: str
  * `ReadyNotifier.carry`).
  */
 export async function insertJobsIfNew(
-  sql: Sql,
+  db: Sql,
   rows: readonly NewJobRow[],
   checkIds: readonly string[],
   options: { notify?: boolean } = {},
 ): Promise<{ rows: JobRow[]; taken: string[]; sent: boolean }> {
-  const json = inputJson(rows);
-  const out = await sql.query<{ taken: string[] | null; id: string | null; run_at: Date | null; created_at: Date | null; sent: number }>(
-    `WITH ${INPUT_CTE}, taken AS MATERIALIZED (
-       ${takenIds("$2")}
+  const out = await insertIfNewStatement.all(db, { rows: inputJson(rows), check: checkIds, notify: options.notify === true });
+  const taken = out[0]?.taken ?? null;
+  if (taken !== null) return { rows: [], taken, sent: false };
+  return { rows: fromServer(rows, out), taken: [], sent: (out[0]?.sent ?? 0) > 0 };
+}
+
+const insertIfNewStatement = statement<
+  { rows: string; check: readonly string[]; notify: boolean },
+  { taken: string[] | null; id: string | null; run_at: Date | null; created_at: Date | null; sent: number }
+>(
+  (p) => sql`WITH ${inputCte(sql`${p.rows}`)}, taken AS MATERIALIZED (
+       ${takenIds(sql`${p.check}`)}
      ), j AS (
        ${INSERT_FROM_INPUT}
        WHERE NOT EXISTS (SELECT 1 FROM taken)
        ORDER BY id -- one lock order for every caller: overlapping batches wait, never deadlock
        RETURNING id, run_at, created_at
      ), sent AS (
-       SELECT pg_notify($4, '') FROM j WHERE $3::boolean AND j.run_at <= now() LIMIT 1
+       SELECT pg_notify(${CHANNEL.ready}, '') FROM j WHERE ${p.notify}::boolean AND j.run_at <= now() LIMIT 1
      )
      -- "sent" must be read by the output (a CTE nothing reads is never run), and the output
      -- always has a row: the aggregate over "taken".
      SELECT t.taken, r.id, r.run_at, r.created_at, (SELECT count(*) FROM sent)::int AS sent
      FROM (SELECT array_agg(id) AS taken FROM taken) t
      LEFT JOIN LATERAL (SELECT id, run_at, created_at FROM j) r ON true`,
-    [json, checkIds, options.notify === true, READY_CHANNEL],
-    { prepare: true },
-  );
-  const taken = out[0]?.taken ?? null;
-  if (taken !== null) return { rows: [], taken, sent: false };
-  return { rows: fromServer(rows, out), taken: [], sent: (out[0]?.sent ?? 0) > 0 };
-}
+  { prepare: true },
+);
 
 /** A freshly inserted pending job as a row: the input, the column defaults, and the times the server set. */
 function insertedRow(input: NewJobRow, runAt: Date, createdAt: Date): JobRow {
@@ -245,31 +251,27 @@ function insertedRow(input: NewJobRow, runAt: Date, createdAt: Date): JobRow {
   };
 }
 
-/** Inserts dependency edges. */
-export async function insertEdges(sql: Sql, edges: readonly EdgeRow[]): Promise<void> {
-  if (edges.length === 0) return;
-  await sql.query(
-    `INSERT INTO job_dependencies (job_id, depends_on_id, on_failure)
-     SELECT job_id, depends_on_id, on_failure FROM jsonb_to_recordset($1::jsonb) AS x(job_id text, depends_on_id text, on_failure text)
+const insertEdgesStatement = statement<{ edges: string }, never>(
+  (p) => sql`INSERT INTO ${T.job_dependencies} (job_id, depends_on_id, on_failure)
+     SELECT job_id, depends_on_id, on_failure FROM jsonb_to_recordset(${p.edges}::jsonb) AS x(job_id text, depends_on_id text, on_failure text)
      ON CONFLICT (job_id, depends_on_id) DO UPDATE SET on_failure = EXCLUDED.on_failure`,
-    [JSON.stringify(edges)],
-  );
+);
+
+/** Inserts dependency edges. */
+export async function insertEdges(db: Sql, edges: readonly EdgeRow[]): Promise<void> {
+  if (edges.length === 0) return;
+  await insertEdgesStatement.all(db, { edges: JSON.stringify(edges) });
 }
 
-/**
- * Records jobs that end from the start (a dependency had already failed or
- * been cancelled) directly in history, each with its status and reason.
- */
-export function insertEnded(sql: Sql, rows: ReadonlyArray<NewJobRow & { error_message: string; status: "failed" | "cancelled" }>): Promise<JobRow[]> {
-  return sql.query<JobRow>(
-    `WITH input AS (
-       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+const insertEndedStatement = statement<{ rows: string }, JobRow>(
+  (p) => sql`WITH input AS (
+       SELECT * FROM jsonb_to_recordset(${p.rows}::jsonb) AS x(
          id text, job_type text, name text, description text, payload jsonb, dependencies jsonb,
          max_retries int, priority int, run_at timestamptz, timeout_seconds int, error_message text, status text,
          queue text, tenant text, rate_limit_key text, rate_limit_cost int, concurrency_key text, tags text[],
          task_id text, parent_id text)
      ), h AS (
-       INSERT INTO job_history (job_id, job_type, name, description, payload, dependencies, max_retries,
+       INSERT INTO ${T.job_history} (job_id, job_type, name, description, payload, dependencies, max_retries,
          retry_count, attempts, status, error_message, priority, run_at, queue, tenant, rate_limit_key,
          rate_limit_cost, concurrency_key, tags, task_id, parent_id, timeout_seconds, completed_at,
          created_at, updated_at)
@@ -280,11 +282,21 @@ export function insertEnded(sql: Sql, rows: ReadonlyArray<NewJobRow & { error_me
        RETURNING *
      )
      SELECT ${HISTORY_COLUMNS} FROM h`,
-    [JSON.stringify(rows)],
-  );
+);
+
+/**
+ * Records jobs that end from the start (a dependency had already failed or
+ * been cancelled) directly in history, each with its status and reason.
+ */
+export function insertEnded(db: Sql, rows: ReadonlyArray<NewJobRow & { error_message: string; status: "failed" | "cancelled" }>): Promise<JobRow[]> {
+  return insertEndedStatement.all(db, { rows: JSON.stringify(rows) });
 }
 
+const notifyReadyStatement = statement<Record<string, never>, { sent: number }>(
+  () => sql`SELECT 1 AS sent FROM (SELECT pg_notify(${CHANNEL.ready}, '')) AS n`,
+);
+
 /** Tells listening workers that jobs are ready (delivered when the transaction commits). */
-export async function notifyReady(sql: Sql): Promise<void> {
-  await sql.query(`SELECT 1 AS sent FROM (SELECT pg_notify($1, '')) AS n`, [READY_CHANNEL]);
+export async function notifyReady(db: Sql): Promise<void> {
+  await notifyReadyStatement.all(db, {});
 }

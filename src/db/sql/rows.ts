@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
-import type { DependencySpec, Job, JobStatus, JsonObject, JsonValue } from "../../jobs/types";
+import { columnList, ident, join, sql, T, type Fragment, type Params } from "./template";
+import type { DependencySpec, Job, JobStatus, JsonObject, JsonValue } from "../../core/types";
 
 /** A job row as the statements in this folder return it (live and archived alike). */
 export interface JobRow {
@@ -41,12 +42,8 @@ export interface JobRow {
 
 /**
  * Fresh lease tokens for a claim of up to `n` jobs, one per job, made here
- * rather than by the statement: PostgreSQL's gen_random_uuid() cost about
- * 4 µs of server CPU per claimed row on the benchmark machine (a third of the
- * claim's update), Node's randomUUID() a fraction of a microsecond. A claim
- * asks for as many as it may take (`limit`), also when it finds fewer: 37
- * bytes of parameter per token, about 37 KB and a fraction of a millisecond
- * of CPU for a claim of a thousand slots.
+ * rather than by the statement (Node's randomUUID() is much cheaper than
+ * PostgreSQL's gen_random_uuid() per row: docs/BENCHMARKS.md).
  */
 export function leaseTokens(n: number): string[] {
   const tokens = new Array<string>(n);
@@ -54,45 +51,96 @@ export function leaseTokens(n: number): string[] {
   return tokens;
 }
 
-/** Columns of a live job, in the shape of {@link JobRow}. */
-export const LIVE_COLUMNS = `j.id, j.job_type, j.name, j.description, j.payload, j.dependencies, j.max_retries,
-  j.retry_count, j.attempts, j.status, j.error_message, j.result, j.priority, j.run_at, j.pending_dependencies,
-  j.queue, j.tenant, j.rate_limit_key, j.rate_limit_cost, j.concurrency_key, j.tags, j.task_id, j.parent_id, j.ready_at, j.timeout_seconds, j.locked_by, j.lease_token, j.lease_expires_at, j.started_at, j.completed_at,
-  j.created_at, j.updated_at, NULL::float8 AS duration_seconds, false AS archived`;
+/** The columns every job row has, live or archived, in {@link JobRow}'s order. */
+const COMMON = [
+  "job_type", "name", "description", "payload", "dependencies", "max_retries", "retry_count", "attempts", "status",
+  "error_message", "result", "priority", "run_at",
+] as const;
+const COMMON_TAIL = [
+  "queue", "tenant", "rate_limit_key", "rate_limit_cost", "concurrency_key", "tags", "task_id", "parent_id", "ready_at",
+  "timeout_seconds", "locked_by",
+] as const;
 
-/** Columns of an archived job, in the shape of {@link JobRow}. */
-export const HISTORY_COLUMNS = `h.job_id AS id, h.job_type, h.name, h.description, h.payload, h.dependencies,
-  h.max_retries, h.retry_count, h.attempts, h.status, h.error_message, h.result, h.priority, h.run_at,
-  0 AS pending_dependencies, h.queue, h.tenant, h.rate_limit_key, h.rate_limit_cost, h.concurrency_key, h.tags,
-  h.task_id, h.parent_id, h.ready_at, h.timeout_seconds, h.locked_by, NULL::uuid AS lease_token,
-  NULL::timestamptz AS lease_expires_at, h.started_at, h.completed_at, h.created_at, h.updated_at,
+/** Columns of a live job (alias `j`), in the shape of {@link JobRow}. */
+export const LIVE_COLUMNS = sql`j.id, ${columnList("j", COMMON)}, j.pending_dependencies, ${columnList("j", COMMON_TAIL)},
+  j.lease_token, j.lease_expires_at, j.started_at, j.completed_at, j.created_at, j.updated_at,
+  NULL::float8 AS duration_seconds, false AS archived`;
+
+/** Columns of an archived job (alias `h`), in the shape of {@link JobRow}. */
+export const HISTORY_COLUMNS = sql`h.job_id AS id, ${columnList("h", COMMON)}, 0 AS pending_dependencies, ${columnList("h", COMMON_TAIL)},
+  NULL::uuid AS lease_token, NULL::timestamptz AS lease_expires_at, h.started_at, h.completed_at, h.created_at, h.updated_at,
   h.duration_seconds, true AS archived`;
 
-/**
- * A start time moved past the wait of a job claimed ahead of a free slot
- * (`prefetch`), so that it is when the executor started. Both are SQL
- * expressions; `heldMs` is in milliseconds.
- */
-export function startAfterHold(startedAt: string, heldMs: string): string {
-  return `(${startedAt} + make_interval(secs => ${heldMs} / 1000.0))`;
+/** What a lease needs: who takes it and for how long. */
+export interface LeaseParams {
+  workerId: string;
+  /** Lease length in seconds; the worker renews it with heartbeats. */
+  leaseSeconds: number;
 }
 
 /**
- * The INSERT ... SELECT that archives rows of `source` (a CTE holding deleted
- * `jobs` rows) into job_history. `status`, `error`, `result` and `startedAt`
- * are SQL expressions over the source row.
+ * The columns a job gets when a worker takes it, as (column, value) pairs:
+ * `token` is the lease token's SQL, `at` the time it starts (now() in a
+ * one-statement claim, clock_timestamp() in a transaction of several).
  */
-export function archiveInsert(source: string, status: string, error: string, result: string, startedAt = "s.started_at"): string {
-  return `INSERT INTO job_history (job_id, job_type, name, description, payload, dependencies, max_retries,
+function leaseValues(p: Params<LeaseParams>, alias: string, token: Fragment, at: Fragment): Array<[string, Fragment]> {
+  return [
+    ["status", sql`'running'`],
+    ["locked_by", sql`${p.workerId}`],
+    ["lease_token", token],
+    ["lease_expires_at", sql`${at} + make_interval(secs => ${p.leaseSeconds})`],
+    ["started_at", at],
+    ["attempts", sql`${ident(alias)}.attempts + 1`],
+  ];
+}
+
+/** The `SET` list that leases a job of table alias `alias` to a worker (the one rule every claim path shares). */
+export function leaseSet(p: Params<LeaseParams>, alias: string, token: Fragment, at: Fragment = sql`now()`): Fragment {
+  return join([...leaseValues(p, alias, token, at).map(([column, value]) => sql`${ident(column)} = ${value}`), sql`updated_at = ${at}`], ", ");
+}
+
+/** {@link leaseSet} for the rows where `condition` holds, the others keeping their values (`updated_at` is the caller's). */
+export function leaseSetWhere(condition: Fragment, p: Params<LeaseParams>, alias: string, token: Fragment, at: Fragment): Fragment {
+  return join(
+    leaseValues(p, alias, token, at).map(([column, value]) => sql`${ident(column)} = CASE WHEN ${condition} THEN ${value} ELSE ${ident(alias)}.${ident(column)} END`),
+    ", ",
+  );
+}
+
+/**
+ * A start time moved past the wait of a job claimed ahead of a free slot
+ * (`prefetch`), so that it is when the executor started. `heldMs` is in
+ * milliseconds.
+ */
+export function startAfterHold(startedAt: Fragment, heldMs: Fragment): Fragment {
+  return sql`(${startedAt} + make_interval(secs => ${heldMs} / 1000.0))`;
+}
+
+/** What an archived row records that the live row did not say. */
+export interface ArchiveValues {
+  status: Fragment;
+  error: Fragment;
+  result: Fragment;
+  /** @defaultValue the live row's `started_at` */
+  startedAt?: Fragment;
+}
+
+/**
+ * The INSERT ... SELECT that archives the rows of `source` (a CTE holding
+ * deleted `jobs` rows, read as `s`) into job_history.
+ */
+export function archiveInsert(source: string, values: ArchiveValues): Fragment {
+  const startedAt = values.startedAt ?? sql`s.started_at`;
+  return sql`INSERT INTO ${T.job_history} (job_id, job_type, name, description, payload, dependencies, max_retries,
       retry_count, attempts, status, error_message, result, priority, run_at, queue, tenant, rate_limit_key,
       rate_limit_cost, concurrency_key, tags, timeout_seconds, parent_id, task_id, locked_by, duration_seconds,
       started_at, completed_at, created_at, updated_at, ready_at)
     SELECT s.id, s.job_type, s.name, s.description, s.payload, s.dependencies, s.max_retries,
-      s.retry_count, s.attempts, ${status}, ${error}, ${result}, s.priority, s.run_at, s.queue, s.tenant,
+      s.retry_count, s.attempts, ${values.status}, ${values.error}, ${values.result}, s.priority, s.run_at, s.queue, s.tenant,
       s.rate_limit_key, s.rate_limit_cost, s.concurrency_key, s.tags, s.timeout_seconds, s.parent_id, s.task_id,
       s.locked_by, EXTRACT(EPOCH FROM (clock_timestamp() - ${startedAt}))::float8, ${startedAt},
       clock_timestamp(), s.created_at, clock_timestamp(), s.ready_at
-    FROM ${source} s`;
+    FROM ${ident(source)} s`;
 }
 
 /** Converts a row to the public {@link Job} shape. */

@@ -1,5 +1,6 @@
 import type { Sql } from "../database";
 import { HISTORY_COLUMNS, LIVE_COLUMNS, type JobRow } from "./rows";
+import { join, sql, statement, T, variants } from "./template";
 
 /** Filters of the API's job list. */
 export interface JobFilter {
@@ -9,57 +10,75 @@ export interface JobFilter {
   limit: number;
 }
 
+type FilterParams = { status: string | null; tenant: string | null; queue: string | null; limit: number };
+
+const filteredStatement = variants(
+  (v: { live: boolean; archived: boolean }) => `${v.live ? "l" : ""}${v.archived ? "a" : ""}`,
+  (v) =>
+    statement<FilterParams, JobRow>((p) => {
+      const parts = [];
+      if (v.live) {
+        parts.push(sql`(SELECT ${LIVE_COLUMNS}, j.updated_at AS sort_at FROM ${T.jobs} j
+      WHERE (${p.status}::text IS NULL OR j.status = ${p.status}) AND (${p.tenant}::text IS NULL OR j.tenant = ${p.tenant})
+        AND (${p.queue}::text IS NULL OR j.queue = ${p.queue})
+      ORDER BY j.updated_at DESC LIMIT ${p.limit})`);
+      }
+      if (v.archived) {
+        parts.push(sql`(SELECT ${HISTORY_COLUMNS}, h.completed_at AS sort_at FROM ${T.job_history} h
+      WHERE (${p.status}::text IS NULL OR h.status = ${p.status}) AND (${p.tenant}::text IS NULL OR h.tenant = ${p.tenant})
+        AND (${p.queue}::text IS NULL OR h.queue = ${p.queue})
+      ORDER BY h.completed_at DESC LIMIT ${p.limit})`);
+      }
+      return sql`SELECT * FROM (${join(parts, " UNION ALL ")}) x ORDER BY sort_at DESC, id LIMIT ${p.limit}`;
+    }),
+);
+
 /** Live and archived jobs matching a filter, most recently changed first. */
-export function filteredJobs(sql: Sql, f: JobFilter): Promise<JobRow[]> {
+export function filteredJobs(db: Sql, f: JobFilter): Promise<JobRow[]> {
   const live = f.status === undefined || f.status === "pending" || f.status === "running";
   const archived = f.status === undefined || ["completed", "failed", "cancelled"].includes(f.status);
-  const parts: string[] = [];
-  if (live) {
-    parts.push(`(SELECT ${LIVE_COLUMNS}, j.updated_at AS sort_at FROM jobs j
-      WHERE ($1::text IS NULL OR j.status = $1) AND ($2::text IS NULL OR j.tenant = $2) AND ($3::text IS NULL OR j.queue = $3)
-      ORDER BY j.updated_at DESC LIMIT $4)`);
-  }
-  if (archived) {
-    parts.push(`(SELECT ${HISTORY_COLUMNS}, h.completed_at AS sort_at FROM job_history h
-      WHERE ($1::text IS NULL OR h.status = $1) AND ($2::text IS NULL OR h.tenant = $2) AND ($3::text IS NULL OR h.queue = $3)
-      ORDER BY h.completed_at DESC LIMIT $4)`);
-  }
-  return sql.query<JobRow>(`SELECT * FROM (${parts.join(" UNION ALL ")}) x ORDER BY sort_at DESC, id LIMIT $4`, [f.status ?? null, f.tenant ?? null, f.queue ?? null, f.limit]);
+  if (!live && !archived) return Promise.resolve([]);
+  return filteredStatement({ live, archived }).all(db, { status: f.status ?? null, tenant: f.tenant ?? null, queue: f.queue ?? null, limit: f.limit });
 }
 
+const tenantOfStatement = statement<{ id: string }, { tenant: string | null }>(
+  (p) => sql`SELECT tenant FROM ${T.jobs} WHERE id = ${p.id} UNION ALL SELECT tenant FROM ${T.job_history} WHERE job_id = ${p.id} LIMIT 1`,
+);
+
 /** The tenant of a job, live or archived (undefined: no such job; null: no tenant). */
-export async function tenantOf(sql: Sql, id: string): Promise<string | null | undefined> {
-  const rows = await sql.query<{ tenant: string | null }>(
-    `SELECT tenant FROM jobs WHERE id = $1 UNION ALL SELECT tenant FROM job_history WHERE job_id = $1 LIMIT 1`,
-    [id],
-  );
+export async function tenantOf(db: Sql, id: string): Promise<string | null | undefined> {
+  const rows = await tenantOfStatement.all(db, { id });
   return rows.length === 0 ? undefined : rows[0].tenant;
 }
 
+const foreignStatement = statement<{ ids: readonly string[]; tenant: string }, { id: string }>(
+  (p) => sql`SELECT id FROM ${T.jobs} WHERE id = ANY(${p.ids}::text[]) AND tenant IS DISTINCT FROM ${p.tenant}
+     UNION SELECT job_id FROM ${T.job_history} WHERE job_id = ANY(${p.ids}::text[]) AND tenant IS DISTINCT FROM ${p.tenant}`,
+);
+
 /** Of these ids, those that belong to a job of another tenant (or of none). */
-export async function foreignJobIds(sql: Sql, ids: readonly string[], tenant: string): Promise<string[]> {
+export async function foreignJobIds(db: Sql, ids: readonly string[], tenant: string): Promise<string[]> {
   if (ids.length === 0) return [];
-  const rows = await sql.query<{ id: string }>(
-    `SELECT id FROM jobs WHERE id = ANY($1::text[]) AND tenant IS DISTINCT FROM $2
-     UNION SELECT job_id FROM job_history WHERE job_id = ANY($1::text[]) AND tenant IS DISTINCT FROM $2`,
-    [ids, tenant],
-  );
-  return rows.map((r) => r.id);
+  return (await foreignStatement.all(db, { ids, tenant })).map((r) => r.id);
 }
 
-/** Counts for the dashboard: jobs by status and the last hour's throughput. */
-export async function overview(sql: Sql, tenant: string | null): Promise<{ counts: Record<string, number>; completedLastMinute: number; failedLastHour: number; perMinute: Array<{ minute: Date; completed: number; failed: number }> }> {
-  const [live, history, recent] = await Promise.all([
-    sql.query<{ status: string; n: number }>(`SELECT status, count(*)::int AS n FROM jobs WHERE ($1::text IS NULL OR tenant = $1) GROUP BY status`, [tenant]),
-    sql.query<{ status: string; n: number }>(`SELECT status, count(*)::int AS n FROM job_history WHERE ($1::text IS NULL OR tenant = $1) GROUP BY status`, [tenant]),
-    sql.query<{ minute: Date; completed: number; failed: number }>(
-      `SELECT date_trunc('minute', completed_at) AS minute,
+type TenantParam = { tenant: string | null };
+const liveCountsStatement = statement<TenantParam, { status: string; n: number }>(
+  (p) => sql`SELECT status, count(*)::int AS n FROM ${T.jobs} WHERE (${p.tenant}::text IS NULL OR tenant = ${p.tenant}) GROUP BY status`,
+);
+const historyCountsStatement = statement<TenantParam, { status: string; n: number }>(
+  (p) => sql`SELECT status, count(*)::int AS n FROM ${T.job_history} WHERE (${p.tenant}::text IS NULL OR tenant = ${p.tenant}) GROUP BY status`,
+);
+const perMinuteStatement = statement<TenantParam, { minute: Date; completed: number; failed: number }>(
+  (p) => sql`SELECT date_trunc('minute', completed_at) AS minute,
          count(*) FILTER (WHERE status = 'completed')::int AS completed, count(*) FILTER (WHERE status = 'failed')::int AS failed
-       FROM job_history WHERE completed_at > now() - interval '1 hour' AND ($1::text IS NULL OR tenant = $1)
+       FROM ${T.job_history} WHERE completed_at > now() - interval '1 hour' AND (${p.tenant}::text IS NULL OR tenant = ${p.tenant})
        GROUP BY 1 ORDER BY 1`,
-      [tenant],
-    ),
-  ]);
+);
+
+/** Counts for the dashboard: jobs by status and the last hour's throughput. */
+export async function overview(db: Sql, tenant: string | null): Promise<{ counts: Record<string, number>; completedLastMinute: number; failedLastHour: number; perMinute: Array<{ minute: Date; completed: number; failed: number }> }> {
+  const [live, history, recent] = await Promise.all([liveCountsStatement.all(db, { tenant }), historyCountsStatement.all(db, { tenant }), perMinuteStatement.all(db, { tenant })]);
   const counts: Record<string, number> = { pending: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
   for (const r of [...live, ...history]) counts[r.status] = (counts[r.status] ?? 0) + r.n;
   const now = Date.now();
@@ -71,45 +90,69 @@ export async function overview(sql: Sql, tenant: string | null): Promise<{ count
   };
 }
 
-/** Jobs changed after a cursor (for the tenant event stream): id, status, when. */
-export function changedSince(sql: Sql, tenant: string | null, after: Date, limit: number): Promise<Array<{ id: string; name: string; status: string; at: Date }>> {
-  return sql.query(
-    `SELECT * FROM (
-       SELECT id, name, status, updated_at AS at FROM jobs WHERE updated_at > $2 AND ($1::text IS NULL OR tenant = $1)
+const changedSinceStatement = statement<{ tenant: string | null; after: Date; limit: number }, { id: string; name: string; status: string; at: Date }>(
+  (p) => sql`SELECT * FROM (
+       SELECT id, name, status, updated_at AS at FROM ${T.jobs} WHERE updated_at > ${p.after} AND (${p.tenant}::text IS NULL OR tenant = ${p.tenant})
        UNION ALL
-       SELECT job_id, name, status, completed_at FROM job_history WHERE completed_at > $2 AND ($1::text IS NULL OR tenant = $1)
-     ) c ORDER BY at, id LIMIT $3`,
-    [tenant, after, limit],
-  );
+       SELECT job_id, name, status, completed_at FROM ${T.job_history} WHERE completed_at > ${p.after} AND (${p.tenant}::text IS NULL OR tenant = ${p.tenant})
+     ) c ORDER BY at, id LIMIT ${p.limit}`,
+);
+
+/** Jobs changed after a cursor (for the tenant event stream): id, status, when. */
+export function changedSince(db: Sql, tenant: string | null, after: Date, limit: number): Promise<Array<{ id: string; name: string; status: string; at: Date }>> {
+  return changedSinceStatement.all(db, { tenant, after, limit });
 }
+
+const countsByQueueStatement = statement<Record<string, never>, { status: string; queue: string; n: number }>(
+  () => sql`SELECT status, queue, count(*)::int AS n FROM ${T.jobs} GROUP BY 1, 2
+     UNION ALL SELECT status, queue, count(*)::int FROM ${T.job_history} GROUP BY 1, 2`,
+);
 
 /** Per-status, per-queue counts of live jobs and archived jobs (for /metrics). */
-export function jobCountsByQueue(sql: Sql): Promise<Array<{ status: string; queue: string; n: number }>> {
-  return sql.query(
-    `SELECT status, queue, count(*)::int AS n FROM jobs GROUP BY 1, 2
-     UNION ALL SELECT status, queue, count(*)::int FROM job_history GROUP BY 1, 2`,
-  );
+export function jobCountsByQueue(db: Sql): Promise<Array<{ status: string; queue: string; n: number }>> {
+  return countsByQueueStatement.all(db, {});
 }
+
+const eventCountsStatement = statement<Record<string, never>, { event: string; n: number }>(
+  () => sql`SELECT event, count(*)::int AS n FROM ${T.job_events} GROUP BY 1`,
+);
 
 /** Counts of stored events by kind (retries, lease losses, rate-limit waits) for /metrics. */
-export function eventCounts(sql: Sql): Promise<Array<{ event: string; n: number }>> {
-  return sql.query(`SELECT event, count(*)::int AS n FROM job_events GROUP BY 1`);
+export function eventCounts(db: Sql): Promise<Array<{ event: string; n: number }>> {
+  return eventCountsStatement.all(db, {});
 }
+
+/** A worker as the API lists it. */
+export interface WorkerRow {
+  id: string;
+  host: string;
+  pid: number;
+  concurrency: number;
+  status: string;
+  queues: string[] | null;
+  tags: string[];
+  started_at: Date;
+  last_heartbeat_at: Date;
+  running: number;
+}
+
+const workerRowsStatement = statement<Record<string, never>, WorkerRow>(
+  () => sql`SELECT w.id, w.host, w.pid, w.concurrency, w.status, w.queues, w.tags, w.started_at, w.last_heartbeat_at,
+       (SELECT count(*)::int FROM ${T.jobs} j WHERE j.status = 'running' AND j.locked_by = w.id) AS running
+     FROM ${T.workers} w ORDER BY w.started_at`,
+);
 
 /** Live workers. */
-export function workerRows(sql: Sql): Promise<Array<{ id: string; host: string; pid: number; concurrency: number; status: string; queues: string[] | null; tags: string[]; started_at: Date; last_heartbeat_at: Date; running: number }>> {
-  return sql.query(
-    `SELECT w.id, w.host, w.pid, w.concurrency, w.status, w.queues, w.tags, w.started_at, w.last_heartbeat_at,
-       (SELECT count(*)::int FROM jobs j WHERE j.status = 'running' AND j.locked_by = w.id) AS running
-     FROM workers w ORDER BY w.started_at`,
-  );
+export function workerRows(db: Sql): Promise<WorkerRow[]> {
+  return workerRowsStatement.all(db, {});
 }
 
+const tenantDeadLettersStatement = statement<{ tenant: string | null; since: Date | null; limit: number }, JobRow>(
+  (p) => sql`SELECT ${HISTORY_COLUMNS} FROM ${T.job_history} h WHERE h.status = 'failed' AND (${p.tenant}::text IS NULL OR h.tenant = ${p.tenant})
+       AND (${p.since}::timestamptz IS NULL OR h.completed_at >= ${p.since}) ORDER BY h.completed_at DESC LIMIT ${p.limit}`,
+);
+
 /** Finally failed jobs of a tenant (or all). */
-export function tenantDeadLetters(sql: Sql, tenant: string | null, since: Date | null, limit: number): Promise<JobRow[]> {
-  return sql.query<JobRow>(
-    `SELECT ${HISTORY_COLUMNS} FROM job_history h WHERE h.status = 'failed' AND ($1::text IS NULL OR h.tenant = $1)
-       AND ($2::timestamptz IS NULL OR h.completed_at >= $2) ORDER BY h.completed_at DESC LIMIT $3`,
-    [tenant, since, limit],
-  );
+export function tenantDeadLetters(db: Sql, tenant: string | null, since: Date | null, limit: number): Promise<JobRow[]> {
+  return tenantDeadLettersStatement.all(db, { tenant, since, limit });
 }

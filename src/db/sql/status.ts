@@ -1,4 +1,5 @@
 import type { Sql } from "../database";
+import { sql, statement, T } from "./template";
 
 /** A snapshot of the system for `run-worker --status`. */
 export interface StatusSnapshot {
@@ -11,48 +12,59 @@ export interface StatusSnapshot {
   lastFailures: Array<{ id: string; name: string; errorMessage: string | null; completedAt: Date; attempts: number }>;
 }
 
-/** Reads the status snapshot (a handful of indexed queries). */
-export async function readStatus(sql: Sql): Promise<StatusSnapshot> {
-  const [workers, live, history, pending, running, waiting, failures, now] = await Promise.all([
-    sql.query<StatusSnapshot["workers"][number]>(
-      `SELECT id, host, pid, concurrency, status, started_at AS "startedAt", last_heartbeat_at AS "lastHeartbeatAt",
+type None = Record<string, never>;
+const workersStatement = statement<None, StatusSnapshot["workers"][number]>(
+  () => sql`SELECT id, host, pid, concurrency, status, started_at AS "startedAt", last_heartbeat_at AS "lastHeartbeatAt",
          EXTRACT(EPOCH FROM now() - last_heartbeat_at)::float8 AS "heartbeatAgeSeconds"
-       FROM workers ORDER BY started_at`,
-    ),
-    sql.query<{ status: string; n: number }>(`SELECT status, count(*)::int AS n FROM jobs GROUP BY status`),
-    sql.query<{ status: string; n: number }>(`SELECT status, count(*)::int AS n FROM job_history GROUP BY status`),
-    sql.query<StatusSnapshot["pending"]>(
-      `SELECT count(*) FILTER (WHERE pending_dependencies = 0 AND run_at <= now())::int AS ready,
+       FROM ${T.workers} ORDER BY started_at`,
+);
+const liveStatement = statement<None, { status: string; n: number }>(() => sql`SELECT status, count(*)::int AS n FROM ${T.jobs} GROUP BY status`);
+const historyStatement = statement<None, { status: string; n: number }>(() => sql`SELECT status, count(*)::int AS n FROM ${T.job_history} GROUP BY status`);
+const pendingStatement = statement<None, StatusSnapshot["pending"]>(
+  () => sql`SELECT count(*) FILTER (WHERE pending_dependencies = 0 AND run_at <= now())::int AS ready,
               count(*) FILTER (WHERE pending_dependencies > 0)::int AS "blockedOnDependencies",
               count(*) FILTER (WHERE pending_dependencies = 0 AND run_at > now())::int AS scheduled
-       FROM jobs WHERE status = 'pending'`,
-    ),
-    sql.query<StatusSnapshot["running"][number]>(
-      `SELECT id, name, locked_by AS "workerId", started_at AS "startedAt", lease_expires_at AS "leaseExpiresAt",
+       FROM ${T.jobs} WHERE status = 'pending'`,
+);
+const runningStatement = statement<None, StatusSnapshot["running"][number]>(
+  () => sql`SELECT id, name, locked_by AS "workerId", started_at AS "startedAt", lease_expires_at AS "leaseExpiresAt",
          EXTRACT(EPOCH FROM now() - started_at)::float8 AS "ageSeconds"
-       FROM jobs WHERE status = 'running' ORDER BY started_at LIMIT 20`,
-    ),
-    sql.query<StatusSnapshot["waiting"][number]>(
-      `SELECT j.id, j.name,
+       FROM ${T.jobs} WHERE status = 'running' ORDER BY started_at LIMIT 20`,
+);
+const waitingStatement = statement<None, StatusSnapshot["waiting"][number]>(
+  () => sql`SELECT j.id, j.name,
          CASE
            WHEN j.pending_dependencies > 0 THEN
              'waiting on ' || j.pending_dependencies || ' dependenc' || CASE WHEN j.pending_dependencies = 1 THEN 'y' ELSE 'ies' END || ': ' ||
              (SELECT string_agg(d.depends_on_id, ', ' ORDER BY d.depends_on_id) FROM (
-                SELECT e.depends_on_id FROM job_dependencies e JOIN jobs p ON p.id = e.depends_on_id
+                SELECT e.depends_on_id FROM ${T.job_dependencies} e JOIN ${T.jobs} p ON p.id = e.depends_on_id
                 WHERE e.job_id = j.id ORDER BY e.depends_on_id LIMIT 3) d)
              || CASE WHEN j.pending_dependencies > 3 THEN ', ...' ELSE '' END
            WHEN j.run_at > now() THEN 'runAt in the future (' || to_char(j.run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || ')'
            ELSE 'ready, waiting for a free worker slot'
          END AS reason
-       FROM jobs j WHERE j.status = 'pending'
+       FROM ${T.jobs} j WHERE j.status = 'pending'
        ORDER BY j.pending_dependencies = 0 AND j.run_at <= now() DESC, j.priority DESC, j.run_at, j.id
        LIMIT 10`,
-    ),
-    sql.query<StatusSnapshot["lastFailures"][number]>(
-      `SELECT job_id AS id, name, error_message AS "errorMessage", completed_at AS "completedAt", attempts
-       FROM job_history WHERE status = 'failed' ORDER BY completed_at DESC LIMIT 5`,
-    ),
-    sql.query<{ now: Date }>(`SELECT now() AS now`),
+);
+const failuresStatement = statement<None, StatusSnapshot["lastFailures"][number]>(
+  () => sql`SELECT job_id AS id, name, error_message AS "errorMessage", completed_at AS "completedAt", attempts
+       FROM ${T.job_history} WHERE status = 'failed' ORDER BY completed_at DESC LIMIT 5`,
+);
+const nowStatement = statement<None, { now: Date }>(() => sql`SELECT now() AS now`);
+
+/** Reads the status snapshot (a handful of indexed queries). */
+export async function readStatus(db: Sql): Promise<StatusSnapshot> {
+  const none: None = {};
+  const [workers, live, history, pending, running, waiting, failures, now] = await Promise.all([
+    workersStatement.all(db, none),
+    liveStatement.all(db, none),
+    historyStatement.all(db, none),
+    pendingStatement.all(db, none),
+    runningStatement.all(db, none),
+    waitingStatement.all(db, none),
+    failuresStatement.all(db, none),
+    nowStatement.all(db, none),
   ]);
   const counts = { pending: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
   for (const row of [...live, ...history]) counts[row.status as keyof typeof counts] += row.n;

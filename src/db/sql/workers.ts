@@ -1,4 +1,5 @@
 import type { Sql } from "../database";
+import { sql, statement, T } from "./template";
 
 /** A worker's registration. */
 export interface WorkerRegistration {
@@ -12,54 +13,66 @@ export interface WorkerRegistration {
   tags: string[];
 }
 
+type RegistrationParams = Omit<WorkerRegistration, "executors"> & { executors: string; status: string };
+
+const upsertWorkerStatement = statement<RegistrationParams & { refresh: boolean }, never>(
+  (p) => sql`INSERT INTO ${T.workers} AS w (id, host, pid, concurrency, executors, status, queues, tags)
+     VALUES (${p.id}, ${p.host}, ${p.pid}, ${p.concurrency}, ${p.executors}::jsonb, ${p.status}, ${p.queues}::text[], ${p.tags}::text[])
+     ON CONFLICT (id) DO UPDATE SET last_heartbeat_at = now(), status = ${p.status},
+       queues = CASE WHEN ${p.refresh}::boolean THEN ${p.queues}::text[] ELSE w.queues END,
+       tags = CASE WHEN ${p.refresh}::boolean THEN ${p.tags}::text[] ELSE w.tags END`,
+);
+
+function registrationValues(worker: WorkerRegistration, status: string, refresh: boolean): RegistrationParams & { refresh: boolean } {
+  return { ...worker, executors: JSON.stringify(worker.executors), status, refresh };
+}
+
 /** Inserts (or refreshes) a worker's row. */
-export async function registerWorker(sql: Sql, worker: WorkerRegistration): Promise<void> {
-  await sql.query(
-    `INSERT INTO workers (id, host, pid, concurrency, executors, queues, tags)
-     VALUES ($1, $2, $3, $4, $5::jsonb, $6::text[], $7::text[])
-     ON CONFLICT (id) DO UPDATE SET last_heartbeat_at = now(), status = 'running', queues = $6::text[], tags = $7::text[]`,
-    [worker.id, worker.host, worker.pid, worker.concurrency, JSON.stringify(worker.executors), worker.queues, worker.tags],
-  );
+export async function registerWorker(db: Sql, worker: WorkerRegistration): Promise<void> {
+  await upsertWorkerStatement.all(db, registrationValues(worker, "running", true));
 }
 
 /** Records a heartbeat (re-registering a worker whose row was removed). */
-export async function touchWorker(sql: Sql, worker: WorkerRegistration, status: "running" | "stopping"): Promise<void> {
-  await sql.query(
-    `INSERT INTO workers (id, host, pid, concurrency, executors, status, queues, tags)
-     VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7::text[], $8::text[])
-     ON CONFLICT (id) DO UPDATE SET last_heartbeat_at = now(), status = $6`,
-    [worker.id, worker.host, worker.pid, worker.concurrency, JSON.stringify(worker.executors), status, worker.queues, worker.tags],
-  );
+export async function touchWorker(db: Sql, worker: WorkerRegistration, status: "running" | "stopping"): Promise<void> {
+  await upsertWorkerStatement.all(db, registrationValues(worker, status, false));
 }
+
+const deregisterStatement = statement<{ id: string }, never>((p) => sql`DELETE FROM ${T.workers} WHERE id = ${p.id}`);
 
 /** Removes a worker's row (it stopped). */
-export async function deregisterWorker(sql: Sql, workerId: string): Promise<void> {
-  await sql.query(`DELETE FROM workers WHERE id = $1`, [workerId]);
+export async function deregisterWorker(db: Sql, workerId: string): Promise<void> {
+  await deregisterStatement.all(db, { id: workerId });
 }
 
+const forgetStatement = statement<{ seconds: number }, { id: string }>(
+  (p) => sql`DELETE FROM ${T.workers} WHERE last_heartbeat_at < now() - make_interval(secs => ${p.seconds}) RETURNING id`,
+);
+
 /** Removes rows of workers that have not sent a heartbeat for `seconds`. Returns their ids. */
-export async function forgetDeadWorkers(sql: Sql, seconds: number): Promise<string[]> {
-  const rows = await sql.query<{ id: string }>(
-    `DELETE FROM workers WHERE last_heartbeat_at < now() - make_interval(secs => $1) RETURNING id`,
-    [seconds],
-  );
-  return rows.map((r) => r.id);
+export async function forgetDeadWorkers(db: Sql, seconds: number): Promise<string[]> {
+  return (await forgetStatement.all(db, { seconds })).map((r) => r.id);
 }
+
+const claimMaintenanceStatement = statement<{ task: string; seconds: number }, { task: string }>(
+  (p) => sql`INSERT INTO ${T.maintenance_runs} AS m (task, last_run_at) VALUES (${p.task}, now())
+     ON CONFLICT (task) DO UPDATE SET last_run_at = now()
+       WHERE m.last_run_at <= now() - make_interval(secs => ${p.seconds})
+     RETURNING task`,
+);
 
 /**
  * Claims the right to run a periodic task: true for exactly one caller per
  * interval, however many workers ask at once.
  */
-export async function claimMaintenance(sql: Sql, task: string, intervalSeconds: number): Promise<boolean> {
-  const rows = await sql.query<{ task: string }>(
-    `INSERT INTO maintenance_runs (task, last_run_at) VALUES ($1, now())
-     ON CONFLICT (task) DO UPDATE SET last_run_at = now()
-       WHERE maintenance_runs.last_run_at <= now() - make_interval(secs => $2)
-     RETURNING task`,
-    [task, intervalSeconds],
-  );
-  return rows.length > 0;
+export async function claimMaintenance(db: Sql, task: string, intervalSeconds: number): Promise<boolean> {
+  return (await claimMaintenanceStatement.all(db, { task, seconds: intervalSeconds })).length > 0;
 }
+
+const maintenanceDueStatement = statement<{ task: string; seconds: number }, { due: boolean }>(
+  (p) => sql`SELECT NOT EXISTS (
+       SELECT 1 FROM ${T.maintenance_runs} WHERE task = ${p.task} AND last_run_at > now() - make_interval(secs => ${p.seconds})
+     ) AS due`,
+);
 
 /**
  * Whether `task` is out of its interval, read without writing: a cheap look
@@ -67,34 +80,33 @@ export async function claimMaintenance(sql: Sql, task: string, intervalSeconds: 
  * (its upsert takes a row lock and a transaction id even when it claims
  * nothing).
  */
-export async function maintenanceDue(sql: Sql, task: string, intervalSeconds: number): Promise<boolean> {
-  const rows = await sql.query<{ due: boolean }>(
-    `SELECT NOT EXISTS (
-       SELECT 1 FROM maintenance_runs WHERE task = $1 AND last_run_at > now() - make_interval(secs => $2)
-     ) AS due`,
-    [task, intervalSeconds],
-  );
-  return rows[0]?.due === true;
+export async function maintenanceDue(db: Sql, task: string, intervalSeconds: number): Promise<boolean> {
+  return (await maintenanceDueStatement.one(db, { task, seconds: intervalSeconds }))?.due === true;
 }
 
+const postponeStatement = statement<{ task: string; seconds: number }, never>(
+  (p) => sql`UPDATE ${T.maintenance_runs} SET last_run_at = now() + make_interval(secs => ${p.seconds}) WHERE task = ${p.task}`,
+);
+
 /** Keeps every caller of {@link claimMaintenance} for `task` out for `seconds` more than its interval. */
-export async function postponeMaintenance(sql: Sql, task: string, seconds: number): Promise<void> {
-  await sql.query(`UPDATE maintenance_runs SET last_run_at = now() + make_interval(secs => $2) WHERE task = $1`, [task, seconds]);
+export async function postponeMaintenance(db: Sql, task: string, seconds: number): Promise<void> {
+  await postponeStatement.all(db, { task, seconds });
 }
+
+// Prepared (read for every claimed batch with dependencies); the array is read through a
+// sub-select so the generic plan is kept (as takenIds in ./insert.ts).
+const dependencyResultsStatement = statement<{ ids: readonly string[] }, { id: string; result: unknown; status: string; error_message: string | null }>(
+  (p) => sql`SELECT job_id AS id, result, status, error_message FROM ${T.job_history} WHERE job_id = ANY((SELECT ${p.ids}::text[])::text[])`,
+  { prepare: true },
+);
 
 /**
  * Results of finished jobs, by id (for a running job's `ctx.dependencyResults`):
  * the result of a completed job; `{ status, error }` for one that failed or was
  * cancelled (a dependency whose edge ignores failures).
  */
-export async function dependencyResults(sql: Sql, ids: readonly string[]): Promise<Map<string, unknown>> {
+export async function dependencyResults(db: Sql, ids: readonly string[]): Promise<Map<string, unknown>> {
   if (ids.length === 0) return new Map();
-  const rows = await sql.query<{ id: string; result: unknown; status: string; error_message: string | null }>(
-    // Prepared (read for every claimed batch with dependencies); the array is read through a
-    // sub-select so the generic plan is kept (see takenIds in ./insert.ts).
-    `SELECT job_id AS id, result, status, error_message FROM job_history WHERE job_id = ANY((SELECT $1::text[])::text[])`,
-    [ids],
-    { prepare: true },
-  );
+  const rows = await dependencyResultsStatement.all(db, { ids });
   return new Map(rows.map((r) => [r.id, r.status === "completed" ? r.result : { status: r.status, error: r.error_message }]));
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { foreignJobIds, filteredJobs, tenantOf, tenantDeadLetters } from "../../db/sql/server";
 import { toJob } from "../../db/sql/rows";
-import { dependencyId, type CreateJobInput, type Job } from "../../jobs/types";
+import { dependencyId, type CreateJobInput, type Job } from "../../core/types";
 import { HttpError } from "../errors";
 import { idParams, jobInput, jobsQuery } from "../schemas";
 import type { ServerContext } from "../context";
