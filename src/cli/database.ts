@@ -1,7 +1,7 @@
 import { createPrismaClient, type PrismaClient } from "../db/client";
 import { databaseFor, type Database } from "../db/database";
 import { startEmbeddedDatabase, type EmbeddedDatabase } from "../db/embedded";
-import { migrate } from "../db/migrator";
+import { assertMigrated, migrate } from "../db/migrator";
 import { JobManager } from "../jobs/JobManager";
 import type { Logger } from "../core/logger";
 import { redact, type CliConfig } from "./config";
@@ -48,7 +48,7 @@ export async function openDatabase(config: CliConfig, logger: Logger, options: {
     const jobManager = new JobManager(prisma, { logger });
     const db = databaseFor(prisma);
     // Probe through the pg pool: its errors carry codes (ECONNREFUSED, 28P01, 3D000...).
-    await db.query("SELECT 1").catch(async (error: unknown) => {
+    await assertMigrated(db).catch(async (error: unknown) => {
       await prisma.$disconnect().catch(() => undefined);
       throw error;
     });

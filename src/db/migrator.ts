@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { moveFromPublic, publicInstallation } from "./legacy";
 import { migrationsTableSql, MigrationError, readMigrations, type LocalMigration } from "./migrations";
+import type { Sql } from "./database";
 import { SkeinSchema } from "./schema";
 import { readDatabaseUrl } from "./url";
 
@@ -78,8 +79,6 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
   await client.connect();
   try {
     return await withMigrationLocks(client, schema, async () => {
-      await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema.quoted}`);
-      await client.query(migrationsTableSql(schema));
       const moved = await adoptLegacy(client, schema, local, options);
       const applied = await appliedMigrations(client, schema);
       const pending = planMigrations(local, applied);
@@ -94,6 +93,23 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
   }
 }
 
+/**
+ * Throws a {@link MigrationError} that says what to run when the schema of
+ * `db` holds no Skein tables (never migrated, or a 0.1.0 installation still
+ * in `public`).
+ */
+export async function assertMigrated(db: Sql): Promise<void> {
+  const [row] = await db.query<{ migrated: boolean; legacy: boolean }>(
+    `SELECT to_regclass($1) IS NOT NULL AS migrated,
+       to_regclass('public.jobs') IS NOT NULL AND to_regclass('public.job_history') IS NOT NULL AS legacy`,
+    [db.schema.table("jobs")],
+  );
+  if (row.migrated) return;
+  const flag = db.schema.name === "skein" ? "" : ` --schema ${db.schema.name}`;
+  if (row.legacy) throw new MigrationError(`schema "${db.schema.name}" has no Skein tables, but Skein 0.1.0's are in schema "public": run \`init-worker --move-from-public${flag}\``);
+  throw new MigrationError(`schema "${db.schema.name}" has no Skein tables: run \`init-worker${flag}\` (or migrate(url, { schema: "${db.schema.name}" }))`);
+}
+
 /** Runs `fn` holding the schema's migration lock and Prisma Migrate's (in that order: no deadlock between Skein migrators). */
 async function withMigrationLocks<T>(client: pg.Client, schema: SkeinSchema, fn: () => Promise<T>): Promise<T> {
   const keys = [schema.lockKey("migrate"), PRISMA_MIGRATION_LOCK_KEY];
@@ -105,12 +121,17 @@ async function withMigrationLocks<T>(client: pg.Client, schema: SkeinSchema, fn:
   }
 }
 
-/** Refuses, or with `moveFromPublic` moves, a Skein 0.1.0 installation found in `public` while the schema has no records. */
+/**
+ * Creates the schema and its migration records, after refusing (changing
+ * nothing), or with `moveFromPublic` moving, a Skein 0.1.0 installation found
+ * in `public` while the schema has no records yet.
+ */
 async function adoptLegacy(client: pg.Client, schema: SkeinSchema, local: LocalMigration[], options: MigrateOptions): Promise<string[]> {
-  const { rows } = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema.quoted}."_prisma_migrations"`);
-  if (rows[0].n > 0) return [];
-  const legacy = await publicInstallation(client);
-  if (!legacy) return [];
+  const legacy = (await hasRecords(client, schema)) ? undefined : await publicInstallation(client);
+  if (!legacy) {
+    await createSchema(client, schema);
+    return [];
+  }
   if (!options.moveFromPublic) {
     throw new MigrationError(
       `Skein 0.1.0's tables are in schema "public" (${legacy.tables.join(", ")}); this version keeps them in schema "${schema.name}". ` +
@@ -118,9 +139,24 @@ async function adoptLegacy(client: pg.Client, schema: SkeinSchema, local: LocalM
         `or migrate(url, { schema: "${schema.name}", moveFromPublic: true }); see "Upgrading from 0.1.0" in the README`,
     );
   }
+  await createSchema(client, schema);
   const moved = await moveFromPublic(client, schema, legacy, local);
   options.log?.(`moved ${moved.length} tables of Skein 0.1.0 from schema public to schema ${schema.name}`);
   return moved;
+}
+
+/** Whether the schema records any migration already. */
+async function hasRecords(client: pg.Client, schema: SkeinSchema): Promise<boolean> {
+  const table = `${schema.quoted}."_prisma_migrations"`;
+  const { rows } = await client.query<{ exists: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS exists`, [table]);
+  if (!rows[0].exists) return false;
+  const { rows: records } = await client.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${table}) AS any`);
+  return records[0].any;
+}
+
+async function createSchema(client: pg.Client, schema: SkeinSchema): Promise<void> {
+  await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema.quoted}`);
+  await client.query(migrationsTableSql(schema));
 }
 
 async function appliedMigrations(client: pg.Client, schema: SkeinSchema): Promise<AppliedRow[]> {

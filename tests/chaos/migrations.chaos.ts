@@ -32,10 +32,10 @@ const local = readdirSync(migrationsDir, { withFileTypes: true })
 
 const SCHEMA = `
   SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' ' || COALESCE(column_default, '') || ' ' || is_nullable AS d
-    FROM information_schema.columns WHERE table_schema = 'public'
-  UNION ALL SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = 'public'
+    FROM information_schema.columns WHERE table_schema = 'skein'
+  UNION ALL SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = 'skein'
   UNION ALL SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
-    FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+    FROM pg_constraint WHERE connamespace = 'skein'::regnamespace
   UNION ALL SELECT 'row maintenance_runs ' || task FROM maintenance_runs
   ORDER BY 1`;
 

@@ -33,6 +33,9 @@ export async function createDatabase(adminUrl: string, prefix: string, options: 
   await admin.connect();
   try {
     await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(name)} TEMPLATE template0`);
+    // The scenarios' own SQL names Skein's tables bare; Skein's statements are schema-qualified
+    // whatever the search path (the main suite checks that on databases without this setting).
+    await admin.query(`ALTER DATABASE ${admin.escapeIdentifier(name)} SET search_path = skein, public`);
   } finally {
     await admin.end();
   }
