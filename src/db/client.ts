@@ -20,8 +20,10 @@ export interface PrismaClientOptions {
    * off when `databaseUrl` goes through a connection pooler in transaction
    * mode (PgBouncer before 1.21 and most hosted poolers), where a named
    * statement prepared on one server connection is missing or clashes on the
-   * next. Prisma's `?pgbouncer=true` URL parameter turns it off too.
-   * @defaultValue true, unless the URL has `pgbouncer=true`
+   * next. Prisma's `?pgbouncer=true` URL parameter turns it off too, and so
+   * does a `directUrl` other than `databaseUrl` (a direct URL beside it says
+   * that `databaseUrl` goes through a pooler).
+   * @defaultValue true, unless the URL has `pgbouncer=true` or a different `directUrl` is given
    */
   preparedStatements?: boolean;
   /**
@@ -71,10 +73,11 @@ export function createPrismaClient(databaseUrl: string, options: PrismaClientOpt
     throw new ValidationError("schema", `the option says "${options.schema}" and the URL's ?schema= says "${fromUrl.schema}"`);
   }
   const schema = SkeinSchema.of(options.schema ?? fromUrl.schema);
-  const preparedStatements = options.preparedStatements ?? !fromUrl.pgbouncer;
   if (options.directUrl !== undefined && (typeof options.directUrl !== "string" || options.directUrl.trim() === "")) {
     throw new ValidationError("directUrl", "must be a non-empty PostgreSQL connection string");
   }
+  const pooled = fromUrl.pgbouncer || (options.directUrl !== undefined && readDatabaseUrl(options.directUrl).url !== fromUrl.url);
+  const preparedStatements = options.preparedStatements ?? !pooled;
   const connection = { application_name: options.applicationName ?? "skein" };
   const pool = new pg.Pool({
     connectionString: fromUrl.url,
