@@ -3,7 +3,7 @@ const js = require("@eslint/js");
 const tseslint = require("typescript-eslint");
 
 module.exports = tseslint.config(
-  { ignores: ["dist/", "dist-check/", "src/db/generated/", "node_modules/", ".skein/", "bench/results/", "coverage/"] },
+  { ignores: ["dist/", "dist-check/", "src/db/generated/", "node_modules/", ".skein/", "bench/results/", "coverage/", "examples/*/src/generated/", "examples/*/node_modules/", "examples/*/.skein/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,0 +1,8 @@
+// The application's Prisma CLI configuration (`prisma generate`, `prisma migrate`).
+import { defineConfig } from "prisma/config";
+
+export default defineConfig({
+  schema: "prisma/schema.prisma",
+  migrations: { path: "prisma/migrations" },
+  datasource: { url: process.env.DATABASE_URL ?? "postgresql://localhost:5432/app" },
+});
