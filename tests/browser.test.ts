@@ -4,7 +4,6 @@ import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { Worker } from "../src";
-import { databaseFor } from "../src/db/database";
 import { createServer, createTenantToken } from "../src/server";
 import { truncateAll, useTestDatabase } from "./helpers/db";
 
@@ -55,9 +54,8 @@ describeIfBrowser("dashboard in a real browser", () => {
     app = await createServer({ prisma: ctx.prisma, adminToken: ADMIN, workers: [worker] });
     await app.listen({ port: 0, host: "127.0.0.1" });
     base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-    const db = databaseFor(ctx.prisma);
-    orgA = (await createTenantToken(db, "orgA", "browser test")).token;
-    orgB = (await createTenantToken(db, "orgB")).token;
+    orgA = (await createTenantToken(ctx.prisma, "orgA", "browser test")).token;
+    orgB = (await createTenantToken(ctx.prisma, "orgB")).token;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],

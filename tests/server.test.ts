@@ -1,7 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import http from "node:http";
 import { createServer, createTenantToken, revokeTenantToken } from "../src/server";
-import { databaseFor } from "../src/db/database";
 import { truncateAll, useTestDatabase } from "./helpers/db";
 import { TestDriver } from "./helpers/store";
 
@@ -21,9 +20,8 @@ afterAll(() => app?.close());
 beforeEach(async () => {
   await truncateAll(ctx.pool);
   await ctx.pool.query("TRUNCATE api_tokens, schedules, schedule_ticks, rate_limits, tasks, job_events, job_logs");
-  const db = databaseFor(ctx.prisma);
-  orgA = (await createTenantToken(db, "orgA")).token;
-  orgB = (await createTenantToken(db, "orgB")).token;
+  orgA = (await createTenantToken(ctx.prisma, "orgA")).token;
+  orgB = (await createTenantToken(ctx.prisma, "orgB")).token;
 });
 
 type Method = "GET" | "POST" | "PUT" | "DELETE";
@@ -49,7 +47,7 @@ describe("authentication", () => {
       expect(res.body).not.toMatch(/a1/);
     }
     const id = orgA.split("_")[1];
-    expect(await revokeTenantToken(databaseFor(ctx.prisma), id)).toBe(true);
+    expect(await revokeTenantToken(ctx.prisma, id)).toBe(true);
     expect((await call("GET", "/api/jobs", orgA)).statusCode).toBe(401);
     expect((await call("GET", "/metrics")).statusCode).toBe(401);
   });

@@ -46,8 +46,8 @@ const tokens: CommandModule<Flags, Flags> = {
         describe: "Create a token for a tenant; its secret is printed once",
         builder: (z) => common(z).options({ tenant: { type: "string", demandOption: true }, name: { type: "string" } }),
         handler: async (args) => {
-          await withDatabase(args, async ({ db }) => {
-            const created = await createTenantToken(db, args.tenant, args.name);
+          await withDatabase(args, async ({ prisma }) => {
+            const created = await createTenantToken(prisma, args.tenant, args.name);
             print(args, created, `${created.token}\n(token ${created.id} for tenant ${created.tenant}; keep it: it is not shown again)`);
           });
         },
@@ -57,8 +57,8 @@ const tokens: CommandModule<Flags, Flags> = {
         describe: "List tokens (without secrets)",
         builder: (z) => common(z),
         handler: async (args) => {
-          await withDatabase(args, async ({ db }) => {
-            const list = await listTenantTokens(db);
+          await withDatabase(args, async ({ prisma }) => {
+            const list = await listTenantTokens(prisma);
             print(args, list, table(["id", "tenant", "name", "created", "revoked"], list.map((t) => [t.id, t.tenant, t.name ?? "-", t.createdAt.toISOString(), t.revokedAt?.toISOString() ?? "-"])));
           });
         },
@@ -68,8 +68,8 @@ const tokens: CommandModule<Flags, Flags> = {
         describe: "Revoke a token",
         builder: (z) => common(z).positional("id", { type: "string", demandOption: true }),
         handler: async (args) => {
-          await withDatabase(args, async ({ db }) => {
-            if (!(await revokeTenantToken(db, String(args.id)))) throw new UsageError(`no active token ${JSON.stringify(args.id)}`);
+          await withDatabase(args, async ({ prisma }) => {
+            if (!(await revokeTenantToken(prisma, String(args.id)))) throw new UsageError(`no active token ${JSON.stringify(args.id)}`);
             print(args, { revoked: args.id }, `revoked token ${args.id}`);
           });
         },

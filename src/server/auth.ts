@@ -1,6 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import type { Database } from "../db/database";
-import { insertToken, listTokens, revokeToken, tokenById, touchToken } from "../db/sql/tokens";
+import { clientSettings, type PrismaClient } from "../db/client";
 import { ValidationError } from "../core/errors";
 import { checkText, LIMITS } from "../jobs/validation";
 
@@ -21,46 +20,63 @@ const sha256 = (text: string) => createHash("sha256").update(text).digest();
 const TOKEN = /^skt_([a-f0-9]{16})_([A-Za-z0-9_-]{43})$/;
 
 /**
+ * Tokens are administration, on Skein's own client (from
+ * `createPrismaClient`): they use its typed model API (see
+ * docs/ARCHITECTURE.md, "Typed models or SQL").
+ * @throws {@link ValidationError} for any other client.
+ */
+export function skeinClient(prisma: unknown): PrismaClient {
+  if (typeof prisma !== "object" || prisma === null || !clientSettings(prisma)) {
+    throw new ValidationError("prisma", "must be a client from createPrismaClient (the server and its tokens use Skein's own models)");
+  }
+  return prisma as PrismaClient;
+}
+
+/**
  * Creates a tenant token. The returned `token` is shown once: only the
  * SHA-256 of its secret is stored.
  */
-export async function createTenantToken(db: Database, tenant: string, name?: string): Promise<{ token: string } & ApiToken> {
+export async function createTenantToken(prisma: PrismaClient, tenant: string, name?: string): Promise<{ token: string } & ApiToken> {
   const t = checkText(tenant, "tenant", LIMITS.keyLength, false);
   const n = name === undefined ? null : checkText(name, "name", 200, false);
   const id = randomBytes(8).toString("hex");
   const secret = randomBytes(32).toString("base64url");
-  await insertToken(db, { id, tenant: t, name: n, secretHash: sha256(secret).toString("hex") });
-  const row = await tokenById(db, id);
-  return { token: `skt_${id}_${secret}`, ...toApiToken(row as NonNullable<typeof row>) };
+  const row = await skeinClient(prisma).apiToken.create({ data: { id, tenant: t, name: n, secretHash: sha256(secret).toString("hex") } });
+  return { token: `skt_${id}_${secret}`, ...toApiToken(row) };
 }
 
-/** Every tenant token (without secrets). */
-export async function listTenantTokens(db: Database): Promise<ApiToken[]> {
-  return (await listTokens(db)).map(toApiToken);
+/** Every tenant token (without secrets), newest first. */
+export async function listTenantTokens(prisma: PrismaClient): Promise<ApiToken[]> {
+  return (await skeinClient(prisma).apiToken.findMany({ orderBy: [{ createdAt: "desc" }, { id: "asc" }] })).map(toApiToken);
 }
 
 /** Revokes a token; returns whether it was active. */
-export async function revokeTenantToken(db: Database, id: string): Promise<boolean> {
+export async function revokeTenantToken(prisma: PrismaClient, id: string): Promise<boolean> {
   if (!/^[a-f0-9]{16}$/.test(id)) throw new ValidationError("id", "is not a token id");
-  return revokeToken(db, id);
+  const { count } = await skeinClient(prisma).apiToken.updateMany({ where: { id, revokedAt: null }, data: { revokedAt: new Date() } });
+  return count > 0;
 }
 
 /**
  * Who a bearer token belongs to, or undefined (unknown, malformed, revoked).
  * Compares hashes in constant time.
  */
-export async function authenticate(db: Database, token: string | undefined, adminToken: string | undefined): Promise<Principal | undefined> {
+export async function authenticate(prisma: PrismaClient, token: string | undefined, adminToken: string | undefined): Promise<Principal | undefined> {
   if (!token) return undefined;
   if (adminToken && timingSafeEqual(sha256(token), sha256(adminToken))) return { kind: "admin" };
   const match = TOKEN.exec(token);
   if (!match) return undefined;
-  const row = await tokenById(db, match[1]);
-  if (!row || row.revoked_at !== null) return undefined;
-  if (!timingSafeEqual(sha256(match[2]), Buffer.from(row.secret_hash, "hex"))) return undefined;
-  void touchToken(db, row.id).catch(() => undefined);
+  const row = await prisma.apiToken.findUnique({ where: { id: match[1] } });
+  if (!row || row.revokedAt !== null) return undefined;
+  if (!timingSafeEqual(sha256(match[2]), Buffer.from(row.secretHash, "hex"))) return undefined;
+  // Recorded at most once a minute per token.
+  const minuteAgo = new Date(Date.now() - 60_000);
+  void prisma.apiToken
+    .updateMany({ where: { id: row.id, OR: [{ lastUsedAt: null }, { lastUsedAt: { lt: minuteAgo } }] }, data: { lastUsedAt: new Date() } })
+    .catch(() => undefined);
   return { kind: "tenant", tenant: row.tenant, tokenId: row.id };
 }
 
-function toApiToken(row: { id: string; tenant: string; name: string | null; created_at: Date; revoked_at: Date | null; last_used_at: Date | null }): ApiToken {
-  return { id: row.id, tenant: row.tenant, name: row.name, createdAt: row.created_at, revokedAt: row.revoked_at, lastUsedAt: row.last_used_at };
+function toApiToken(row: { id: string; tenant: string; name: string | null; createdAt: Date; revokedAt: Date | null; lastUsedAt: Date | null }): ApiToken {
+  return { id: row.id, tenant: row.tenant, name: row.name, createdAt: row.createdAt, revokedAt: row.revokedAt, lastUsedAt: row.lastUsedAt };
 }

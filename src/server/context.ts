@@ -1,5 +1,6 @@
 import type { FastifyRequest } from "fastify";
 import type { Database } from "../db/database";
+import type { PrismaClient } from "../db/client";
 import { graphAround } from "../db/sql/graph";
 import type { JobManager } from "../jobs/JobManager";
 import type { Principal } from "./auth";
@@ -7,6 +8,8 @@ import type { Principal } from "./auth";
 /** What the routes share. */
 export interface ServerContext {
   jobManager: JobManager;
+  /** Skein's own client: the typed model API for administration (tokens). */
+  prisma: PrismaClient;
   db: Database;
   /** The caller's tenant, or null for the admin (who sees every tenant). */
   tenantOf(request: FastifyRequest): string | null;
@@ -22,9 +25,10 @@ export function principalOf(request: FastifyRequest): Principal {
 }
 
 /** Builds the context. */
-export function serverContext(jobManager: JobManager, db: Database): ServerContext {
+export function serverContext(jobManager: JobManager, db: Database, prisma: PrismaClient): ServerContext {
   return {
     jobManager,
+    prisma,
     db,
     tenantOf: (request) => {
       const p = principalOf(request);

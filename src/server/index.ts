@@ -4,7 +4,7 @@ import { databaseFor, type RawQueryClient } from "../db/database";
 import { JobManager } from "../jobs/JobManager";
 import { silentLogger, type Logger } from "../core/logger";
 import type { Worker } from "../worker/Worker";
-import { authenticate, type Principal } from "./auth";
+import { authenticate, skeinClient, type Principal } from "./auth";
 import { serverContext } from "./context";
 import { errorHandler, HttpError } from "./errors";
 import { Metrics } from "./metrics";
@@ -40,7 +40,8 @@ export interface ServerOptions {
 export async function createServer(options: ServerOptions): Promise<FastifyInstance> {
   const logger = options.logger ?? silentLogger();
   if (options.adminToken !== undefined && options.adminToken.length < 16) throw new Error("the admin token must be at least 16 characters");
-  const db = databaseFor(options.prisma, options.schema);
+  const prisma = skeinClient(options.prisma);
+  const db = databaseFor(prisma, options.schema);
   const jobManager = new JobManager(options.prisma, { schema: db.schema.name, logger });
   // forceCloseConnections: close() also ends open event streams.
   const app = Fastify({ bodyLimit: options.bodyLimit ?? 2 * 1024 * 1024, logger: false, forceCloseConnections: true, ajv: { customOptions: { allErrors: false, coerceTypes: "array", removeAdditional: false } } });
@@ -56,12 +57,12 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   app.addHook("onRequest", async (request: FastifyRequest) => {
     const path = request.url.split("?")[0];
     if (!path.startsWith("/api/") && path !== "/metrics") return;
-    const principal = await authenticate(db, tokenOf(request), options.adminToken);
+    const principal = await authenticate(prisma, tokenOf(request), options.adminToken);
     if (!principal) throw new HttpError(401, "a valid bearer token is needed (the admin token or a tenant token)");
     (request as FastifyRequest & { principal?: Principal }).principal = principal;
   });
 
-  const ctx = serverContext(jobManager, db);
+  const ctx = serverContext(jobManager, db, prisma);
   const metrics = new Metrics(db, jobManager);
   for (const worker of options.workers ?? []) metrics.observe(worker);
 

@@ -103,7 +103,7 @@ export async function opsRoutes(app: FastifyInstance, ctx: ServerContext): Promi
 
   app.get("/api/tokens", { schema: { tags: ["tokens"], summary: "Tenant tokens, without secrets (admin)" } }, async (request) => {
     admin(request);
-    return listTenantTokens(db);
+    return listTenantTokens(ctx.prisma);
   });
 
   app.post(
@@ -113,14 +113,14 @@ export async function opsRoutes(app: FastifyInstance, ctx: ServerContext): Promi
       admin(request);
       const body = request.body as { tenant: string; name?: string };
       reply.status(201);
-      return createTenantToken(db, body.tenant, body.name);
+      return createTenantToken(ctx.prisma, body.tenant, body.name);
     },
   );
 
   app.delete("/api/tokens/:id", { schema: { tags: ["tokens"], summary: "Revoke a tenant token (admin)", params: { type: "object", required: ["id"], properties: { id: { type: "string", pattern: "^[a-f0-9]{16}$" } } } } }, async (request) => {
     admin(request);
     const { id } = request.params as { id: string };
-    if (!(await revokeTenantToken(db, id))) throw new HttpError(404, `no active token ${id}`);
+    if (!(await revokeTenantToken(ctx.prisma, id))) throw new HttpError(404, `no active token ${id}`);
     return { revoked: id };
   });
 }
