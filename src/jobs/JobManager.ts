@@ -1,28 +1,46 @@
-import { deadLetters } from "../db/sql/graph";
-import { toJob } from "../db/sql/rows";
-import { InvalidJobStateError, ScheduleNotFoundError, ValidationError } from "../core/errors";
-import { type CreateJobInput, type Job } from "../core/types";
-import { checkText, LIMITS, normalizeJobInput } from "./validation";
-import { retryInTransaction } from "./graph";
-import { buildTimeline, type JobEvent } from "./events";
-import { storedEvents } from "../db/sql/events";
-import { advanceSchedule, deleteSchedule, insertSchedule, listSchedules, lockDueSchedules, recordTick, scheduleByName, setSchedulePaused } from "../db/sql/schedules";
-import { planTicks, resolveSchedule, toSchedule, type CreateScheduleInput, type Schedule } from "../schedules";
-import { readLogs } from "../db/sql/logs";
-import { randomUUID } from "node:crypto";
-import { checkLimit, checkSince } from "./manager-core";
-import { FlowControlManager } from "./manager-flow";
-export { type CancelOptions, type CreateJobOptions, type HistoryQuery, type JobManagerOptions, type ListQuery } from "./manager-core";
+import { systemClock, type Clock } from "../core/clock";
+import { ValidationError } from "../core/errors";
+import { silentLogger, type Logger } from "../core/logger";
+import type { CreateJobInput, CreateTaskInput, Job, Task } from "../core/types";
+import { clientSettings } from "../db/client";
+import { databaseFor, type RawQueryClient } from "../db/database";
+import { CancelNotifier, ReadyNotifier } from "../db/notifier";
+import { StatisticsWatch } from "../db/statistics";
+import { LimitService, type JobExplanation, type RateLimit, type RateLimitOptions } from "../limits";
+import { ScheduleService, type CreateScheduleInput, type FiredTick, type Schedule, type ScheduledJobs } from "../schedules";
+import type { JobsContext } from "./context";
+import type { JobEvent } from "./events";
+import { JobOperations, type CancelOptions, type ReplayOutcome } from "./operations";
+import { JobReader, type HistoryQuery, type JobLogLine, type ListQuery } from "./reads";
+import { TaskService } from "./tasks";
+import { normalizeJobInput } from "./validation";
+import { JobWriter, NO_LINK, type CreateJobOptions } from "./writer";
 
-/** A stored log line of a job. */
-export interface JobLogLine {
-  /** Increasing id; pass the last one as `after` to follow. */
-  id: string;
-  attempt: number;
-  at: Date;
-  level: string;
-  message: string;
-  fields: Record<string, unknown> | null;
+export type { CancelOptions, CreateJobOptions, HistoryQuery, JobLogLine, ListQuery, ReplayOutcome };
+
+/** Options for {@link JobManager}. */
+export interface JobManagerOptions {
+  /**
+   * The PostgreSQL schema holding Skein's tables. A client from
+   * `createPrismaClient` brings its own (this must then agree); give it with
+   * an application's own Prisma client.
+   * @defaultValue the client's schema, else "skein"
+   */
+  schema?: string;
+  /** Where the manager logs. @defaultValue a silent logger */
+  logger?: Logger;
+  /** Time, for run times and schedules. @defaultValue the system clock */
+  clock?: Clock;
+  /**
+   * After every 1,000 jobs it creates (outside a caller's transaction), check
+   * in the background whether the job tables outgrew their planner statistics,
+   * and analyse those this role may analyse (at most one ANALYZE per 2 seconds
+   * across all processes; one pooled connection while it runs). Keeps inserts
+   * on index lookups when jobs are created with no worker running. Only for
+   * clients made by `createPrismaClient`.
+   * @defaultValue true
+   */
+  refreshStatistics?: boolean;
 }
 
 /**
@@ -31,29 +49,181 @@ export interface JobLogLine {
  * or failed with an `ignore` policy), and is cancelled (or failed) as soon as
  * one fails or is cancelled. All writes are atomic.
  *
- * The methods come in layers, one file each: creating, reading, cancelling
- * and retrying ({@link JobManagerCore}); flow control and tasks
- * ({@link FlowControlManager}); and here schedules, the dead-letter queue,
- * events and logs.
+ * A facade: each group of methods is a small service that owns its rules
+ * (writing jobs, reading them, steering them, tasks, limits, schedules), all
+ * sharing one {@link JobsContext}.
  */
-export class JobManager extends FlowControlManager {
+export class JobManager {
+  private readonly writer: JobWriter;
+  private readonly reader: JobReader;
+  private readonly operations: JobOperations;
+  private readonly tasks: TaskService;
+  private readonly limits: LimitService;
+  private readonly schedules: ScheduleService;
+
+  /**
+   * @param prisma a client from `createPrismaClient` (fast path) or the
+   *   application's own Prisma client for PostgreSQL.
+   * @throws {@link ValidationError} for a bad schema name, or one the client disagrees with.
+   */
+  constructor(prisma: RawQueryClient, options: JobManagerOptions = {}) {
+    const ctx = jobsContext(prisma, options);
+    this.writer = new JobWriter(ctx);
+    this.reader = new JobReader(ctx);
+    this.operations = new JobOperations(ctx, this.reader);
+    this.tasks = new TaskService(ctx, this.writer);
+    this.limits = new LimitService(ctx.db);
+    this.schedules = new ScheduleService(ctx, scheduledJobs(this.writer));
+  }
+
+  /**
+   * Creates one job. Throws {@link ValidationError}, `UnknownDependencyError`,
+   * `DependencyCycleError` or `DuplicateJobIdError` without writing anything.
+   */
+  async createJob(input: CreateJobInput, options: CreateJobOptions = {}): Promise<Job> {
+    const [job] = await this.writer.create([input], options);
+    return job;
+  }
+
+  /**
+   * Creates many jobs atomically (all or nothing). Jobs of one call may depend
+   * on each other by caller-supplied ids, so a whole DAG is created at once.
+   * Returns the jobs in input order.
+   */
+  createJobs(inputs: readonly CreateJobInput[], options: CreateJobOptions = {}): Promise<Job[]> {
+    return this.writer.create(inputs, options);
+  }
+
+  /** The job, live or archived in history; `null` if no job has this id. */
+  getJob(id: string): Promise<Job | null> {
+    return this.reader.getJob(id);
+  }
+
+  /** Pending jobs whose dependencies have all completed and whose `runAt` has come, in the order workers take them. */
+  getReadyJobs(options: { limit?: number } = {}): Promise<Job[]> {
+    return this.reader.getReadyJobs(options);
+  }
+
+  /** Jobs by status: live ones for `pending`/`running` (or no status), archived ones for final statuses. */
+  listJobs(options: ListQuery = {}): Promise<Job[]> {
+    return this.reader.listJobs(options);
+  }
+
+  /** Finished jobs, most recently finished first. */
+  getJobHistory(options: HistoryQuery = {}): Promise<Job[]> {
+    return this.reader.getJobHistory(options);
+  }
+
   /**
    * Every state change of a job (created, ready, started, retried, completed,
    * failed, cancelled, lease lost, released, rate limited) with its time and
    * worker, oldest first; kept after the job is archived. `null` if unknown.
    */
-  async getJobEvents(id: string): Promise<JobEvent[] | null> {
-    const job = await this.getJob(id);
-    if (!job) return null;
-    return buildTimeline(job, await storedEvents(this.db, id));
+  getJobEvents(id: string): Promise<JobEvent[] | null> {
+    return this.reader.getJobEvents(id);
   }
 
   /** Lines the job's executors wrote with `ctx.log`, oldest first, after the line with id `after` (for following). */
-  async getJobLogs(id: string, options: { after?: string; limit?: number } = {}): Promise<JobLogLine[]> {
-    const after = options.after === undefined ? null : options.after;
-    if (after !== null && !/^\d{1,18}$/.test(after)) throw new ValidationError("after", "must be a log line id");
-    const rows = await readLogs(this.db, checkText(id, "id", LIMITS.idLength, false), after, checkLimit(options.limit ?? 1000));
-    return rows.map((r) => ({ id: r.id, attempt: r.attempt, at: r.at, level: r.level, message: r.message, fields: r.fields }));
+  getJobLogs(id: string, options: { after?: string; limit?: number } = {}): Promise<JobLogLine[]> {
+    return this.reader.getJobLogs(id, options);
+  }
+
+  /**
+   * Cancels a pending or running job. Its dependents follow their edges'
+   * failure policies (by default they are cancelled too, transitively); with
+   * `cascade: true` everything downstream is cancelled, running jobs included.
+   * Running jobs lose their lease and their workers abort them at once (their
+   * late results are refused). Cancelling an already cancelled job returns it
+   * unchanged.
+   */
+  cancelJob(id: string, options: CancelOptions | string = {}): Promise<Job> {
+    return this.operations.cancelJob(id, options);
+  }
+
+  /**
+   * Puts a failed or cancelled job back to pending with its retry count reset.
+   * With `downstream: true`, its cancelled descendants are restored to pending
+   * too, keeping their edges. Its dependencies must not have failed or been
+   * cancelled themselves (unless its edge ignores that; retry them first).
+   */
+  retryJob(id: string, options: { downstream?: boolean } = {}): Promise<Job> {
+    return this.operations.retryJob(id, options);
+  }
+
+  /** Deletes history older than `days` days; returns how many rows were deleted. Live jobs are never affected. */
+  cleanupOldHistory(days: number): Promise<number> {
+    return this.operations.cleanupOldHistory(days);
+  }
+
+  /** Finally failed jobs (the dead-letter queue), most recent first. */
+  listDeadLetters(options: { since?: Date | string; limit?: number } = {}): Promise<Job[]> {
+    return this.reader.listDeadLetters(options);
+  }
+
+  /**
+   * Replays finally failed jobs (`retryJob(id, { downstream: true })` each):
+   * the given `ids`, those failed `since` a time, or `all`. A job whose own
+   * dependencies can never complete is skipped with the reason.
+   */
+  replayDeadLetters(options: { ids?: string[]; since?: Date | string; all?: boolean }): Promise<ReplayOutcome> {
+    return this.operations.replayDeadLetters(options);
+  }
+
+  /**
+   * Sets the rate limit of a key (e.g. a provider), stored in the database so
+   * that every worker obeys it together: `setRateLimit("openai", { perSecond: 120 })`,
+   * or `{ perMinute: 90_000, burst: 5_000 }` with `rateLimitCost` as tokens.
+   */
+  setRateLimit(key: string, options: RateLimitOptions): Promise<RateLimit> {
+    return this.limits.setRateLimit(key, options);
+  }
+
+  /** Removes a key's rate limit (and any pause); returns whether it had one. */
+  removeRateLimit(key: string): Promise<boolean> {
+    return this.limits.removeRateLimit(key);
+  }
+
+  /** Every rate limit, with the tokens available now. */
+  getRateLimits(): Promise<RateLimit[]> {
+    return this.limits.getRateLimits();
+  }
+
+  /** At most `maxRunning` jobs with this concurrency key run at once, across all workers; `null` removes the cap. */
+  setConcurrencyLimit(key: string, maxRunning: number | null): Promise<void> {
+    return this.limits.setConcurrencyLimit(key, maxRunning);
+  }
+
+  /** A tenant's share when several tenants have ready jobs (default 1): weight 3 gets three jobs per round. */
+  setTenantWeight(tenant: string, weight: number): Promise<void> {
+    return this.limits.setTenantWeight(tenant, weight);
+  }
+
+  /**
+   * Why a job is not running: waiting on named dependencies, `runAt` in the
+   * future, a rate limit (and when its next token comes), a full concurrency
+   * key, no live worker for its queue or tags, or queued behind N jobs.
+   * `null` for an unknown id.
+   */
+  async explain(id: string, options: { liveWithinSeconds?: number } = {}): Promise<JobExplanation | null> {
+    const live = await this.limits.explainLive(id, options);
+    if (live) return live;
+    const archived = await this.reader.getJob(id);
+    if (!archived) return null;
+    return { id, status: archived.status, reasons: [], summary: `finished: ${archived.status}${archived.errorMessage ? ` (${archived.errorMessage})` : ""}` };
+  }
+
+  /**
+   * Creates a task: a group of jobs for one tenant whose progress `getTask`
+   * reports. The jobs (which may depend on each other, as in `createJobs`)
+   * get the task's tenant unless they name their own. Atomic.
+   */
+  createTask(input: CreateTaskInput): Promise<Task> {
+    return this.tasks.createTask(input);
+  }
+
+  /** A task with its jobs counted by status and the percentage finished; `null` if unknown. */
+  getTask(id: string): Promise<Task | null> {
+    return this.tasks.getTask(id);
   }
 
   /**
@@ -62,128 +232,73 @@ export class JobManager extends FlowControlManager {
    * `jobTemplate`, exactly once however many workers run. Workers run the
    * scheduler; see {@link JobManager.runDueSchedules}.
    */
-  async createSchedule(input: CreateScheduleInput, options: { now?: Date } = {}): Promise<Schedule> {
-    const name = checkText(input?.name, "name", LIMITS.nameLength, false);
-    const resolved = resolveSchedule(input, options.now ?? new Date());
-    const template = checkTemplate(input.jobTemplate, name);
-    const row = await insertSchedule(this.db, {
-      id: randomUUID(),
-      name,
-      cron: resolved.cron,
-      interval_seconds: resolved.intervalSeconds,
-      timezone: resolved.timezone,
-      job_template: template,
-      catch_up: resolved.catchUp,
-      next_run_at: resolved.firstRunAt,
-    });
-    if (!row) throw new ValidationError("name", `a schedule named ${JSON.stringify(name)} already exists`);
-    return toSchedule(row);
+  createSchedule(input: CreateScheduleInput, options: { now?: Date } = {}): Promise<Schedule> {
+    return this.schedules.createSchedule(input, options);
   }
 
   /** Every schedule, by name. */
-  async listSchedules(): Promise<Schedule[]> {
-    return (await listSchedules(this.db)).map(toSchedule);
+  listSchedules(): Promise<Schedule[]> {
+    return this.schedules.listSchedules();
   }
 
   /** Stops a schedule's ticks until it is resumed. */
-  async pauseSchedule(name: string): Promise<Schedule> {
-    const row = await setSchedulePaused(this.db, checkText(name, "name", LIMITS.nameLength, false), true, null);
-    if (!row) throw new ScheduleNotFoundError(name);
-    return toSchedule(row);
+  pauseSchedule(name: string): Promise<Schedule> {
+    return this.schedules.pauseSchedule(name);
   }
 
   /** Resumes a paused schedule from its next tick after now (ticks during the pause are not made up). */
-  async resumeSchedule(name: string, options: { now?: Date } = {}): Promise<Schedule> {
-    const existing = await scheduleByName(this.db, checkText(name, "name", LIMITS.nameLength, false));
-    if (!existing) throw new ScheduleNotFoundError(name);
-    const now = options.now ?? new Date();
-    const next = existing.next_run_at > now ? existing.next_run_at : planTicks(existing, now).next;
-    return toSchedule((await setSchedulePaused(this.db, name, false, next)) as NonNullable<Awaited<ReturnType<typeof setSchedulePaused>>>);
+  resumeSchedule(name: string, options: { now?: Date } = {}): Promise<Schedule> {
+    return this.schedules.resumeSchedule(name, options);
   }
 
   /** Deletes a schedule (jobs it already created are untouched); returns whether it existed. */
-  async deleteSchedule(name: string): Promise<boolean> {
-    return deleteSchedule(this.db, checkText(name, "name", LIMITS.nameLength, false));
+  deleteSchedule(name: string): Promise<boolean> {
+    return this.schedules.deleteSchedule(name);
   }
 
   /**
-   * Enqueues the jobs of every schedule whose tick has come, once per tick:
-   * the schedule's row is locked (other schedulers skip it) and the tick is
-   * recorded under a unique key in the same transaction as its job. Ticks
-   * missed while nothing ran follow the schedule's `catchUp` policy. Workers
-   * call this every second; tests call it with their own `now`.
+   * Enqueues the jobs of every schedule whose tick has come, exactly once per
+   * tick across all schedulers. Workers call this every second; tests call it
+   * with their own `now`.
    */
-  async runDueSchedules(options: { now?: Date } = {}): Promise<Array<{ schedule: string; tickAt: Date; jobId: string }>> {
-    const now = options.now ?? new Date();
-    const { fired, ready } = await this.retryDeadlocks(false, () =>
-      this.db.transaction(async (sql) => {
-        const out: Array<{ schedule: string; tickAt: Date; jobId: string }> = [];
-        let anyReady = false;
-        for (const row of await lockDueSchedules(sql, now, 100)) {
-          const plan = planTicks(row, now);
-          let ran: { at: Date; jobId: string } | null = null;
-          if (plan.fire) {
-            const job = normalizeJobInput({ ...(row.job_template as unknown as CreateJobInput) });
-            if (await recordTick(sql, row.id, plan.fire, job.id)) {
-              anyReady = (await this.writeJobs(sql, [job])).ready || anyReady;
-              ran = { at: plan.fire, jobId: job.id };
-              out.push({ schedule: row.name, tickAt: plan.fire, jobId: job.id });
-            }
-          }
-          await advanceSchedule(sql, row.id, plan.next, ran);
-        }
-        return { fired: out, ready: anyReady };
-      }),
-    );
-    if (ready) this.notifier.poke();
-    return fired;
-  }
-
-  /** Finally failed jobs (the dead-letter queue), most recent first. */
-  async listDeadLetters(options: { since?: Date | string; limit?: number } = {}): Promise<Job[]> {
-    const since = options.since === undefined ? undefined : checkSince(options.since);
-    return (await deadLetters(this.db, { since, limit: checkLimit(options.limit) })).map(toJob);
-  }
-
-  /**
-   * Replays finally failed jobs (`retryJob(id, { downstream: true })` each):
-   * the given `ids`, those failed `since` a time, or `all`. A job whose own
-   * dependencies can never complete is skipped with the reason.
-   */
-  async replayDeadLetters(options: { ids?: string[]; since?: Date | string; all?: boolean }): Promise<{ replayed: string[]; restored: number; skipped: Array<{ id: string; reason: string }> }> {
-    const chosen = [options.ids !== undefined, options.since !== undefined, options.all === true].filter(Boolean).length;
-    if (chosen !== 1) throw new ValidationError("replay", "give exactly one of ids, since or all");
-    const ids = options.ids?.map((id, i) => checkText(id, `ids[${i}]`, LIMITS.idLength, false));
-    const since = options.since === undefined ? undefined : checkSince(options.since);
-    const failed = await deadLetters(this.db, { ids, since, limit: 100_000 });
-    const replayed: string[] = [];
-    const skipped: Array<{ id: string; reason: string }> = [];
-    let restored = 0;
-    for (const row of failed.reverse()) {
-      try {
-        const rows = await this.retryDeadlocks(false, () => this.db.transaction((sql) => retryInTransaction(sql, row.id, { downstream: true })));
-        replayed.push(row.id);
-        restored += rows.length;
-      } catch (error) {
-        if (!(error instanceof InvalidJobStateError)) throw error;
-        skipped.push({ id: row.id, reason: error.message });
-      }
-    }
-    for (const id of ids ?? []) if (!failed.some((r) => r.id === id)) skipped.push({ id, reason: `job ${JSON.stringify(id)} is not a failed job in history` });
-    if (replayed.length > 0) this.notifier.poke();
-    this.wroteJobs(restored);
-    return { replayed, restored, skipped };
+  runDueSchedules(options: { now?: Date } = {}): Promise<FiredTick[]> {
+    return this.schedules.runDueSchedules(options);
   }
 }
 
-/** Validates a schedule's job template (as `createJob` would), without id or dependencies. */
-function checkTemplate(template: unknown, name: string): Record<string, unknown> {
-  if (typeof template !== "object" || template === null || Array.isArray(template)) throw new ValidationError("jobTemplate", "must be a job description object");
-  const t = template as Record<string, unknown>;
-  if (t.id !== undefined) throw new ValidationError("jobTemplate.id", "is chosen for each tick; leave it out");
-  if (t.dependencies !== undefined) throw new ValidationError("jobTemplate.dependencies", "scheduled jobs cannot depend on other jobs");
-  const withName = { name, ...t } as unknown as CreateJobInput;
-  normalizeJobInput(withName, "jobTemplate.");
-  return withName as unknown as Record<string, unknown>;
+/** The context every service of one manager shares. */
+function jobsContext(prisma: RawQueryClient, options: JobManagerOptions): JobsContext {
+  const db = databaseFor(prisma, options.schema);
+  const logger = options.logger ?? silentLogger();
+  // Only on createPrismaClient's pool: it finishes a query in flight when the client disconnects
+  // and refuses later ones, where a client built elsewhere might quietly connect again.
+  const pool = clientSettings(prisma)?.pool;
+  const statistics = options.refreshStatistics === false || !pool ? undefined : new StatisticsWatch(db, logger, () => !pool.ended);
+  return {
+    db,
+    clock: options.clock ?? systemClock,
+    logger,
+    notifier: new ReadyNotifier(db, (error) => logger.warn("ready notification failed", { error: String(error) })),
+    cancelNotifier: new CancelNotifier(db, (error) => logger.warn("cancel notification failed", { error: String(error) })),
+    wrote: (count) => void statistics?.wrote(count),
+  };
 }
 
+/** Job creation as the scheduler needs it (schedules/ sits below jobs/: it gets this, never imports it). */
+function scheduledJobs(writer: JobWriter): ScheduledJobs {
+  return {
+    checkTemplate(template, scheduleName) {
+      if (typeof template !== "object" || template === null || Array.isArray(template)) throw new ValidationError("jobTemplate", "must be a job description object");
+      const t = template as Record<string, unknown>;
+      if (t.id !== undefined) throw new ValidationError("jobTemplate.id", "is chosen for each tick; leave it out");
+      if (t.dependencies !== undefined) throw new ValidationError("jobTemplate.dependencies", "scheduled jobs cannot depend on other jobs");
+      const withName = { name: scheduleName, ...t };
+      normalizeJobInput(withName as unknown as CreateJobInput, "jobTemplate.");
+      return withName;
+    },
+    async writeTick(sql, template, tick) {
+      const job = normalizeJobInput({ ...(template as unknown as CreateJobInput), id: tick.jobId });
+      return { ready: (await writer.write(sql, [job], NO_LINK)).ready };
+    },
+  };
+}

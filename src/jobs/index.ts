@@ -1,4 +1,4 @@
-export { JobManager, type JobLogLine, type CancelOptions, type CreateJobOptions, type HistoryQuery, type JobManagerOptions, type ListQuery } from "./JobManager";
+export { JobManager, type JobLogLine, type CancelOptions, type CreateJobOptions, type HistoryQuery, type JobManagerOptions, type ListQuery, type ReplayOutcome } from "./JobManager";
 export { JobStatus, JobType, FINAL_STATUSES, type CreateJobInput, type CreateTaskInput, type DependencySpec, type FailurePolicy, dependencyId, type Job, type JsonObject, type JsonValue, type Task } from "../core/types";
 export {
   SkeinError,
@@ -10,5 +10,5 @@ export {
   InvalidJobStateError,
   ScheduleNotFoundError,
 } from "../core/errors";
-export { LIMITS } from "./validation";
+export { LIMITS } from "../core/checks";
 export type { JobEvent, JobEventType } from "./events";

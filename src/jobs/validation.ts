@@ -1,23 +1,9 @@
+import { checkInteger, checkTags, checkText, describe, INT4_MAX, LIMITS } from "../core/checks";
 import { ValidationError } from "../core/errors";
 import { newJobId } from "../core/ids";
+import { isPlainObject, storableJson } from "../core/json";
 import { JobType, type DependencySpec, type FailurePolicy, type CreateJobInput, type JsonObject } from "../core/types";
 
-/** Limits on what a job may carry. */
-export const LIMITS = {
-  idLength: 255,
-  nameLength: 1000,
-  descriptionLength: 100_000,
-  payloadBytes: 16 * 1024 * 1024,
-  jsonDepth: 100,
-  dependencies: 100_000,
-  maxRetries: 1000,
-  timeoutSeconds: 7 * 24 * 3600,
-  /** Queue names, tenants, rate-limit and concurrency keys, tags. */
-  keyLength: 255,
-  tags: 100,
-} as const;
-
-const INT4_MAX = 2_147_483_647;
 const JOB_TYPES: readonly string[] = Object.values(JobType);
 
 /** A validated job, ready to be planned and written. */
@@ -101,43 +87,6 @@ function optionalKey(value: unknown, field: string): string | null {
   return value === undefined || value === null ? null : checkText(value, field, LIMITS.keyLength, false);
 }
 
-/** Validates a list of tags (distinct, sorted). */
-export function checkTags(value: unknown, field: string): string[] {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) throw new ValidationError(field, "must be an array of strings");
-  if (value.length > LIMITS.tags) throw new ValidationError(field, `must list at most ${LIMITS.tags} tags (got ${value.length})`);
-  return [...new Set(value.map((tag, i) => checkText(tag, `${field}[${i}]`, LIMITS.keyLength, false)))].sort();
-}
-
-function describe(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (value === undefined) return "nothing";
-  return typeof value;
-}
-
-/** Text PostgreSQL stores exactly as given: no NUL, no lone UTF-16 surrogate. */
-export function checkText(value: unknown, field: string, maxLength: number, allowEmpty: boolean): string {
-  if (typeof value !== "string") throw new ValidationError(field, `must be a string (got ${describe(value)})`);
-  if (!allowEmpty && value.trim() === "") throw new ValidationError(field, "must not be empty");
-  if (value.length > maxLength) throw new ValidationError(field, `must be at most ${maxLength} characters (got ${value.length})`);
-  checkStorableString(value, field);
-  return value;
-}
-
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-function checkStorableString(value: string, field: string): void {
-  if (value.includes("\u0000")) throw new ValidationError(field, "must not contain the NUL character (\\u0000), which PostgreSQL cannot store");
-  if (LONE_SURROGATE.test(value)) throw new ValidationError(field, "contains a lone UTF-16 surrogate, which is not valid Unicode");
-}
-
-function checkInteger(value: unknown, field: string, fallback: number, min: number, max: number): number {
-  if (value === undefined || value === null) return fallback;
-  if (typeof value !== "number" || !Number.isInteger(value)) throw new ValidationError(field, `must be an integer (got ${describe(value)}${typeof value === "number" ? ` ${value}` : ""})`);
-  if (value < min || value > max) throw new ValidationError(field, `must be between ${min} and ${max} (got ${value})`);
-  return value;
-}
-
 function checkDate(value: unknown, field: string): Date | null {
   if (value === undefined || value === null) return null;
   const date = value instanceof Date ? value : typeof value === "string" ? new Date(value) : undefined;
@@ -188,47 +137,8 @@ function checkPayload(value: unknown, field: string): JsonObject {
   if (typeof value !== "object" || value === null || Array.isArray(value) || !isPlainObject(value)) {
     throw new ValidationError(field, "must be a plain JSON object");
   }
-  checkJson(value, field, 0, new Set());
-  const json = JSON.stringify(value);
-  const size = Buffer.byteLength(json);
+  const copy = storableJson(value, field, "strict") as JsonObject;
+  const size = Buffer.byteLength(JSON.stringify(copy));
   if (size > LIMITS.payloadBytes) throw new ValidationError(field, `is ${size} bytes as JSON; the limit is ${LIMITS.payloadBytes}`);
-  return JSON.parse(json) as JsonObject;
-}
-
-function isPlainObject(value: object): boolean {
-  const proto = Object.getPrototypeOf(value) as unknown;
-  return proto === Object.prototype || proto === null;
-}
-
-function checkJson(value: unknown, path: string, depth: number, seen: Set<object>): void {
-  if (depth > LIMITS.jsonDepth) throw new ValidationError(path, `nests deeper than ${LIMITS.jsonDepth} levels`);
-  switch (typeof value) {
-    case "string":
-      checkStorableString(value, path);
-      return;
-    case "boolean":
-      return;
-    case "number":
-      if (!Number.isFinite(value)) throw new ValidationError(path, `${value} is not representable in JSON`);
-      return;
-    case "object": {
-      if (value === null) return;
-      if (seen.has(value)) throw new ValidationError(path, "contains a circular reference");
-      seen.add(value);
-      if (Array.isArray(value)) {
-        value.forEach((item, i) => checkJson(item, `${path}[${i}]`, depth + 1, seen));
-      } else {
-        if (!isPlainObject(value)) throw new ValidationError(path, `is a ${value.constructor?.name ?? "non-plain"} object, not plain JSON`);
-        for (const [key, item] of Object.entries(value)) {
-          checkStorableString(key, `${path} key ${JSON.stringify(key)}`);
-          if (item === undefined) throw new ValidationError(`${path}.${key}`, "is undefined, which JSON cannot hold");
-          checkJson(item, `${path}.${key}`, depth + 1, seen);
-        }
-      }
-      seen.delete(value);
-      return;
-    }
-    default:
-      throw new ValidationError(path, `is a ${typeof value}, which JSON cannot hold`);
-  }
+  return copy;
 }

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { clientSettings, type PrismaClient } from "../db/client";
 import { ValidationError } from "../core/errors";
-import { checkText, LIMITS } from "../jobs/validation";
+import { checkText, LIMITS } from "../core/checks";
 
 /** Who is calling: the admin (everything), or a tenant (only its own jobs). */
 export type Principal = { kind: "admin" } | { kind: "tenant"; tenant: string; tokenId: string };

@@ -10,7 +10,7 @@ import { JobStore } from "../db/store";
 import type { HandoffRequest } from "../db/sql/handoff";
 import { Handoffs } from "./handoffs";
 import { dependencyId, type Job, type JsonValue } from "../core/types";
-import { silentLogger, type Logger } from "../core/logger";
+import { silentLogger, withFields, type Logger } from "../core/logger";
 import { backoffMs, sleep, systemClock, type Clock } from "../core/clock";
 import { AttemptAbort } from "./abort";
 import { Claimer } from "./claimer";
@@ -82,7 +82,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.options = resolveWorkerOptions(options);
     this.workerId = this.options.workerId ?? `${os.hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
     this.clock = this.options.clock ?? systemClock;
-    this.logger = (this.options.logger ?? silentLogger()).child({ workerId: this.workerId });
+    this.logger = withFields(this.options.logger ?? silentLogger(), { workerId: this.workerId });
     this.store = new JobStore(databaseFor(this.options.prisma, this.options.schema));
     this.jobManager = new JobManager(this.options.prisma, { schema: this.store.db.schema.name, logger: this.logger, refreshStatistics: false });
     this.builtIn = [new AgentExecutor(this.options.agentRegistry), new QueryExecutor(this.options.queryEngine)];
@@ -474,7 +474,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
               jobManager: this.jobManager,
               store: this.store,
               clock: this.clock,
-              logger: this.logger.child({ jobId: job.id }),
+              logger: withFields(this.logger, { jobId: job.id }),
               workerId: this.workerId,
               leaseSeconds: this.options.staleTimeout,
               filter: { queues: this.options.queues, tags: this.options.tags },

@@ -18,7 +18,7 @@ interface Line {
 }
 
 /**
- * `ctx.log` for one attempt: lines go to the winston logger at once and are
+ * `ctx.log` for one attempt: lines go to the worker's logger at once and are
  * stored in `job_logs` in batches (every 200 ms while the job runs, and at
  * its end), so that `skein logs --follow` sees them while it runs without a
  * round trip per line.
@@ -64,7 +64,7 @@ export class AttemptLog implements JobLog {
 
   private add(level: Level, message: unknown, fields: Record<string, unknown> | undefined): void {
     const text = String(message).split("\u0000").join("\uFFFD").slice(0, LOG_CAP.lineChars);
-    this.logger.log(level, text, fields ?? {});
+    this.logger[level](text, fields ?? {});
     if (this.lines >= LOG_CAP.lines || this.chars + text.length > LOG_CAP.chars) {
       this.dropped++;
       return;

@@ -1,6 +1,6 @@
 import type { RawQueryClient } from "../db/database";
 import { ValidationError } from "../core/errors";
-import { checkTags, checkText, LIMITS } from "../jobs/validation";
+import { checkTags, checkText, LIMITS } from "../core/checks";
 import type { Logger } from "../core/logger";
 import type { Clock } from "../core/clock";
 import type { AgentRegistry, QueryEngine } from "./types";

@@ -1,6 +1,8 @@
 import type { JobStore } from "../db/store";
 import type { Job, JsonValue } from "../core/types";
-import type { Logger } from "../core/logger";
+import { ValidationError } from "../core/errors";
+import { storableJson } from "../core/json";
+import { withFields, type Logger } from "../core/logger";
 import type { AttemptAbort } from "./abort";
 import { backoffMs, sleep, type Clock } from "../core/clock";
 import type { CompletionBatcher } from "./completer";
@@ -60,9 +62,7 @@ class JobTimeoutError extends Error {
  */
 export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<void> {
   const { job, abort } = entry;
-  const logger = deps.logger.child({ jobId: job.id });
-  // winston formats a line before its transports drop it by level: skip the per-job lines unless they are kept.
-  const debug = logger.isDebugEnabled();
+  const logger = withFields(deps.logger, { jobId: job.id });
   const log = new AttemptLog(deps.store.db, job.id, job.attempts, logger, deps.clock);
   const timeout =
     job.timeoutSeconds !== null
@@ -101,7 +101,7 @@ export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<
         },
       },
     };
-    if (debug) logger.debug("job started", { executor: executor.name, attempt: job.attempts });
+    logger.debug("job started", { executor: executor.name, attempt: job.attempts });
     const value = await abort.race(executor.execute(job, ctx));
     const result = toJsonResult(value);
     await log.close();
@@ -110,7 +110,7 @@ export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<
     deps.release();
     const accepted = await deps.completer.add({ id: job.id, leaseToken: entry.leaseToken, result, heldMs: entry.heldMs });
     if (accepted) {
-      if (debug) logger.debug("job completed");
+      logger.debug("job completed");
       deps.onComplete(job, result);
     } else {
       logger.warn("completion refused: the job's lease was lost (reclaimed by another worker or cancelled)");
@@ -175,37 +175,10 @@ async function recordFailure(entry: RunningJob, error: unknown, deps: AttemptDep
 /** The executor's return value as a JSON result; a value JSON cannot hold fails the job for good. */
 function toJsonResult(value: unknown): JsonValue | null {
   if (value === undefined || value === null) return null;
-  let text: string | undefined;
   try {
-    text = JSON.stringify(value);
+    return storableJson(value, "result", "lenient");
   } catch (error) {
-    throw new NonRetryableError(`the executor's result is not JSON-serialisable: ${(error as Error).message}`);
-  }
-  if (text === undefined) throw new NonRetryableError(`the executor's result (a ${typeof value}) is not JSON-serialisable`);
-  const parsed = JSON.parse(text) as JsonValue;
-  checkStorable(value, "result");
-  return parsed;
-}
-
-/**
- * Refuses what JSON would silently change or PostgreSQL cannot store: NaN and
- * infinite numbers (JSON writes null) and the NUL character in strings or
- * keys. Walks the value itself: the JSON text of a literal backslash
- * followed by "u0000" is not a NUL.
- */
-function checkStorable(value: unknown, path: string, depth = 0): void {
-  if (depth > 1000) return; // JSON.stringify already refused cycles; a deeper value is PostgreSQL's to refuse
-  if (typeof value === "number" && !Number.isFinite(value)) throw new NonRetryableError(`the executor's result has ${value} at ${path}, which JSON cannot hold`);
-  if (typeof value === "string" && value.includes("\u0000")) throw new NonRetryableError(`the executor's result contains a NUL character at ${path}, which PostgreSQL cannot store`);
-  if (typeof value !== "object" || value === null) return;
-  const toJSON = (value as { toJSON?: unknown }).toJSON;
-  if (typeof toJSON === "function") return; // Dates and the like serialise themselves
-  if (Array.isArray(value)) {
-    value.forEach((item, i) => checkStorable(item, `${path}[${i}]`, depth + 1));
-    return;
-  }
-  for (const [key, item] of Object.entries(value)) {
-    if (key.includes("\u0000")) throw new NonRetryableError(`the executor's result has a key with a NUL character at ${path}, which PostgreSQL cannot store`);
-    checkStorable(item, `${path}.${key}`, depth + 1);
+    if (error instanceof ValidationError) throw new NonRetryableError(`the executor's result is not storable JSON: ${error.message}`);
+    throw error;
   }
 }

@@ -11,7 +11,7 @@ export interface JobContext {
   readonly attempt: number;
   /** Results of the job's dependencies, keyed by job id (archived ones included). */
   readonly dependencyResults: Readonly<Record<string, JsonValue | null>>;
-  /** A winston child logger carrying `jobId` and `workerId`. */
+  /** The worker's logger, adding `jobId` and `workerId` to every line. */
   readonly logger: Logger;
   /** Fires when the attempt times out, the worker is forced to stop, or the job's lease is lost. */
   readonly signal: AbortSignal;
