@@ -13,7 +13,6 @@ module.exports = async function globalSetup() {
   let adminUrl = process.env.TEST_DATABASE_URL;
   if (!adminUrl) {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "skein-test-"));
-    fs.chmodSync(dataDir, 0o755); // the server runs as the postgres user when we are root
     const server = await startEmbeddedDatabase({
       dataDir,
       // A throwaway cluster: durability buys nothing here.
