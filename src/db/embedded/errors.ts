@@ -1,5 +1,5 @@
 import { statfsSync } from "node:fs";
-import { SkeinError } from "../../jobs/errors";
+import { SkeinError } from "../../core/errors";
 
 /** Why the embedded PostgreSQL could not start (see {@link EmbeddedDatabaseError}). */
 export type EmbeddedDatabaseFailure =
