@@ -1,5 +1,4 @@
 import type { JobRow } from "../db/sql/rows";
-import type { JobStore } from "../db/store";
 import type { JobManager } from "../jobs/JobManager";
 import type { CreateJobInput, Job, JsonValue } from "../core/types";
 import type { Logger } from "../core/logger";
@@ -9,16 +8,16 @@ import { NonRetryableError } from "./types";
 /** What delegation needs from the worker. */
 export interface DelegationDeps {
   jobManager: JobManager;
-  store: JobStore;
   clock: Clock;
   logger: Logger;
-  workerId: string;
-  leaseSeconds: number;
-  filter: { queues: string[] | null; tags: string[] };
   /** Runs a claimed job to the end in the caller's slot. */
   runInline(row: JobRow): Promise<void>;
-  /** Takes a job this worker already claimed ahead (`prefetch`) and has not started, if it holds that one. */
-  takeHeld(id: string): JobRow | undefined;
+  /**
+   * The child `id` leased to this worker, to run now: one it already holds
+   * (claimed ahead), else claimed by id if it is ready and free; undefined
+   * otherwise (or if its lease ran out before it could start).
+   */
+  claimChild(id: string): Promise<JobRow | undefined>;
 }
 
 /** Options of `ctx.delegate` and `ctx.delegateAll`. */
@@ -69,7 +68,7 @@ export class Delegation {
       const job = await this.deps.jobManager.getJob(id);
       if (!job) throw new NonRetryableError(`delegated job ${JSON.stringify(id)} disappeared`);
       if (job.archived) return job;
-      const row = this.deps.takeHeld(id) ?? await this.deps.store.claimOne({ id, workerId: this.deps.workerId, leaseSeconds: this.deps.leaseSeconds, filter: this.deps.filter });
+      const row = await this.deps.claimChild(id);
       if (row) {
         await this.deps.runInline(row);
         pause = 10;

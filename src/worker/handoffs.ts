@@ -1,6 +1,6 @@
 import type { HandoffRequest } from "../db/sql/handoff";
 import type { WorkerFilter } from "../db/sql/limits";
-import { leaseTokens, type JobRow } from "../db/sql/rows";
+import { leaseTokens } from "../db/sql/rows";
 import type { JobStore } from "../db/store";
 import type { Logger } from "../core/logger";
 
@@ -14,14 +14,14 @@ import type { Logger } from "../core/logger";
  * under this worker's name but unknown to it: no heartbeat renews them, and
  * at lease expiry they would be rescued at the cost of a retry they never
  * used, or fail if they had none. So the tokens of every write that failed
- * are kept, and {@link Handoffs.releaseUnknown} (run by heartbeats and on
+ * are kept, and {@link Handoffs.releaseLost} (run by heartbeats and on
  * stop) returns whatever they leased to pending.
  */
 export class Handoffs {
   /** Lease-token sets of handoff writes that failed: they may have committed. */
   private unknown: Array<readonly string[]> = [];
-  /** Hand-backs in flight (awaited on stop). */
-  private readonly handingBack = new Set<Promise<void>>();
+  /** Releases in flight (awaited on stop). */
+  private readonly releasing = new Set<Promise<void>>();
 
   constructor(
     private readonly store: JobStore,
@@ -41,7 +41,7 @@ export class Handoffs {
   }
 
   /** Returns to pending, without using a retry, what failed writes leased to this worker. Throws if the database cannot be reached (try again later). */
-  async releaseUnknown(): Promise<void> {
+  async releaseLost(): Promise<void> {
     while (this.unknown.length > 0) {
       const released = await this.store.releaseLeasedWith(this.options.workerId, this.unknown[0], "its worker never learned that a completion had handed it over");
       if (released.length > 0) this.options.logger.warn("returned jobs a completion handed over, whose reply was lost, to pending", { jobIds: released });
@@ -49,14 +49,14 @@ export class Handoffs {
     }
   }
 
-  /** Hands jobs that will not start here back to pending (`release` does it and logs); awaited by {@link Handoffs.settled}. */
-  handBack(rows: JobRow[], release: (rows: JobRow[]) => Promise<void>): void {
-    const done: Promise<void> = release(rows).finally(() => this.handingBack.delete(done));
-    this.handingBack.add(done);
+  /** Keeps track of a release of jobs that will not start here (it must not reject); awaited by {@link Handoffs.settled}. */
+  settle(release: Promise<void>): void {
+    const done: Promise<void> = release.finally(() => this.releasing.delete(done));
+    this.releasing.add(done);
   }
 
-  /** Resolves once every hand-back has been written (or given up). */
+  /** Resolves once every release tracked so far has been written (or given up). */
   async settled(): Promise<void> {
-    await Promise.all([...this.handingBack]);
+    await Promise.all([...this.releasing]);
   }
 }
