@@ -1,4 +1,4 @@
-import type { Argv } from "yargs";
+import type { Argv, CommandModule } from "yargs";
 import { createLogger } from "../core/logger";
 import { buildConfig, type CommonFlags } from "./config";
 import { openDatabase, type OpenDatabase } from "./database";
@@ -43,3 +43,8 @@ export const common = (y: Argv) =>
     json: { type: "boolean", default: false, describe: "Print JSON" },
   });
 
+
+/** A `skein` subcommand, its arguments' type inferred from its builder. */
+export function command<U>(module: CommandModule<Flags, U>): CommandModule<Flags, U> {
+  return module;
+}

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { readStatus } from "../db/sql/status";
-import { JobType, type CreateJobInput, type JsonValue } from "../core/types";
+import { JobType, type CreateJobInput, type Job, type JsonValue } from "../core/types";
+import type { JobManager } from "../jobs/JobManager";
 import { createLogger } from "../core/logger";
 import { Worker } from "../worker/Worker";
 import type { AgentRegistry, QueryEngine } from "../worker/types";
@@ -105,6 +106,42 @@ const demoQueryEngine: QueryEngine = async ({ query }, ctx) => {
   return { question: query ?? null, answer: best ? `${best[0]} has the most rows (${best[1]})` : "no data" };
 };
 
+/** Prints a progress line until every demo job and the schedule's latest heartbeat have finished. */
+async function showProgress(jobManager: JobManager, ids: string[], scheduleName: string, tty: boolean, say: (line: string) => void): Promise<void> {
+  let last = "";
+  for (;;) {
+    const jobs = await Promise.all(ids.map((id) => jobManager.getJob(id)));
+    const count = (status: string) => jobs.filter((j) => j?.status === status).length;
+    const done = jobs.filter((j) => j?.archived).length;
+    const line = `progress: ${done}/${ids.length} finished | ${count("completed")} completed, ${count("failed")} failed, ${count("cancelled")} cancelled, ${count("running")} running, ${count("pending")} pending`;
+    if (line !== last) {
+      if (tty) process.stdout.write(`\r${line}`);
+      else say(line);
+      last = line;
+    }
+    const schedule = (await jobManager.listSchedules()).find((s) => s.name === scheduleName);
+    const heartbeat = schedule?.lastJobId ? await jobManager.getJob(schedule.lastJobId) : null;
+    if (done === ids.length && heartbeat?.archived) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  if (tty) process.stdout.write("\n");
+}
+
+/** The table of demo jobs, and what delegation, the schedule and the job log did. */
+async function printSummary(jobManager: JobManager, ids: string[], lastTick: Date | null, scheduleName: string, say: (line: string) => void): Promise<void> {
+  const jobs = await Promise.all(ids.map(async (id) => (await jobManager.getJob(id)) as Job));
+  say("");
+  say("Jobs:");
+  say(table(["name", "status", "attempts", "result or error"], jobs.map((j) => [j.name, j.status, String(j.attempts), (j.errorMessage ?? JSON.stringify(j.result)).slice(0, 70)])));
+  const research = jobs.find((j) => j.name === "research");
+  const fetchLog = await jobManager.getJobLogs(jobs.find((j) => j.name === "fetch-alpha")?.id as string);
+  say("");
+  say(`Delegation: "research" created ${research?.childIds?.length ?? 0} child jobs (${(research?.childIds ?? []).join(", ")}) and gathered their results.`);
+  say(`Schedule: ${scheduleName} fired every second (last tick ${lastTick?.toISOString() ?? "-"}); deleted at the end.`);
+  say(`Job log of fetch-alpha (skein logs <id>): ${fetchLog.map((l) => l.message).join(" | ")}`);
+  say("");
+}
+
 /** Runs the demo: embedded database (unless a URL is configured), a worker, the graph, a live progress line, the status summary. */
 export async function runDemo(config: CliConfig, output: { json: boolean; tty: boolean }): Promise<void> {
   // Failures are part of the show; the table reports them, so keep the log to real errors.
@@ -131,43 +168,12 @@ export async function runDemo(config: CliConfig, output: { json: boolean; tty: b
     await db.jobManager.createSchedule({ name: scheduleName, intervalSeconds: 1, jobTemplate: { jobType: JobType.AGENT, name: "heartbeat", payload: { agent_name: "heartbeat" } } });
     say(`Created schedule ${scheduleName}: a heartbeat job every second while the demo runs.`);
     const ids = graph.map((g) => g.id as string);
-    let last = "";
-    for (;;) {
-      const jobs = await Promise.all(ids.map((id) => db.jobManager.getJob(id)));
-      const count = (status: string) => jobs.filter((j) => j?.status === status).length;
-      const done = jobs.filter((j) => j?.archived).length;
-      const line = `progress: ${done}/${ids.length} finished | ${count("completed")} completed, ${count("failed")} failed, ${count("cancelled")} cancelled, ${count("running")} running, ${count("pending")} pending`;
-      if (line !== last) {
-        if (output.tty) process.stdout.write(`\r${line}`);
-        else say(line);
-        last = line;
-      }
-      const schedule = (await db.jobManager.listSchedules()).find((s) => s.name === scheduleName);
-      const heartbeat = schedule?.lastJobId ? await db.jobManager.getJob(schedule.lastJobId) : null;
-      if (done === ids.length && heartbeat?.archived) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await showProgress(db.jobManager, ids, scheduleName, output.tty, say);
     if (output.tty) process.stdout.write("\n");
     const ticks = await db.jobManager.listSchedules();
     await db.jobManager.deleteSchedule(scheduleName);
     await worker.stop();
-    const jobs = await Promise.all(ids.map(async (id) => (await db.jobManager.getJob(id))!));
-    say("");
-    say("Jobs:");
-    say(
-      table(
-        ["name", "status", "attempts", "result or error"],
-        jobs.map((j) => [j.name, j.status, String(j.attempts), (j.errorMessage ?? JSON.stringify(j.result)).slice(0, 70)]),
-      ),
-    );
-    const research = jobs.find((j) => j.name === "research");
-    const fetchLog = await db.jobManager.getJobLogs(jobs.find((j) => j.name === "fetch-alpha")?.id as string);
-    const lastTick = ticks.find((s) => s.name === scheduleName)?.lastRunAt;
-    say("");
-    say(`Delegation: "research" created ${research?.childIds?.length ?? 0} child jobs (${(research?.childIds ?? []).join(", ")}) and gathered their results.`);
-    say(`Schedule: ${scheduleName} fired every second (last tick ${lastTick?.toISOString() ?? "-"}); deleted at the end.`);
-    say(`Job log of fetch-alpha (skein logs <id>): ${fetchLog.map((l) => l.message).join(" | ")}`);
-    say("");
+    await printSummary(db.jobManager, ids, ticks.find((s) => s.name === scheduleName)?.lastRunAt ?? null, scheduleName, say);
     const snapshot = await readStatus(db.db);
     say(output.json ? json(snapshot) : formatStatus(snapshot, 60));
   } finally {

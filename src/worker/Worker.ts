@@ -60,6 +60,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly attempts: Attempts;
   private state: "new" | "running" | "stopping" | "stopped" = "new";
   private heartbeatTimer: unknown;
+  /** The heartbeat in flight, if any: the stop waits for it, so that it cannot register the worker again. */
+  private beat: Promise<void> = Promise.resolve();
   private listener: ReadyListener | undefined;
   private maintenanceTimers: MaintenanceTimers | undefined;
   private stopping: Promise<void> | undefined;
@@ -92,7 +94,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
       onHanded: (rows, requestedAt) => this.fetcher.takeHanded(rows, requestedAt),
       onHandoffFailed: (request) => this.handoffs.failed(request),
     });
-    this.fetcher = new Fetcher({
+    this.fetcher = this.createFetcher(filter);
+    this.attempts = this.createAttempts(filter);
+  }
+
+  private createFetcher(filter: { queues: string[] | null; tags: string[] }): Fetcher {
+    return new Fetcher({
       ledger: this.ledger,
       claimer: new Claimer(this.store, filter),
       handoffs: this.handoffs,
@@ -107,7 +114,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
       start: (rows) => this.attempts.start(rows),
       release: (rows, reason) => this.release(rows, reason),
     });
-    this.attempts = new Attempts({
+  }
+
+  private createAttempts(filter: { queues: string[] | null; tags: string[] }): Attempts {
+    return new Attempts({
       workerId: this.workerId,
       store: this.store,
       ledger: this.ledger,
@@ -199,11 +209,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.forceRequested = true;
       this.forceStop?.();
     }
+    if (this.stopping) return this.stopping;
     if (this.state === "new" || this.state === "stopped") {
       this.state = "stopped";
       return Promise.resolve();
     }
-    this.stopping ??= this.shutdown(options.force === true);
+    this.stopping = this.shutdown(options.force === true);
     return this.stopping;
   }
 
@@ -223,9 +234,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
     await this.handoffs.releaseLost().catch((error: unknown) => {
       this.logger.error("could not return jobs a lost completion reply handed over to pending; they run again after their leases expire", { error: String(error) });
     });
-    this.clock.clearTimeout(this.heartbeatTimer);
-    await deregisterWorker(this.store.db, this.workerId).catch(() => undefined);
     this.state = "stopped";
+    this.clock.clearTimeout(this.heartbeatTimer);
+    await this.beat;
+    await deregisterWorker(this.store.db, this.workerId).catch(() => undefined);
     this.logger.info("worker stopped");
     this.emit("stopped");
   }
@@ -295,7 +307,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private scheduleHeartbeat(): void {
     const ms = this.options.heartbeatInterval * 1000 * (0.9 + 0.2 * this.options.random());
     this.heartbeatTimer = this.clock.setTimeout(() => {
-      void this.heartbeat().finally(() => {
+      this.beat = this.heartbeat().finally(() => {
         if (this.state === "running" || this.state === "stopping") this.scheduleHeartbeat();
       });
     }, ms);

@@ -70,37 +70,7 @@ export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<
       : undefined;
   try {
     const executor = pickExecutor(deps.executors, job);
-    const ctx: JobContext = {
-      job,
-      workerId: deps.workerId,
-      attempt: job.attempts,
-      dependencyResults: entry.dependencyResults,
-      logger,
-      get signal() {
-        return abort.signal;
-      },
-      rateLimited: (options = {}) => {
-        const seconds = options.retryAfterSeconds ?? 1;
-        if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0 || seconds > 86_400) {
-          throw new NonRetryableError(`ctx.rateLimited: retryAfterSeconds must be a number of seconds from 0 to 86400 (got ${String(seconds)})`);
-        }
-        throw new RateLimitedError(seconds);
-      },
-      log,
-      delegate: ((spec: CreateJobInput, options: DelegateOptions = {}) =>
-        deps
-          .delegation(job, abort.signal)
-          .delegateAll([spec], options)
-          .then((out) => out[0])) as JobContext["delegate"],
-      delegateAll: ((specs: CreateJobInput[], options: DelegateOptions = {}) => deps.delegation(job, abort.signal).delegateAll(specs, options)) as JobContext["delegateAll"],
-      task: {
-        id: job.taskId,
-        setStep: async (step) => {
-          if (job.taskId === null) throw new Error(`job ${JSON.stringify(job.id)} belongs to no task`);
-          await setTaskStep(deps.store.db, job.taskId, step);
-        },
-      },
-    };
+    const ctx = jobContext(entry, deps, logger, log);
     logger.debug("job started", { executor: executor.name, attempt: job.attempts });
     const value = await abort.race(executor.execute(job, ctx));
     const result = toJsonResult(value);
@@ -130,6 +100,42 @@ export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<
     deps.clock.clearTimeout(timeout);
     await log.close();
   }
+}
+
+/** What the executor of one attempt is given besides the job. */
+function jobContext(entry: RunningJob, deps: AttemptDeps, logger: Logger, log: AttemptLog): JobContext {
+  const { job, abort } = entry;
+  return {
+    job,
+    workerId: deps.workerId,
+    attempt: job.attempts,
+    dependencyResults: entry.dependencyResults,
+    logger,
+    get signal() {
+      return abort.signal;
+    },
+    rateLimited: (options = {}) => {
+      const seconds = options.retryAfterSeconds ?? 1;
+      if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0 || seconds > 86_400) {
+        throw new NonRetryableError(`ctx.rateLimited: retryAfterSeconds must be a number of seconds from 0 to 86400 (got ${String(seconds)})`);
+      }
+      throw new RateLimitedError(seconds);
+    },
+    log,
+    delegate: ((spec: CreateJobInput, options: DelegateOptions = {}) =>
+      deps
+        .delegation(job, abort.signal)
+        .delegateAll([spec], options)
+        .then((out) => out[0])) as JobContext["delegate"],
+    delegateAll: ((specs: CreateJobInput[], options: DelegateOptions = {}) => deps.delegation(job, abort.signal).delegateAll(specs, options)) as JobContext["delegateAll"],
+    task: {
+      id: job.taskId,
+      setStep: async (step) => {
+        if (job.taskId === null) throw new Error(`job ${JSON.stringify(job.id)} belongs to no task`);
+        await setTaskStep(deps.store.db, job.taskId, step);
+      },
+    },
+  };
 }
 
 async function deferForRateLimit(entry: RunningJob, error: RateLimitedError, deps: AttemptDeps, logger: Logger): Promise<void> {
