@@ -1,7 +1,7 @@
-import { createHash } from "node:crypto";
 import type pg from "pg";
 import { clientSettings } from "./client";
-import { SKEIN_TYPES } from "./parsers";
+import { pgQuery } from "./pg-query";
+import { runPooledTransaction } from "./pool-transaction";
 import { SkeinSchema } from "./schema";
 import { ValidationError } from "../core/errors";
 
@@ -30,25 +30,6 @@ export interface QueryOptions {
    * a caller's transaction, outside a transaction) it changes nothing.
    */
   final?: boolean;
-}
-
-const statementNames = new Map<string, string>();
-
-/** A stable name for a statement's text (the same text on every connection gets the same name). */
-function statementName(text: string): string {
-  let name = statementNames.get(text);
-  if (!name) {
-    name = `skein_${createHash("sha1").update(text).digest("hex").slice(0, 16)}`;
-    statementNames.set(text, name);
-  }
-  return name;
-}
-
-/** The query config for `pg`: named when asked to prepare, with Skein's type parsers. */
-function pgQuery(text: string, values: readonly unknown[], options?: QueryOptions): pg.QueryConfig {
-  const config: pg.QueryConfig = { text, values: values as unknown[], types: SKEIN_TYPES };
-  if (options?.prepare) config.name = statementName(text);
-  return config;
 }
 
 /** A Prisma client or interactive-transaction client: the subset Skein uses for raw SQL. */
@@ -92,108 +73,13 @@ class PoolDatabase implements Database {
   }
 
   /**
-   * On a pipelining connection (`createPrismaClient` makes them), `BEGIN`
-   * goes out with the first statement and `COMMIT` with the one marked
-   * `final`, so a transaction of two statements takes two round trips, not
-   * four. Each query still has its own reply. A statement the server refuses
-   * aborts the transaction, and the `COMMIT` sent behind it ends it as a
-   * rollback; `COMMIT` is sent ahead only when the statement's values are
-   * plain (strings, numbers, booleans, null, arrays of them), which `pg`
-   * cannot fail to send. A final statement's failure fails the transaction
-   * even if `fn` catches it, and a connection left inside a transaction is
-   * discarded, never returned to the pool.
+   * One transaction on a pooled connection; on a pipelining one (as
+   * `createPrismaClient` makes them) `BEGIN` and `COMMIT` ride with the first
+   * and the final statement (see `PooledTransaction`).
    */
-  async transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
-    const client = (await this.pool.connect()) as pg.PoolClient & { pipeline?: boolean; getTransactionStatus?: () => string | null };
-    const pipelined = client.pipeline === true;
-    let broken: Error | undefined;
-    // pg-pool removes its own error listener while a client is checked out: a
-    // connection cut mid-transaction (server restart, terminated backend) must
-    // fail this transaction's query, not crash the process with an unhandled 'error'.
-    const onError = (error: Error) => {
-      broken = error;
-    };
-    client.on("error", onError);
-    // Set once a COMMIT sent ahead has been answered: the transaction has ended (committed, or
-    // rolled back because a statement failed), so no ROLLBACK is needed.
-    let ended = false;
-    try {
-      // Not awaited on a pipelining connection: the first statement waits for it.
-      let begin: Promise<unknown> | undefined = client.query("BEGIN");
-      if (pipelined) begin.catch(() => undefined); // handled where it is awaited (or by the rollback below)
-      else {
-        await begin;
-        begin = undefined;
-      }
-      let finalSent = false;
-      let finalError: unknown;
-      /** Sends COMMIT and checks that it committed (PostgreSQL answers ROLLBACK when a statement had failed). */
-      const commitNow = async () => {
-        const result = await client.query("COMMIT");
-        ended = true;
-        if (result.command !== "COMMIT") throw new Error("the transaction was rolled back: a statement in it failed");
-      };
-      const sql: Sql = {
-        schema: this.schema,
-        query: async <R>(text: string, values: readonly unknown[] = [], given?: QueryOptions) => {
-          const options = this.allowed(given);
-          if (finalSent) throw new Error("no statement may follow a transaction's final one (its COMMIT has been sent)");
-          const before = begin;
-          begin = undefined;
-          const reply = client.query(pgQuery(text, values, options));
-          const commitAhead = options?.final === true && pipelined && values.every(plainValue);
-          if (options?.final) finalSent = true;
-          const commit = commitAhead ? client.query("COMMIT") : undefined;
-          try {
-            // Every reply sent is awaited, so none is left unhandled when one fails.
-            const [began, answered, finished] = await Promise.allSettled([before, reply, commit]);
-            const commitAnswer = commitAhead && finished.status === "fulfilled" ? (finished.value as pg.QueryResult) : undefined;
-            if (commitAnswer) ended = true;
-            const committed = commitAnswer?.command === "COMMIT";
-            const failure = [began, answered, finished].find((r): r is PromiseRejectedResult => r.status === "rejected");
-            if (failure) {
-              // Only a reply that failed in this process (a row it could not read) can meet a committed transaction.
-              if (committed) throw new Error(`the transaction committed, but its final statement's reply failed: ${String(failure.reason)}`, { cause: failure.reason });
-              throw failure.reason;
-            }
-            if (options?.final && !commitAhead) await commitNow();
-            return (answered as PromiseFulfilledResult<pg.QueryResult>).value.rows as R[];
-          } catch (error) {
-            if (options?.final) finalError = error;
-            throw error;
-          }
-        },
-      };
-      const value = await fn(sql);
-      if (finalError !== undefined) throw finalError; // caught inside fn, but the transaction did not commit as asked
-      if (begin) await begin; // the function ran no statement
-      if (!finalSent) await commitNow();
-      return value;
-    } catch (error) {
-      if (!ended) {
-        // On a pipelining connection this is queued behind anything still unanswered (BEGIN included).
-        await client.query("ROLLBACK").catch((rollbackError: Error) => {
-          broken = rollbackError;
-        });
-      }
-      throw error;
-    } finally {
-      client.removeListener("error", onError);
-      // A connection that errored, whose rollback failed, or that is somehow still
-      // inside a transaction is in an unknown state: discard it.
-      const status = client.getTransactionStatus?.();
-      if (!broken && (status === "T" || status === "E")) broken = new Error(`connection left inside a transaction (state ${status})`);
-      client.release(broken);
-    }
+  transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    return runPooledTransaction(this.pool, this.schema, (options) => this.allowed(options), fn);
   }
-}
-
-/** Whether `pg` sends this value as it is (no `toPostgres`, no JSON of an object, nothing that can throw). */
-function plainValue(value: unknown): boolean {
-  if (value === null || value === undefined) return true;
-  const type = typeof value;
-  if (type === "string" || type === "number" || type === "boolean") return true;
-  return Array.isArray(value) && value.every(plainValue);
 }
 
 class PrismaDatabase implements Database {
