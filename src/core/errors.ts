@@ -14,11 +14,26 @@ export class ValidationError extends SkeinError {
   }
 }
 
+/** `"a", "b"` for error messages. */
+function quoted(ids: readonly string[], separator = ", "): string {
+  return ids.map((id) => JSON.stringify(id)).join(separator);
+}
+
+/** An error about some job ids, listed in its message after `what` (plural when there are several). */
+abstract class JobIdsError extends SkeinError {
+  constructor(
+    readonly ids: string[],
+    what: string,
+  ) {
+    super(`${what}${ids.length > 1 ? "s" : ""}: ${quoted(ids)}`);
+  }
+}
+
 /** Dependencies name jobs that do not exist (live or in history). Nothing was written. */
-export class UnknownDependencyError extends SkeinError {
+export class UnknownDependencyError extends JobIdsError {
   override name = "UnknownDependencyError";
-  constructor(readonly ids: string[]) {
-    super(`unknown dependency id${ids.length > 1 ? "s" : ""}: ${ids.map((id) => JSON.stringify(id)).join(", ")}`);
+  constructor(ids: string[]) {
+    super(ids, "unknown dependency id");
   }
 }
 
@@ -26,15 +41,15 @@ export class UnknownDependencyError extends SkeinError {
 export class DependencyCycleError extends SkeinError {
   override name = "DependencyCycleError";
   constructor(readonly ids: string[]) {
-    super(`dependency cycle: ${ids.map((id) => JSON.stringify(id)).join(" -> ")}`);
+    super(`dependency cycle: ${quoted(ids, " -> ")}`);
   }
 }
 
 /** A job with one of these ids exists already (or the ids repeat within one call). Nothing was written. */
-export class DuplicateJobIdError extends SkeinError {
+export class DuplicateJobIdError extends JobIdsError {
   override name = "DuplicateJobIdError";
-  constructor(readonly ids: string[]) {
-    super(`duplicate job id${ids.length > 1 ? "s" : ""}: ${ids.map((id) => JSON.stringify(id)).join(", ")}`);
+  constructor(ids: string[]) {
+    super(ids, "duplicate job id");
   }
 }
 

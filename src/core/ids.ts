@@ -28,9 +28,8 @@ let sequence = 0;
  * sequence starts at a random value below 2048 each millisecond and counts up
  * within it (RFC 9562's method 1); if it would pass 4095, the time field moves
  * on by a millisecond. Time-ordered keys go in at the right edge of the
- * primary-key index instead of at random places in it: bulk inserts into a
- * `jobs` table growing to about 300,000 rows measured 11-14% faster than with
- * random (version 4) UUIDs, and no different at 20,000 (docs/BENCHMARKS.md).
+ * primary-key index instead of at random places in it, which keeps bulk
+ * inserts into a large table fast (docs/BENCHMARKS.md).
  */
 export function newJobId(now: number = Date.now()): string {
   if (now > lastMs) {

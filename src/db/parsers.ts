@@ -19,9 +19,9 @@ function twoDigits(text: string, i: number): number {
 
 /**
  * Parses PostgreSQL's text form of a `timestamptz` in the ISO DateStyle
- * (`2026-11-24 22:28:23.123456+00`, any offset) with integer arithmetic: a
- * claimed job carries half a dozen timestamps, and `pg`'s regular-expression
- * parser took about 0.7 µs for each. Milliseconds are the first three
+ * (`2026-11-24 22:28:23.123456+00`, any offset) with integer arithmetic
+ * (a claimed job carries half a dozen timestamps; `pg`'s regular-expression
+ * parser is slower: docs/BENCHMARKS.md). Milliseconds are the first three
  * fractional digits (a `Date` holds no more). Any other form (another
  * DateStyle, a year outside 1000-9999, BC, infinity) goes to `pg`'s parser,
  * which returns a number for ±infinity (columns Skein reads never hold it).

@@ -76,11 +76,9 @@ export function refreshAndLog(db: Database, logger: Logger, { onlyPermitted, fai
 /**
  * A producer's side of the refresh: counts the jobs it writes and, after every
  * `everyRows`, checks the statistics in the background (one check at a time),
- * analysing only what this role may analyse. Without it, a process that only
- * creates jobs (no worker running, or none with `maintenance` on) inserted
- * into a table its prepared insert was planned for while empty, checking each
- * new id against the whole table: one at a time from 8 clients fell from about
- * 2,400 to 1,200 jobs/s over 12,000 jobs. `isOpen` says whether the client
+ * analysing only what this role may analyse, so that a process that only
+ * creates jobs does not keep inserting on a plan made for an empty table
+ * (docs/BENCHMARKS.md, "A producer alone"). `isOpen` says whether the client
  * still takes queries (a check never starts after it was closed).
  */
 export class StatisticsWatch {

@@ -2,12 +2,12 @@ import { checkInteger, checkTags, checkText, describe, INT4_MAX, LIMITS } from "
 import { ValidationError } from "../core/errors";
 import { newJobId } from "../core/ids";
 import { isPlainObject, storableJson } from "../core/json";
-import { JobType, type DependencySpec, type FailurePolicy, type CreateJobInput, type JsonObject } from "../core/types";
+import { JobType, type CreateJobInput, type DependencySpec, type FailurePolicy, type Job, type JsonObject } from "../core/types";
 
 const JOB_TYPES: readonly string[] = Object.values(JobType);
 
-/** A validated job, ready to be planned and written. */
-export interface NormalizedJob {
+/** A validated job, ready to be planned and written: a {@link Job}'s fields as given, with defaults. */
+export interface NormalizedJob extends Pick<Job, "name" | "description" | "maxRetries" | "priority" | "timeoutSeconds" | "queue" | "tenant" | "rateLimitKey" | "rateLimitCost" | "concurrencyKey" | "tags"> {
   id: string;
   /**
    * The caller supplied the id. A generated one is a new version 7 UUID (the
@@ -18,8 +18,6 @@ export interface NormalizedJob {
    */
   idGiven: boolean;
   jobType: JobType;
-  name: string;
-  description: string | null;
   payload: JsonObject;
   /** As given (for the `dependencies` column). */
   dependencies: DependencySpec[];
@@ -27,16 +25,7 @@ export interface NormalizedJob {
   dependencyIds: string[];
   /** Each distinct dependency's failure policy. */
   policies: Map<string, FailurePolicy>;
-  maxRetries: number;
-  priority: number;
   runAt: Date | null;
-  timeoutSeconds: number | null;
-  queue: string;
-  tenant: string | null;
-  rateLimitKey: string | null;
-  rateLimitCost: number;
-  concurrencyKey: string | null;
-  tags: string[];
 }
 
 /** Validates one input; `where` prefixes field names in errors (e.g. `jobs[3].`). */

@@ -1,9 +1,8 @@
 /**
  * An attempt's abort switch (cancelled, timed out, shutdown, lease lost).
  * The `AbortSignal` an executor sees is made only when something asks for
- * it: making an `AbortController` took 2-3 µs on Node 20 (a loop of 200,000),
- * against about 50 µs of worker CPU for a whole no-op job, and most executors
- * never read the signal.
+ * it: most executors never read it, and making one is a noticeable share of
+ * a no-op job's cost (docs/BENCHMARKS.md).
  * The worker's own wait on the executor ({@link AttemptAbort.race}) needs no
  * signal at all.
  */

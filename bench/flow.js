@@ -6,7 +6,7 @@
 // while the big one's backlog is queued. Reports the rate each key achieved
 // against its limit over a 10 s window, and how long the small tenant waited.
 //
-//   npm run build && node scripts/bench-flow.js [--database-url URL] [--seconds 10]
+//   npm run build && node bench/flow.js [--database-url URL] [--seconds 10]
 //
 // Writes bench/results/flow-<time>.json and prints a table.
 const os = require("node:os");

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Steady traffic over a large backlog, for minutes: does the claim's cost stay bounded?
 //
-//   node scripts/bench-backlog-vacuum.js [--dist dist] [--table-settings shipped|defaults|"<storage parameters>"]
+//   node bench/backlog-vacuum.js [--dist dist] [--table-settings shipped|defaults|"<storage parameters>"]
 //        [--backlog 1000000] [--burst 10000] [--rounds 12] [--period 30]
 //
 // Starts an embedded server with pg_stat_statements, migrates a database, and
@@ -22,7 +22,7 @@ const os = require("node:os");
 const path = require("node:path");
 const { clearTimeout } = require("node:timers");
 const pg = require("pg");
-const graphs = require("../bench/lib/graphs");
+const graphs = require("./lib/graphs");
 const { arg } = require("./lib/scratch");
 
 const SETTINGS = ["autovacuum_vacuum_scale_factor", "autovacuum_vacuum_threshold", "vacuum_index_cleanup"];

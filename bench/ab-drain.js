@@ -4,7 +4,7 @@
 // Prints medians of throughput and of the worker's CPU per job (the worker runs
 // in this process).
 //
-//   node scripts/ab-drain.js --before /path/to/old/dist --after dist [--jobs 20000] [--concurrency 10,50] [--repeats 3]
+//   node bench/ab-drain.js --before /path/to/old/dist --after dist [--jobs 20000] [--concurrency 10,50] [--repeats 3]
 //     [--before-options '{"prefetch":0}'] [--after-options '{"prefetch":100}']   (extra Worker options per side)
 //
 // Used for issue 6's "no-op throughput with flow control unused drops by less

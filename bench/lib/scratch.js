@@ -2,8 +2,8 @@
 // What the measurement scripts (ab-drain, bench-flow, bench-idle-worker)
 // share: command-line options, and the benchmark's own helpers for medians
 // (bench/lib/stats.js) and throwaway databases (bench/lib/server.js).
-const { openServer, PREFIX } = require("../../bench/lib/server");
-const { median } = require("../../bench/lib/stats");
+const { openServer, PREFIX } = require("./server");
+const { median } = require("./stats");
 
 /** The value after `--name` on the command line, or `fallback`. */
 function arg(name, fallback) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // A worker that idled before a burst, against one started after it.
 //
-//   node scripts/bench-idle-worker.js [--dist dist] [--kinds dag,chains] [--repeats 2]
+//   node bench/idle-worker.js [--dist dist] [--kinds dag,chains] [--repeats 2]
 //
 // "started after": a fresh database; the graph is created, then a worker
 // (c=50) starts and runs it. "idle first": the tables are analysed while empty
@@ -13,7 +13,7 @@
 // Prints one line per run and a median per kind and mode.
 const path = require("node:path");
 const pg = require("pg");
-const graphs = require("../bench/lib/graphs");
+const graphs = require("./lib/graphs");
 const { arg, median, scratchServer } = require("./lib/scratch");
 
 async function runOnce(skein, server, kind, idleFirst, label) {
