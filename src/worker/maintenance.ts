@@ -6,7 +6,7 @@ import { refreshAndLog } from "../db/statistics";
 import type { JobStore } from "../db/store";
 import type { JobManager } from "../jobs/JobManager";
 import type { Logger } from "../core/logger";
-import type { Clock } from "../core/clock";
+import { systemClock, type Clock } from "../core/clock";
 
 /**
  * Prunes history older than `retentionDays`, at most once per `intervalHours`
@@ -60,7 +60,7 @@ export interface MaintenanceContext {
 export class MaintenanceTimers {
   private active = false;
   private readonly timers: unknown[] = [];
-  private pruneTask: ReturnType<typeof cron.schedule> | undefined;
+  private pruneTask: { stop(): void } | undefined;
 
   constructor(private readonly context: MaintenanceContext) {}
 
@@ -69,14 +69,14 @@ export class MaintenanceTimers {
     this.active = true;
     this.everySecond(0, () => this.runSchedules());
     this.everySecond(1, () => refreshAndLog(this.context.db, this.context.logger, { onlyPermitted: false, failureLevel: "warn" }));
-    this.pruneTask = cron.schedule("* * * * *", () => void this.pruneHistory(), { name: `skein-prune-${this.context.workerId}` });
+    this.pruneTask = this.everyMinute(() => this.pruneHistory());
   }
 
   /** Clears the timers; a round in flight finishes but does not re-arm. */
   stop(): void {
     this.active = false;
     for (const timer of this.timers) this.context.clock.clearTimeout(timer);
-    this.pruneTask?.destroy();
+    this.pruneTask?.stop();
     this.pruneTask = undefined;
   }
 
@@ -87,6 +87,23 @@ export class MaintenanceTimers {
         if (this.active) this.everySecond(slot, round);
       });
     }, 1000);
+  }
+
+  /**
+   * The prune task's trigger: a node-cron task on the minute with the system
+   * clock, else the injected clock's timer (a test's clock drives it too).
+   */
+  private everyMinute(round: () => Promise<void>): { stop(): void } {
+    if (this.context.clock === systemClock) {
+      const task = cron.schedule("* * * * *", () => void round(), { name: `skein-prune-${this.context.workerId}` });
+      return { stop: () => void task.destroy() };
+    }
+    let timer: unknown;
+    const arm = () => {
+      timer = this.context.clock.setTimeout(() => void round().finally(() => this.active && arm()), 60_000);
+    };
+    arm();
+    return { stop: () => this.context.clock.clearTimeout(timer) };
   }
 
   /** Enqueues the jobs of due schedules (exactly once per tick across workers). */
