@@ -59,6 +59,15 @@ function clientTables(): Map<string, string[]> {
   for (const [name, m] of Object.entries(model.models)) {
     tables.set(m.dbName ?? name, m.fields.filter((f) => f.kind === "scalar").map((f) => f.dbName ?? f.name).sort());
   }
+  // Columns of a type Prisma cannot read (`Unsupported("xid8")`) are in the
+  // schema but not in the runtime model: take them from the schema itself.
+  const schema = readFileSync(path.join(root, "prisma", "schema.prisma"), "utf8");
+  for (const block of schema.matchAll(/^model \w+ \{([^}]*)\}/gm)) {
+    const table = /@@map\("([^"]+)"\)/.exec(block[1])?.[1];
+    const unsupported = [...block[1].matchAll(/^\s*(\w+)\s+Unsupported\([^)]*\)[^\n]*?(?:@map\("([^"]+)"\))?[^\n]*$/gm)];
+    if (!table || unsupported.length === 0) continue;
+    tables.set(table, [...(tables.get(table) ?? []), ...unsupported.map((u) => u[2] ?? u[1])].sort());
+  }
   return tables;
 }
 

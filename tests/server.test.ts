@@ -139,24 +139,24 @@ describe("jobs and graphs", () => {
     expect(dependent.statusCode).toBe(400);
     expect(dependent.json()).toMatchObject({ field: "dependencies" });
     expect((await call("GET", "/api/jobs", orgB)).json()).toEqual([]);
-    expect((await ctx.jobManager.getJob("secret"))?.status).toBe("pending");
+    expect((await ctx.jobManager.getJob("t4:orgA:secret"))?.status).toBe("pending"); // stored under orgA's own ids
   });
 
   it("cancel with cascade, retry with downstream, and the DLQ, scoped to the tenant", async () => {
     await call("POST", "/api/graphs", orgA, { jobs: [job("p", { maxRetries: 0 }), job("q", { dependencies: ["p"] })] });
     await call("POST", "/api/jobs", orgB, job("other", { maxRetries: 0 }));
     const driver = new TestDriver(ctx.prisma);
-    await driver.failFinally("p");
-    await driver.failFinally("other");
+    await driver.failFinally("t4:orgA:p");
+    await driver.failFinally("t4:orgB:other");
     expect(((await call("GET", "/api/dlq", orgA)).json() as Array<{ id: string }>).map((j) => j.id)).toEqual(["p"]);
     const replay = await call("POST", "/api/dlq/replay", orgA, { ids: ["p", "other"] });
     expect(replay.json()).toMatchObject({ replayed: ["p"], restored: 2, skipped: [{ id: "other" }] });
-    expect((await ctx.jobManager.getJob("other"))?.status).toBe("failed");
+    expect((await ctx.jobManager.getJob("t4:orgB:other"))?.status).toBe("failed");
     expect((await call("POST", "/api/dlq/replay", orgA, {})).statusCode).toBe(400);
     expect((await call("POST", "/api/jobs/p/cancel", orgA, { cascade: true })).json()).toMatchObject({ status: "cancelled" });
-    expect((await ctx.jobManager.getJob("q"))?.status).toBe("cancelled");
+    expect((await ctx.jobManager.getJob("t4:orgA:q"))?.status).toBe("cancelled");
     expect((await call("POST", "/api/jobs/p/retry", orgA, { downstream: true })).json()).toMatchObject({ status: "pending" });
-    expect((await ctx.jobManager.getJob("q"))?.status).toBe("pending");
+    expect((await ctx.jobManager.getJob("t4:orgA:q"))?.status).toBe("pending");
     expect((await call("POST", "/api/jobs/p/retry", orgA, { downstream: "yes" })).statusCode).toBe(400);
     expect((await call("POST", "/api/jobs/p/retry", orgA, {})).statusCode).toBe(409);
   });
@@ -210,7 +210,8 @@ describe("operations (admin only)", () => {
     expect((await call("DELETE", "/api/schedules/s", ADMIN)).statusCode).toBe(404);
     expect((await call("POST", "/api/schedules", ADMIN, { name: "bad", cron: "nope", jobTemplate: { jobType: "agent" } })).json()).toMatchObject({ field: "cron" });
     expect((await call("PUT", "/api/rate-limits/openai", ADMIN, { perSecond: -5 })).statusCode).toBe(400);
-    expect(((await call("GET", "/api/rate-limits", orgA)).json() as Array<{ key: string }>).map((l) => l.key)).toEqual(["openai"]);
+    expect(((await call("GET", "/api/rate-limits", ADMIN)).json() as Array<{ key: string }>).map((l) => l.key)).toEqual(["openai"]);
+    expect((await call("GET", "/api/rate-limits", orgA)).statusCode).toBe(403);
     const token = (await call("POST", "/api/tokens", ADMIN, { tenant: "orgD", name: "ci" })).json() as { token: string; id: string };
     expect((await call("GET", "/api/me", token.token)).json()).toEqual({ role: "tenant", tenant: "orgD" });
     expect((await call("DELETE", `/api/tokens/${token.id}`, ADMIN)).statusCode).toBe(200);
@@ -264,11 +265,12 @@ describe("event streams", () => {
   it("streams a job's state changes and log lines, and resumes after Last-Event-ID", async () => {
     const port = (app.server.address() as { port: number }).port;
     await call("POST", "/api/jobs", orgA, job("s1"));
-    await ctx.pool.query("INSERT INTO job_logs (job_id, attempt, at, level, message) VALUES ('s1', 1, now(), 'info', 'first line')");
+    await ctx.pool.query("INSERT INTO job_logs (job_id, attempt, at, level, message) VALUES ('t4:orgA:s1', 1, now(), 'info', 'first line')");
     const first = await readEvents(port, "/api/jobs/s1/stream", orgA, undefined, (e) => e.some((x) => x.event === "log"));
-    expect(first.map((e) => e.event)).toEqual(["state", "log"]);
-    expect(first[1].data).toMatchObject({ message: "first line" });
-    await ctx.pool.query("INSERT INTO job_logs (job_id, attempt, at, level, message) VALUES ('s1', 1, now(), 'info', 'second line')");
+    expect(first.map((e) => e.event)).toEqual(["job", "log"]);
+    expect(first[0].data).toMatchObject({ id: "s1", status: "pending" });
+    expect(first[1].data).toMatchObject({ message: "first line", jobId: "s1" });
+    await ctx.pool.query("INSERT INTO job_logs (job_id, attempt, at, level, message) VALUES ('t4:orgA:s1', 1, now(), 'info', 'second line')");
     const resumed = await readEvents(port, "/api/jobs/s1/stream", orgA, first[1].id, (e) => e.length >= 1);
     expect(resumed.map((e) => (e.data as { message: string }).message)).toEqual(["second line"]);
     // The tenant stream: another tenant's changes never appear.

@@ -20,6 +20,8 @@ export const TABLES = [
   "schedules",
   "schedule_ticks",
   "api_tokens",
+  "stream_events",
+  "stream_tickets",
 ] as const;
 /** One of Skein's tables. */
 export type TableName = (typeof TABLES)[number];

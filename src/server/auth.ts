@@ -18,6 +18,10 @@ export interface ApiToken {
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest();
 const TOKEN = /^skt_([a-f0-9]{16})_([A-Za-z0-9_-]{43})$/;
+const TICKET = /^sst_[A-Za-z0-9_-]{43}$/;
+
+/** How long a stream ticket may open streams (a stream it opened stays open). */
+export const TICKET_SECONDS = 60;
 
 /**
  * Tokens are administration, on Skein's own client (from
@@ -79,4 +83,25 @@ export async function authenticate(prisma: PrismaClient, token: string | undefin
 
 function toApiToken(row: { id: string; tenant: string; name: string | null; createdAt: Date; revokedAt: Date | null; lastUsedAt: Date | null }): ApiToken {
   return { id: row.id, tenant: row.tenant, name: row.name, createdAt: row.createdAt, revokedAt: row.revokedAt, lastUsedAt: row.lastUsedAt };
+}
+
+/**
+ * A short-lived ticket for opening event streams as `principal`: browsers'
+ * EventSource cannot send headers, and a ticket in a URL, unlike the token,
+ * is worth nothing a minute later. Only its hash is stored.
+ */
+export async function createStreamTicket(prisma: PrismaClient, principal: Principal, now: Date = new Date()): Promise<{ ticket: string; expiresAt: Date }> {
+  const ticket = `sst_${randomBytes(32).toString("base64url")}`;
+  const expiresAt = new Date(now.getTime() + TICKET_SECONDS * 1000);
+  await prisma.streamTicket.deleteMany({ where: { expiresAt: { lt: now } } });
+  await prisma.streamTicket.create({ data: { hash: sha256(ticket).toString("hex"), tenant: principal.kind === "admin" ? null : principal.tenant, expiresAt } });
+  return { ticket, expiresAt };
+}
+
+/** Who a stream ticket was issued to, while it is valid. */
+export async function authenticateTicket(prisma: PrismaClient, ticket: string): Promise<Principal | undefined> {
+  if (!TICKET.test(ticket)) return undefined;
+  const row = await prisma.streamTicket.findUnique({ where: { hash: sha256(ticket).toString("hex") } });
+  if (!row || row.expiresAt.getTime() <= Date.now()) return undefined;
+  return row.tenant === null ? { kind: "admin" } : { kind: "tenant", tenant: row.tenant, tokenId: "ticket" };
 }

@@ -1,39 +1,29 @@
-import type { FastifyRequest } from "fastify";
-import type { Database } from "../db/database";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { Logger } from "../core/logger";
 import type { PrismaClient } from "../db/client";
-import { graphAround } from "../db/sql/graph";
+import type { Database } from "../db/database";
 import type { JobManager } from "../jobs/JobManager";
-import type { Principal } from "./auth";
+import { tenantOf } from "./access";
+import { TenantIds } from "./tenancy";
 
 /** What the routes share. */
 export interface ServerContext {
   jobManager: JobManager;
-  /** Skein's own client: the typed model API for administration (tokens). */
-  prisma: PrismaClient;
   db: Database;
-  /** The caller's tenant, or null for the admin (who sees every tenant). */
-  tenantOf(request: FastifyRequest): string | null;
-  /** The graph around a job, for the dashboard. */
-  graphAround(id: string, tenant: string | null): ReturnType<typeof graphAround>;
+  /** Skein's own client: the typed model API for administration (tokens, tickets). */
+  prisma: PrismaClient;
+  logger: Logger;
 }
 
-/** The principal the auth hook attached to a request. */
-export function principalOf(request: FastifyRequest): Principal {
-  const principal = (request as FastifyRequest & { principal?: Principal }).principal;
-  if (!principal) throw new Error("route reached without authentication");
-  return principal;
+/** A Fastify instance typed by TypeBox schemas. */
+export function typed(app: FastifyInstance) {
+  return app.withTypeProvider<TypeBoxTypeProvider>();
 }
+/** The typed instance routes are declared on. */
+export type TypedApp = ReturnType<typeof typed>;
 
-/** Builds the context. */
-export function serverContext(jobManager: JobManager, db: Database, prisma: PrismaClient): ServerContext {
-  return {
-    jobManager,
-    prisma,
-    db,
-    tenantOf: (request) => {
-      const p = principalOf(request);
-      return p.kind === "admin" ? null : p.tenant;
-    },
-    graphAround: (id, tenant) => graphAround(db, id, tenant, 300),
-  };
+/** The caller's view of ids (a tenant's own namespace; the admin's is the stored one). */
+export function idsOf(request: FastifyRequest): TenantIds {
+  return new TenantIds(tenantOf(request));
 }

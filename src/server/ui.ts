@@ -14,7 +14,7 @@ const FILES: Record<string, { file: string; type: string }> = {
 export async function uiRoutes(app: FastifyInstance): Promise<void> {
   const cache = new Map<string, string>();
   for (const [route, { file, type }] of Object.entries(FILES)) {
-    app.get(route, { schema: { hide: true } }, async (_request, reply) => {
+    app.get(route, { config: { access: "public" }, schema: { hide: true } }, async (_request, reply) => {
       if (!cache.has(file)) cache.set(file, readFileSync(path.join(UI_DIR, file), "utf8"));
       reply.header("content-type", type).header("cache-control", "no-cache").header("content-security-policy", "default-src 'self'; style-src 'self'; img-src 'self' data:");
       return cache.get(file);

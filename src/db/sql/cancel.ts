@@ -1,6 +1,6 @@
 import type { Sql } from "../database";
 import { unblockDependents } from "./finish";
-import { archiveInsert } from "./rows";
+import { archiveInsert, streamEvents } from "./rows";
 import { sql, statement, T } from "./template";
 
 /** A job that ended failed or cancelled, whose dependents must follow their edges' failure policies. */
@@ -71,6 +71,8 @@ const downstreamStatement = statement<
        ), moved AS (
          DELETE FROM ${T.jobs} j USING locked l WHERE j.id = l.id
          RETURNING j.*, l.root, l.root_status, l.outcome
+       ), se AS (
+         ${streamEvents("moved", sql`e.outcome`, sql`e.attempts`)}
        ), archived AS (
          ${archiveInsert("moved", { status: sql`s.outcome`, error: sql`format('%s because job %s %s', s.outcome, to_json(s.root)::text, s.root_status)`, result: sql`NULL` })}
        )
@@ -80,6 +82,7 @@ const downstreamStatement = statement<
 
 const archiveCancelledStatement = statement<{ id: string; reason: string }, { id: string }>(
   (p) => sql`WITH done AS (DELETE FROM ${T.jobs} WHERE id = ${p.id} RETURNING *),
+     se AS (${streamEvents("done", sql`'cancelled'`, sql`e.attempts`)}),
      archived AS (${archiveInsert("done", { status: sql`'cancelled'`, error: sql`${p.reason}::text`, result: sql`NULL` })} RETURNING job_id)
      SELECT job_id AS id FROM archived`,
 );

@@ -1,6 +1,6 @@
 import type { Sql } from "../database";
 import { claimOrder, filterValues, flowReady, plainReady, shapeKey, shapeOf, workerFilter, type FilterShape, type WorkerFilter } from "./fragments";
-import { archiveInsert, leaseSet, leaseTokens, LIVE_COLUMNS, type JobRow, type LeaseParams } from "./rows";
+import { archiveInsert, leaseSet, leaseTokens, LIVE_COLUMNS, streamEvents, type JobRow, type LeaseParams } from "./rows";
 import { CHANNEL, sql, statement, T, variants, when } from "./template";
 
 /** What one claim statement got, and whether jobs needing the flow-control claim wait. */
@@ -62,6 +62,8 @@ const claimStatement = variants(
        UPDATE ${T.jobs} t SET ${leaseSet(p, "t", sql`(${p.tokens}::uuid[])[c.n]`)}
        FROM numbered c WHERE t.id = c.id
        RETURNING t.*
+     ), se AS (
+       ${streamEvents("j", sql`'running'`, sql`e.attempts`)}
      )
      SELECT ${LIVE_COLUMNS}, f.flow_waiting FROM (SELECT EXISTS (
        SELECT 1 FROM ${T.jobs} w WHERE ${flowReady("w")}${workerFilter(p, "w", v)}
@@ -102,6 +104,8 @@ const claimByIdStatement = variants(shapeKey, (shape: FilterShape) =>
        UPDATE ${T.jobs} t SET ${leaseSet(p, "t", sql`${p.token}::uuid`)}
        FROM candidate c WHERE t.id = c.id
        RETURNING t.*
+     ), se AS (
+       ${streamEvents("j", sql`'running'`, sql`e.attempts`)}
      )
      SELECT ${LIVE_COLUMNS} FROM j`,
   ),
@@ -149,7 +153,9 @@ const releaseStatement = statement<{ leases: string; reason: string; started: bo
        FROM before b, jsonb_to_recordset(${p.leases}::jsonb) AS x(id text, lease_token uuid)
        -- The lease is checked again here: a row lock waited for re-checks only this WHERE.
        WHERE j.id = b.id AND x.id = b.id AND j.lease_token = x.lease_token AND j.status = 'running'
-       RETURNING j.id
+       RETURNING j.id, j.tenant, j.name, j.attempts
+     ), se AS (
+       ${streamEvents("u", sql`'pending'`, sql`e.attempts`)}
      ), ev AS (
        INSERT INTO ${T.job_events} (job_id, event, worker_id, attempt, detail)
        SELECT b.id, 'released', b.locked_by, b.attempts, jsonb_build_object('reason', ${p.reason}::text, 'startedAt', b.started_at)
@@ -194,7 +200,9 @@ const retryExpiredStatement = statement<{ batch: number }, { id: string }>(
        UPDATE ${T.jobs} j SET status = 'pending', retry_count = j.retry_count + 1, error_message = ${LEASE_EXPIRED},
          locked_by = NULL, lease_token = NULL, lease_expires_at = NULL, run_at = now(), updated_at = now()
        FROM expired e WHERE j.id = e.id
-       RETURNING j.id
+       RETURNING j.id, j.tenant, j.name, j.attempts
+     ), se AS (
+       ${streamEvents("u", sql`'pending'`, sql`e.attempts`)}
      ), ev AS (
        INSERT INTO ${T.job_events} (job_id, event, worker_id, attempt, detail)
        SELECT b.id, 'lease_lost', b.locked_by, b.attempts, jsonb_build_object('startedAt', b.started_at, 'then', 'retried')
@@ -218,6 +226,8 @@ const failExpiredStatement = statement<{ batch: number }, { id: string }>(
        ORDER BY id LIMIT ${p.batch} FOR UPDATE SKIP LOCKED
      ), done AS (
        DELETE FROM ${T.jobs} j USING expired e WHERE j.id = e.id RETURNING j.*
+     ), se AS (
+       ${streamEvents("done", sql`'failed'`, sql`e.attempts`)}
      ), ev AS (
        INSERT INTO ${T.job_events} (job_id, event, worker_id, attempt, detail)
        SELECT d.id, 'lease_lost', d.locked_by, d.attempts, jsonb_build_object('startedAt', d.started_at, 'then', 'failed')

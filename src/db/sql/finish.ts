@@ -1,5 +1,5 @@
 import type { Sql } from "../database";
-import { archiveInsert, startAfterHold } from "./rows";
+import { archiveInsert, startAfterHold, streamEvents } from "./rows";
 import { CHANNEL, sql, statement, T, type Fragment } from "./template";
 
 /** One finished attempt to record as completed, with the lease it ran under. */
@@ -22,6 +22,8 @@ const archiveCompletedStatement = statement<{ completions: string }, { id: strin
        DELETE FROM ${T.jobs} j USING input i
        WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = 'running'
        RETURNING j.*, i.result AS new_result, i.held_ms
+     ), se AS (
+       ${streamEvents("done", sql`'completed'`, sql`e.attempts`)}
      ), archived AS (
        ${archiveInsert("done", { status: sql`'completed'`, error: sql`NULL`, result: sql`s.new_result`, startedAt: startAfterHold(sql`s.started_at`, sql`COALESCE(s.held_ms, 0)`) })}
        RETURNING job_id
@@ -122,7 +124,9 @@ const retryFailedStatement = statement<FailureParams, { id: string }>(
        FROM before b
        -- The lease is checked again here: a row lock waited for re-checks only this WHERE.
        WHERE j.id = b.id AND j.lease_token = ${p.leaseToken}::uuid AND j.status = 'running' AND j.retry_count < j.max_retries
-       RETURNING j.id
+       RETURNING j.id, j.tenant, j.name, j.attempts
+     ), se AS (
+       ${streamEvents("u", sql`'pending'`, sql`e.attempts`)}
      ), ev AS (
        INSERT INTO ${T.job_events} (job_id, event, worker_id, attempt, detail)
        SELECT b.id, 'retried', b.locked_by, b.attempts,
@@ -135,6 +139,8 @@ const retryFailedStatement = statement<FailureParams, { id: string }>(
 const failFinallyStatement = statement<Omit<FailureParams, "delay" | "final">, { id: string }>(
   (p) => sql`WITH done AS (
        DELETE FROM ${T.jobs} WHERE id = ${p.id} AND lease_token = ${p.leaseToken}::uuid AND status = 'running' RETURNING *
+     ), se AS (
+       ${streamEvents("done", sql`'failed'`, sql`e.attempts`)}
      ), archived AS (
        ${archiveInsert("done", { status: sql`'failed'`, error: sql`${p.error}::text`, result: sql`NULL`, startedAt: startAfterHold(sql`s.started_at`, sql`${p.heldMs}::float8`) })}
        RETURNING job_id

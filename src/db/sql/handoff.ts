@@ -2,7 +2,7 @@ import type { Sql } from "../database";
 import { byClaimOrder } from "./claim";
 import { lockedDependents } from "./finish";
 import { claimOrder, filterValues, plainReady, shapeKey, shapeOf, workerFilter, type FilterShape, type WorkerFilter } from "./fragments";
-import { leaseSetWhere, LIVE_COLUMNS, type JobRow, type LeaseParams } from "./rows";
+import { leaseSetWhere, LIVE_COLUMNS, streamEvents, type JobRow, type LeaseParams } from "./rows";
 import { CHANNEL, sql, statement, T, variants } from "./template";
 
 /** A completing worker's offer to run the dependents its completions make ready. */
@@ -52,6 +52,8 @@ const handoffStatement = variants(shapeKey, (shape: FilterShape) =>
        FROM locked l LEFT JOIN chosen ch ON ch.id = l.id
        WHERE c.id = l.id
        RETURNING c.*, ch.k IS NOT NULL AS handed
+     ), se AS (
+       ${streamEvents("unblocked", sql`'running'`, sql`e.attempts`, sql` WHERE e.handed`)}
      ), counts AS (
        SELECT count(*) FILTER (WHERE NOT handed AND pending_dependencies = 0 AND run_at <= now())::int AS ready FROM unblocked
      )

@@ -1,5 +1,5 @@
 import type { Sql } from "../database";
-import { HISTORY_COLUMNS, type JobRow } from "./rows";
+import { HISTORY_COLUMNS, streamEvents, type JobRow } from "./rows";
 import { CHANNEL, sql, statement, T, type Fragment } from "./template";
 
 /** A job row to insert, already validated: a {@link JobRow}'s own columns, the run time as an ISO timestamp (null for the database's now()). */
@@ -116,9 +116,13 @@ function unset<T>(value: T | null): T | undefined {
 }
 
 const insertJobsStatement = statement<{ rows: string }, { id: string; run_at: Date; created_at: Date }>(
-  (p) => sql`WITH ${inputCte(sql`${p.rows}`)}
-     ${INSERT_FROM_INPUT}
-     RETURNING id, run_at, created_at`,
+  (p) => sql`WITH ${inputCte(sql`${p.rows}`)}, j AS (
+       ${INSERT_FROM_INPUT}
+       RETURNING id, tenant, name, run_at, created_at
+     ), se AS (
+       ${streamEvents("j", sql`'pending'`, sql`0`)}
+     )
+     SELECT id, run_at, created_at FROM j`,
 );
 
 /**
@@ -179,7 +183,9 @@ const insertIfNewStatement = statement<
        ${INSERT_FROM_INPUT}
        WHERE NOT EXISTS (SELECT 1 FROM taken)
        ORDER BY id -- one lock order for every caller: overlapping batches wait, never deadlock
-       RETURNING id, run_at, created_at
+       RETURNING id, tenant, name, run_at, created_at
+     ), se AS (
+       ${streamEvents("j", sql`'pending'`, sql`0`)}
      ), sent AS (
        SELECT pg_notify(${CHANNEL.ready}, '') FROM j WHERE ${p.notify}::boolean AND j.run_at <= now() LIMIT 1
      )
@@ -260,6 +266,8 @@ const insertEndedStatement = statement<{ rows: string }, JobRow>(
               rate_limit_cost, concurrency_key, tags, task_id, parent_id, timeout_seconds, now(), now(), now()
        FROM input
        RETURNING *
+     ), se AS (
+       ${streamEvents("input", sql`e.status`, sql`0`)}
      )
      SELECT ${HISTORY_COLUMNS} FROM h`,
 );

@@ -1,6 +1,6 @@
 import type { Sql } from "../database";
 import { claimOrder, filterValues, flowReady, pausedMs, ready, refilledTokens, shapeKey, shapeOf, workerFilter, type FilterShape, type WorkerFilter } from "./fragments";
-import { leaseSet, leaseTokens, LIVE_COLUMNS, type JobRow, type LeaseParams } from "./rows";
+import { leaseSet, leaseTokens, LIVE_COLUMNS, streamEvents, type JobRow, type LeaseParams } from "./rows";
 import { sql, statement, T, variants } from "./template";
 
 /**
@@ -211,6 +211,8 @@ const leaseChosenStatement = statement<LeaseParams & { ids: readonly string[]; t
        UPDATE ${T.jobs} t SET ${leaseSet(p, "t", sql`(${p.tokens}::uuid[])[c.n]`, sql`clock_timestamp()`)}
        FROM chosen c WHERE t.id = c.id AND t.status = 'pending'
        RETURNING t.*
+     ), se AS (
+       ${streamEvents("j", sql`'running'`, sql`e.attempts`)}
      )
      SELECT ${LIVE_COLUMNS} FROM j`,
 );
@@ -241,7 +243,9 @@ const deferStatement = statement<{ id: string; leaseToken: string; seconds: numb
        FROM before b
        -- The lease is checked again here: a row lock waited for re-checks only this WHERE.
        WHERE j.id = b.id AND j.lease_token = ${p.leaseToken}::uuid AND j.status = 'running'
-       RETURNING j.id
+       RETURNING j.id, j.tenant, j.name, j.attempts
+     ), se AS (
+       ${streamEvents("u", sql`'pending'`, sql`e.attempts`)}
      ), ev AS (
        INSERT INTO ${T.job_events} (job_id, event, worker_id, attempt, detail)
        SELECT b.id, 'rate_limited', b.locked_by, b.attempts, jsonb_build_object('retryAfterSeconds', ${p.seconds}::float8, 'startedAt', b.started_at)

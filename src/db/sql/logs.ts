@@ -33,23 +33,3 @@ const readLogsStatement = statement<{ jobId: string; after: string | null; limit
 export function readLogs(db: Sql, jobId: string, afterId: string | null, limit: number): Promise<LogRow[]> {
   return readLogsStatement.all(db, { jobId, after: afterId, limit });
 }
-
-const tenantLogsStatement = statement<{ tenant: string | null; after: string; limit: number }, LogRow>(
-  (p) => sql`SELECT l.id::text AS id, l.job_id, l.attempt, l.at, l.level, l.message, l.fields FROM ${T.job_logs} l
-     WHERE l.id > ${p.after}::bigint AND (${p.tenant}::text IS NULL
-       OR EXISTS (SELECT 1 FROM ${T.jobs} j WHERE j.id = l.job_id AND j.tenant = ${p.tenant})
-       OR EXISTS (SELECT 1 FROM ${T.job_history} h WHERE h.job_id = l.job_id AND h.tenant = ${p.tenant}))
-     ORDER BY l.id LIMIT ${p.limit}`,
-);
-
-/** Log lines of a tenant's jobs (or all jobs) after a line id, oldest first. */
-export function tenantLogsAfter(db: Sql, tenant: string | null, afterId: string, limit: number): Promise<LogRow[]> {
-  return tenantLogsStatement.all(db, { tenant, after: afterId, limit });
-}
-
-const lastLogIdStatement = statement<Record<string, never>, { id: string | null }>(() => sql`SELECT max(id)::text AS id FROM ${T.job_logs}`);
-
-/** The id of the newest log line (the start of a fresh stream). */
-export async function lastLogId(db: Sql): Promise<string> {
-  return (await lastLogIdStatement.one(db, {}))?.id ?? "0";
-}

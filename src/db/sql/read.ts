@@ -1,6 +1,6 @@
 import type { Sql } from "../database";
 import { claimOrder, ready } from "./fragments";
-import { HISTORY_COLUMNS, LIVE_COLUMNS, type JobRow } from "./rows";
+import { HISTORY_COLUMNS, LIVE_COLUMNS, streamEvents, type JobRow } from "./rows";
 import { sql, statement, T } from "./template";
 
 const findJobStatement = statement<{ id: string }, JobRow>(
@@ -60,13 +60,15 @@ const pruneStatement = statement<{ days: number }, { n: number }>(
        DELETE FROM ${T.job_events} e USING gone g WHERE e.job_id = g.job_id
      ), logs AS (
        DELETE FROM ${T.job_logs} l USING gone g WHERE l.job_id = g.job_id
+     ), stream AS (
+       DELETE FROM ${T.stream_events} s USING gone g WHERE s.job_id = g.job_id
      )
      SELECT count(*)::int AS n FROM gone`,
 );
 
 /**
  * Deletes history rows that finished more than `days` days ago, with their
- * edges, events and log lines; returns how many jobs. Edges of live jobs are
+ * edges, events, stream events and log lines; returns how many jobs. Edges of live jobs are
  * never touched, so no live job's readiness changes.
  */
 export async function pruneHistory(db: Sql, days: number): Promise<number> {
@@ -91,6 +93,8 @@ const restoreStatement = statement<{ id: string; pending: number }, JobRow>(
          timeout_seconds, parent_id, task_id, created_at, now()
        FROM h
        RETURNING *
+     ), se AS (
+       ${streamEvents("j", sql`'pending'`, sql`e.attempts`)}
      )
      SELECT ${LIVE_COLUMNS} FROM j`,
 );

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { columnList, ident, join, sql, T, type Fragment, type Params } from "./template";
+import { columnList, empty, ident, join, sql, T, type Fragment, type Params } from "./template";
 import type { DependencySpec, Job, JobStatus, JsonObject, JsonValue } from "../../core/types";
 
 /** A job row as the statements in this folder return it (live and archived alike). */
@@ -123,6 +123,16 @@ export interface ArchiveValues {
   result: Fragment;
   /** @defaultValue the live row's `started_at` */
   startedAt?: Fragment;
+}
+
+/**
+ * The INSERT ... SELECT that appends a stream event (docs/ARCHITECTURE.md,
+ * "Live streams") for each row of `source` (a CTE with `id`, `tenant` and
+ * `name`, read as `e`): the new `status` and `attempt`, SQL over `e`.
+ */
+export function streamEvents(source: string, status: Fragment, attempt: Fragment, where: Fragment = empty): Fragment {
+  return sql`INSERT INTO ${T.stream_events} (job_id, tenant, name, status, attempt)
+     SELECT e.id, e.tenant, e.name, ${status}, ${attempt} FROM ${ident(source)} e${where}`;
 }
 
 /**

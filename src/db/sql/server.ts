@@ -41,14 +41,15 @@ export function filteredJobs(db: Sql, f: JobFilter): Promise<JobRow[]> {
   return filteredStatement({ live, archived }).all(db, { status: f.status ?? null, tenant: f.tenant ?? null, queue: f.queue ?? null, limit: f.limit });
 }
 
-const tenantOfStatement = statement<{ id: string }, { tenant: string | null }>(
-  (p) => sql`SELECT tenant FROM ${T.jobs} WHERE id = ${p.id} UNION ALL SELECT tenant FROM ${T.job_history} WHERE job_id = ${p.id} LIMIT 1`,
+const ownedStatement = statement<{ ids: readonly string[]; tenant: string }, { id: string }>(
+  (p) => sql`SELECT id FROM ${T.jobs} WHERE id = ANY(${p.ids}::text[]) AND tenant = ${p.tenant}
+     UNION SELECT job_id FROM ${T.job_history} WHERE job_id = ANY(${p.ids}::text[]) AND tenant = ${p.tenant}`,
 );
 
-/** The tenant of a job, live or archived (undefined: no such job; null: no tenant). */
-export async function tenantOf(db: Sql, id: string): Promise<string | null | undefined> {
-  const rows = await tenantOfStatement.all(db, { id });
-  return rows.length === 0 ? undefined : rows[0].tenant;
+/** Of these ids, those of a job (live or archived) of `tenant`. */
+export async function ownedIds(db: Sql, ids: readonly string[], tenant: string): Promise<string[]> {
+  if (ids.length === 0) return [];
+  return (await ownedStatement.all(db, { ids, tenant })).map((r) => r.id);
 }
 
 const foreignStatement = statement<{ ids: readonly string[]; tenant: string }, { id: string }>(
@@ -90,17 +91,18 @@ export async function overview(db: Sql, tenant: string | null): Promise<{ counts
   };
 }
 
-const changedSinceStatement = statement<{ tenant: string | null; after: Date; limit: number }, { id: string; name: string; status: string; at: Date }>(
-  (p) => sql`SELECT * FROM (
-       SELECT id, name, status, updated_at AS at FROM ${T.jobs} WHERE updated_at > ${p.after} AND (${p.tenant}::text IS NULL OR tenant = ${p.tenant})
-       UNION ALL
-       SELECT job_id, name, status, completed_at FROM ${T.job_history} WHERE completed_at > ${p.after} AND (${p.tenant}::text IS NULL OR tenant = ${p.tenant})
-     ) c ORDER BY at, id LIMIT ${p.limit}`,
+const throughputStatement = statement<{ tenant: string | null; minutes: number }, { minute: Date; completed: number; failed: number; cancelled: number }>(
+  (p) => sql`SELECT date_trunc('minute', completed_at) AS minute,
+         count(*) FILTER (WHERE status = 'completed')::int AS completed, count(*) FILTER (WHERE status = 'failed')::int AS failed,
+         count(*) FILTER (WHERE status = 'cancelled')::int AS cancelled
+       FROM ${T.job_history}
+       WHERE completed_at > date_trunc('minute', now()) - make_interval(mins => ${p.minutes}) AND (${p.tenant}::text IS NULL OR tenant = ${p.tenant})
+       GROUP BY 1 ORDER BY 1`,
 );
 
-/** Jobs changed after a cursor (for the tenant event stream): id, status, when. */
-export function changedSince(db: Sql, tenant: string | null, after: Date, limit: number): Promise<Array<{ id: string; name: string; status: string; at: Date }>> {
-  return changedSinceStatement.all(db, { tenant, after, limit });
+/** Jobs finished per minute over the last `minutes` (the minutes with none are left out). */
+export function throughput(db: Sql, tenant: string | null, minutes: number): Promise<Array<{ minute: Date; completed: number; failed: number; cancelled: number }>> {
+  return throughputStatement.all(db, { tenant, minutes });
 }
 
 const countsByQueueStatement = statement<Record<string, never>, { status: string; queue: string; n: number }>(

@@ -1,24 +1,33 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { lastLogId, tenantLogsAfter } from "../../db/sql/logs";
-import { changedSince, tenantOf } from "../../db/sql/server";
-import type { ServerContext } from "../context";
-import { HttpError } from "../errors";
-import { idParams } from "../schemas";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { readStream, streamHorizon, type Position, type StreamRead, type StreamScope } from "../../db/sql/stream";
+import { idsOf, type ServerContext, type TypedApp } from "../context";
+import { IdParams, StreamQuery } from "../schemas";
+import type { TenantIds } from "../tenancy";
+import { visibleJob } from "./jobs";
 
 /** How often a stream looks for news. */
-const POLL_MS = 400;
+const POLL_MS = 250;
+const POSITION = /^(\d{1,20})\.(\d{1,20})$/;
+
+/** Where a reconnecting client resumes: Last-Event-ID (header, or `?lastEventId=`), if it is a position. */
+function resumeAt(request: FastifyRequest, query: { lastEventId?: string }): Position | undefined {
+  const header = request.headers["last-event-id"];
+  const match = POSITION.exec(typeof header === "string" ? header : (query.lastEventId ?? ""));
+  return match ? { xid: match[1], id: match[2] } : undefined;
+}
 
 /**
- * Opens a Server-Sent Events response and calls `poll` until the client goes
- * away. `poll` returns the messages to send, each with the id a reconnecting
- * client sends back as Last-Event-ID.
+ * Answers with Server-Sent Events: every state change and log line of
+ * `scope` after `from`, each once and in position order (see
+ * db/sql/stream.ts), each with its position as the event id.
  */
-function openStream(request: FastifyRequest, reply: FastifyReply, poll: () => Promise<Array<{ id: string; event: string; data: unknown }>>): void {
+function openStream(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply, scope: StreamScope, from: Position, ids: TenantIds): void {
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache, no-transform", connection: "keep-alive", "x-accel-buffering": "no" });
   res.write("retry: 2000\n\n");
   let open = true;
+  let position = from;
   let timer: NodeJS.Timeout | undefined;
   request.raw.on("close", () => {
     open = false;
@@ -27,70 +36,48 @@ function openStream(request: FastifyRequest, reply: FastifyReply, poll: () => Pr
   const tick = async () => {
     if (!open) return;
     try {
-      for (const m of await poll()) res.write(`id: ${m.id}\nevent: ${m.event}\ndata: ${JSON.stringify(m.data)}\n\n`);
+      const read = await readStream(ctx.db, scope, position, 500);
+      for (const message of messages(read, ids)) res.write(`id: ${message.id}\nevent: ${message.event}\ndata: ${JSON.stringify(message.data)}\n\n`);
+      position = read.next;
       res.write(": keep-alive\n\n");
-    } catch {
-      // The database may be restarting: try again on the next tick.
+    } catch (error) {
+      // The database may be restarting: the next tick reads from the same position.
+      ctx.logger.debug("stream read failed", { error: String(error) });
     }
     if (open) timer = setTimeout(() => void tick(), POLL_MS);
   };
   void tick();
 }
 
-/** `GET /api/jobs/:id/stream` (a job's state changes and log lines) and `GET /api/stream` (a tenant's). */
-export async function streamRoutes(app: FastifyInstance, ctx: ServerContext): Promise<void> {
-  const lastEventId = (request: FastifyRequest) => {
-    const header = request.headers["last-event-id"];
-    return typeof header === "string" ? header : undefined;
-  };
-
-  app.get("/api/jobs/:id/stream", { schema: { tags: ["streams"], summary: "Server-Sent Events: a job's state changes and log lines; resumes with Last-Event-ID", params: idParams } }, async (request, reply) => {
-    const { id } = request.params as { id: string };
-    const tenant = ctx.tenantOf(request);
-    const owner = await tenantOf(ctx.db, id);
-    if (owner === undefined || (tenant !== null && owner !== tenant)) throw new HttpError(404, `job ${JSON.stringify(id)} not found`);
-    // Cursor: "<state changes sent>.<last log line id>".
-    const [sentText, logText] = (lastEventId(request) ?? "0.0").split(".");
-    let sent = /^\d+$/.test(sentText ?? "") ? Number(sentText) : 0;
-    let lastLog = /^\d+$/.test(logText ?? "") ? (logText as string) : "0";
-    openStream(request, reply, async () => {
-      const out: Array<{ id: string; event: string; data: unknown }> = [];
-      const timeline = (await ctx.jobManager.getJobEvents(id)) ?? [];
-      for (const e of timeline.slice(sent)) {
-        sent++;
-        out.push({ id: `${sent}.${lastLog}`, event: "state", data: e });
-      }
-      for (const line of await ctx.jobManager.getJobLogs(id, { after: lastLog === "0" ? undefined : lastLog, limit: 500 })) {
-        lastLog = line.id;
-        out.push({ id: `${sent}.${lastLog}`, event: "log", data: line });
-      }
-      return out;
-    });
+function messages(read: StreamRead, ids: TenantIds): Array<{ id: string; event: string; data: unknown }> {
+  return read.items.map((item) => {
+    const id = `${item.row.xid}.${item.row.id}`;
+    if (item.kind === "event") {
+      const e = item.row;
+      return { id, event: "job", data: { id: ids.outward(e.job_id), name: e.name, status: e.status, attempt: e.attempt, at: e.at } };
+    }
+    const l = item.row;
+    return { id, event: "log", data: { id: l.id, jobId: ids.outward(l.job_id), attempt: l.attempt, at: l.at, level: l.level, message: l.message, fields: l.fields } };
   });
+}
 
-  app.get("/api/stream", { schema: { tags: ["streams"], summary: "Server-Sent Events: state changes and log lines of the caller's tenant (all for the admin); resumes with Last-Event-ID" } }, async (request, reply) => {
-    const tenant = ctx.tenantOf(request);
-    // Cursor: "<time of the last change, ms>.<last log line id>".
-    const [atText, logText] = (lastEventId(request) ?? "").split(".");
-    let after = /^\d+$/.test(atText ?? "") ? new Date(Number(atText)) : new Date();
-    let lastLog = /^\d+$/.test(logText ?? "") ? (logText as string) : await lastLogId(ctx.db);
-    const seenAtCursor = new Set<string>();
-    openStream(request, reply, async () => {
-      const out: Array<{ id: string; event: string; data: unknown }> = [];
-      // Changes at exactly the cursor's millisecond may come in two polls: remember the ids sent for it.
-      for (const change of await changedSince(ctx.db, tenant, new Date(after.getTime() - 1), 500)) {
-        const key = `${change.id}:${change.status}:${change.at.getTime()}`;
-        if (seenAtCursor.has(key)) continue;
-        if (change.at.getTime() > after.getTime()) seenAtCursor.clear();
-        seenAtCursor.add(key);
-        after = change.at;
-        out.push({ id: `${after.getTime()}.${lastLog}`, event: "job", data: change });
-      }
-      for (const line of await tenantLogsAfter(ctx.db, tenant, lastLog, 500)) {
-        lastLog = line.id;
-        out.push({ id: `${after.getTime()}.${lastLog}`, event: "log", data: { id: line.id, jobId: line.job_id, attempt: line.attempt, at: line.at, level: line.level, message: line.message, fields: line.fields } });
-      }
-      return out;
-    });
-  });
+/** `GET /api/jobs/:id/stream` (a job's state changes and log lines, from its start) and `GET /api/stream` (a tenant's, from now). */
+export function streamRoutes(app: TypedApp, ctx: ServerContext): void {
+  const route = { config: { access: "tenant" as const, stream: true } };
+  app.get(
+    "/api/jobs/:id/stream",
+    { ...route, schema: { tags: ["streams"], summary: "Server-Sent Events: a job's state changes and log lines, each once and in order; resumes after Last-Event-ID", params: IdParams, querystring: StreamQuery } },
+    async (request, reply) => {
+      const job = await visibleJob(ctx, request, request.params.id);
+      openStream(ctx, request, reply, { jobId: job.id }, resumeAt(request, request.query) ?? { xid: "0", id: "0" }, idsOf(request));
+    },
+  );
+  app.get(
+    "/api/stream",
+    { ...route, schema: { tags: ["streams"], summary: "Server-Sent Events: state changes and log lines of the caller's tenant (all for the admin), each once and in order; resumes after Last-Event-ID", querystring: StreamQuery } },
+    async (request, reply) => {
+      const ids = idsOf(request);
+      openStream(ctx, request, reply, { tenant: ids.tenant }, resumeAt(request, request.query) ?? (await streamHorizon(ctx.db)), ids);
+    },
+  );
 }

@@ -38,12 +38,33 @@ async function api(path, options = {}) {
   return body;
 }
 
-/** Opens an event stream for the current page; closed when the page changes. */
+/**
+ * Opens an event stream for the current page; closed when the page changes.
+ * The token never goes in a URL: each connection asks for a short-lived
+ * stream ticket, and one refused later (an expired ticket) reconnects with a
+ * new ticket from the last event it saw.
+ */
 function stream(path, handlers) {
-  const source = new EventSource(`${path}${path.includes("?") ? "&" : "?"}access_token=${encodeURIComponent(token)}`);
-  for (const [event, fn] of Object.entries(handlers)) source.addEventListener(event, (e) => fn(JSON.parse(e.data)));
-  streams.push(source);
-  return source;
+  const page = generation;
+  let last = "";
+  const open = async () => {
+    if (page !== generation) return;
+    const { ticket } = await api("/api/stream-tickets", { method: "POST" });
+    if (page !== generation) return;
+    const params = new URLSearchParams({ ticket, ...(last ? { lastEventId: last } : {}) });
+    const source = new EventSource(`${path}${path.includes("?") ? "&" : "?"}${params}`);
+    for (const [event, fn] of Object.entries(handlers)) source.addEventListener(event, (e) => {
+      last = e.lastEventId || last;
+      fn(JSON.parse(e.data));
+    });
+    source.addEventListener("error", () => {
+      if (source.readyState !== EventSource.CLOSED) return; // the browser retries by itself
+      streams = streams.filter((s) => s !== source);
+      setTimeout(() => void open().catch(() => undefined), 2000);
+    });
+    streams.push(source);
+  };
+  void open().catch(showError);
 }
 
 function closeStreams() {
@@ -217,7 +238,7 @@ async function jobPage(id) {
   await render();
   const refresh = refresher(render);
   stream(`/api/jobs/${encodeURIComponent(id)}/stream`, {
-    state: refresh,
+    job: refresh,
     log: (line) => {
       const el = document.getElementById("logs");
       if (el) el.textContent += `${time(line.at)} ${line.level} ${line.message}${line.fields ? " " + JSON.stringify(line.fields) : ""}\n`;

@@ -75,6 +75,17 @@ export type JobEvent = Prisma.JobEventModel
  */
 export type JobLog = Prisma.JobLogModel
 /**
+ * Model StreamEvent
+ * One state change of a job, as live streams deliver it: its position is (xid, id),
+ * read only once every transaction below it has ended.
+ */
+export type StreamEvent = Prisma.StreamEventModel
+/**
+ * Model StreamTicket
+ * A short-lived credential for opening event streams (the tenant's, or null for the admin's).
+ */
+export type StreamTicket = Prisma.StreamTicketModel
+/**
  * Model Schedule
  * A recurring schedule: a cron expression in a timezone, or an interval.
  */

@@ -408,6 +408,8 @@ export const ModelName = {
   Task: 'Task',
   JobEvent: 'JobEvent',
   JobLog: 'JobLog',
+  StreamEvent: 'StreamEvent',
+  StreamTicket: 'StreamTicket',
   Schedule: 'Schedule',
   ScheduleTick: 'ScheduleTick',
   ApiToken: 'ApiToken'
@@ -426,7 +428,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "job" | "jobDependency" | "jobHistory" | "worker" | "maintenanceRun" | "rateLimit" | "concurrencyLimit" | "tenantWeight" | "task" | "jobEvent" | "jobLog" | "schedule" | "scheduleTick" | "apiToken"
+    modelProps: "job" | "jobDependency" | "jobHistory" | "worker" | "maintenanceRun" | "rateLimit" | "concurrencyLimit" | "tenantWeight" | "task" | "jobEvent" | "jobLog" | "streamEvent" | "streamTicket" | "schedule" | "scheduleTick" | "apiToken"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -1244,6 +1246,154 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    StreamEvent: {
+      payload: Prisma.$StreamEventPayload<ExtArgs>
+      fields: Prisma.StreamEventFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.StreamEventFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$StreamEventPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.StreamEventFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$StreamEventPayload>
+        }
+        findFirst: {
+          args: Prisma.StreamEventFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$StreamEventPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.StreamEventFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$StreamEventPayload>
+        }
+        findMany: {
+          args: Prisma.StreamEventFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$StreamEventPayload>[]
+        }
+        create: {
+          args: Prisma.StreamEventCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$StreamEventPayload>
+        }
+        createMany: {
+          args: Prisma.StreamEventCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.StreamEventCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$StreamEventPayload>[]
+        }
+        delete: {
+          args: Prisma.StreamEventDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$StreamEventPayload>
+        }
+        update: {
+          args: Prisma.StreamEventUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$StreamEventPayload>
+        }
+        deleteMany: {
+          args: Prisma.StreamEventDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.StreamEventUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.StreamEventUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$StreamEventPayload>[]
+        }
+        upsert: {
+          args: Prisma.StreamEventUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$StreamEventPayload>
+        }
+        aggregate: {
+          args: Prisma.StreamEventAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateStreamEvent>
+        }
+        groupBy: {
+          args: Prisma.StreamEventGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.StreamEventGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.StreamEventCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.StreamEventCountAggregateOutputType> | number
+        }
+      }
+    }
+    StreamTicket: {
+      payload: Prisma.$StreamTicketPayload<ExtArgs>
+      fields: Prisma.StreamTicketFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.StreamTicketFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$StreamTicketPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.StreamTicketFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$StreamTicketPayload>
+        }
+        findFirst: {
+          args: Prisma.StreamTicketFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$StreamTicketPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.StreamTicketFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$StreamTicketPayload>
+        }
+        findMany: {
+          args: Prisma.StreamTicketFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$StreamTicketPayload>[]
+        }
+        create: {
+          args: Prisma.StreamTicketCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$StreamTicketPayload>
+        }
+        createMany: {
+          args: Prisma.StreamTicketCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.StreamTicketCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$StreamTicketPayload>[]
+        }
+        delete: {
+          args: Prisma.StreamTicketDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$StreamTicketPayload>
+        }
+        update: {
+          args: Prisma.StreamTicketUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$StreamTicketPayload>
+        }
+        deleteMany: {
+          args: Prisma.StreamTicketDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.StreamTicketUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.StreamTicketUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$StreamTicketPayload>[]
+        }
+        upsert: {
+          args: Prisma.StreamTicketUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$StreamTicketPayload>
+        }
+        aggregate: {
+          args: Prisma.StreamTicketAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateStreamTicket>
+        }
+        groupBy: {
+          args: Prisma.StreamTicketGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.StreamTicketGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.StreamTicketCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.StreamTicketCountAggregateOutputType> | number
+        }
+      }
+    }
     Schedule: {
       payload: Prisma.$SchedulePayload<ExtArgs>
       fields: Prisma.ScheduleFieldRefs
@@ -1684,6 +1834,29 @@ export const JobLogScalarFieldEnum = {
 export type JobLogScalarFieldEnum = (typeof JobLogScalarFieldEnum)[keyof typeof JobLogScalarFieldEnum]
 
 
+export const StreamEventScalarFieldEnum = {
+  id: 'id',
+  at: 'at',
+  jobId: 'jobId',
+  tenant: 'tenant',
+  name: 'name',
+  status: 'status',
+  attempt: 'attempt'
+} as const
+
+export type StreamEventScalarFieldEnum = (typeof StreamEventScalarFieldEnum)[keyof typeof StreamEventScalarFieldEnum]
+
+
+export const StreamTicketScalarFieldEnum = {
+  hash: 'hash',
+  tenant: 'tenant',
+  expiresAt: 'expiresAt',
+  createdAt: 'createdAt'
+} as const
+
+export type StreamTicketScalarFieldEnum = (typeof StreamTicketScalarFieldEnum)[keyof typeof StreamTicketScalarFieldEnum]
+
+
 export const ScheduleScalarFieldEnum = {
   id: 'id',
   name: 'name',
@@ -2031,6 +2204,8 @@ export type GlobalOmitConfig = {
   task?: Prisma.TaskOmit
   jobEvent?: Prisma.JobEventOmit
   jobLog?: Prisma.JobLogOmit
+  streamEvent?: Prisma.StreamEventOmit
+  streamTicket?: Prisma.StreamTicketOmit
   schedule?: Prisma.ScheduleOmit
   scheduleTick?: Prisma.ScheduleTickOmit
   apiToken?: Prisma.ApiTokenOmit

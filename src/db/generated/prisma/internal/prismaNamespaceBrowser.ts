@@ -62,6 +62,8 @@ export const ModelName = {
   Task: 'Task',
   JobEvent: 'JobEvent',
   JobLog: 'JobLog',
+  StreamEvent: 'StreamEvent',
+  StreamTicket: 'StreamTicket',
   Schedule: 'Schedule',
   ScheduleTick: 'ScheduleTick',
   ApiToken: 'ApiToken'
@@ -260,6 +262,29 @@ export const JobLogScalarFieldEnum = {
 } as const
 
 export type JobLogScalarFieldEnum = (typeof JobLogScalarFieldEnum)[keyof typeof JobLogScalarFieldEnum]
+
+
+export const StreamEventScalarFieldEnum = {
+  id: 'id',
+  at: 'at',
+  jobId: 'jobId',
+  tenant: 'tenant',
+  name: 'name',
+  status: 'status',
+  attempt: 'attempt'
+} as const
+
+export type StreamEventScalarFieldEnum = (typeof StreamEventScalarFieldEnum)[keyof typeof StreamEventScalarFieldEnum]
+
+
+export const StreamTicketScalarFieldEnum = {
+  hash: 'hash',
+  tenant: 'tenant',
+  expiresAt: 'expiresAt',
+  createdAt: 'createdAt'
+} as const
+
+export type StreamTicketScalarFieldEnum = (typeof StreamTicketScalarFieldEnum)[keyof typeof StreamTicketScalarFieldEnum]
 
 
 export const ScheduleScalarFieldEnum = {
