@@ -84,6 +84,8 @@ describe("closed by default", () => {
     ).rejects.toThrow(/declares no access rule/);
     await probe.close().catch(() => undefined);
     for (const op of ops) expect(["public", "tenant", "admin"]).toContain(op.access);
+    const spec = JSON.parse((await raw("GET", "/openapi.json")).body) as { paths: Record<string, Record<string, { description?: string }>> };
+    for (const [path, methods] of Object.entries(spec.paths)) for (const [method, op] of Object.entries(methods)) expect({ op: `${method} ${path}`, rules: op.description?.match(/Access:/g)?.length }).toEqual({ op: `${method} ${path}`, rules: 1 });
   });
 
   it("without a token every non-public route answers 401 (and with a tenant token every admin route 403), however the target is written", async () => {

@@ -50,7 +50,9 @@ export function enforceAccess(app: FastifyInstance, prisma: PrismaClient, adminT
     }
     if (route.schema && !route.schema.hide) {
       const schema = route.schema as Record<string, unknown>;
-      schema.description = [DESCRIPTIONS[access], schema.description].filter(Boolean).join(" ");
+      const described = typeof schema.description === "string" ? schema.description : "";
+      // A GET's schema object is shared with its HEAD route, so this runs twice on it.
+      if (!described.startsWith(DESCRIPTIONS[access])) schema.description = [DESCRIPTIONS[access], described].filter(Boolean).join(" ");
       if (access === "public") schema.security = [];
     }
   });

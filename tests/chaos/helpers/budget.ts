@@ -22,6 +22,8 @@ export interface Budget {
   graphs: { builders: number; rounds: number; batch: number; workers: number; deadlineMs: number };
   migrations: { processes: number; rounds: number };
   badInput: { apiRuns: number; cliRuns: number };
+  /** Generated HTTP requests: how many, with fresh fixtures every `reseedEvery`. */
+  httpRequests: { requests: number; reseedEvery: number; deadlineMs: number };
 }
 
 const FULL: Budget = {
@@ -39,6 +41,7 @@ const FULL: Budget = {
   graphs: { builders: 8, rounds: 40, batch: 20, workers: 3, deadlineMs: 8 * 60_000 },
   migrations: { processes: 10, rounds: 4 },
   badInput: { apiRuns: 150, cliRuns: 40 },
+  httpRequests: { requests: 6000, reseedEvery: 500, deadlineMs: 10 * 60_000 },
 };
 
 const SHORT: Budget = {
@@ -56,6 +59,7 @@ const SHORT: Budget = {
   graphs: { builders: 6, rounds: 12, batch: 15, workers: 2, deadlineMs: 60_000 },
   migrations: { processes: 10, rounds: 1 },
   badInput: { apiRuns: 30, cliRuns: 8 },
+  httpRequests: { requests: 800, reseedEvery: 200, deadlineMs: 90_000 },
 };
 
 export function budget(): Budget {

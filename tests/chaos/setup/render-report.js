@@ -36,6 +36,11 @@ const SCENARIOS = [
     title: "Bad input (fast-check)",
     what: "Generated input through `JobManager.createJob`/`createJobs`, the worker's result path and `skein create-job`: strange Unicode (NUL, lone surrogates, RTL marks, noncharacters, astral characters), ids made of quotes and SQL, deep JSON, payloads around the 16 MiB limit, cycles, thousands of dependencies, negative and absurd numbers, values of the wrong type.",
   },
+  {
+    key: "http-requests",
+    title: "Generated HTTP requests (fast-check)",
+    what: "Requests generated from the server's own OpenAPI document, for every operation, sent byte for byte over raw sockets: encoded (`/%61pi/...`), absolute-form, doubled-slash, dot-segment, upper-case and raw targets; odd and unknown methods; no token, a wrong, revoked or 8 KB one, another tenant's, the admin's; path and query values with NUL bytes, lone surrogates, SQL, known ids of other tenants and 20,000 characters; bodies built from each operation's schema with wrong types, missing and extra fields, malformed JSON, other content types and 3 MiB bodies.",
+  },
 ];
 
 const GUARANTEES = [
@@ -73,6 +78,13 @@ const GUARANTEES = [
     how: "Property tests compare row counts before and after every refused input, read every accepted job back field by field, and require what the README calls invalid to be refused and valid-but-strange input to be accepted.",
     scenarios: ["bad-input"],
     kinds: ["input"],
+  },
+  {
+    title: "The server answers every request, never with a 5xx, and a refused request writes nothing",
+    text: "Whatever an HTTP client sends, the server replies (4xx for what it refuses, naming the field), never with a 5xx, a stack trace or a database address, and a refused request leaves every table as it was.",
+    how: "`http`: every generated request gets a reply (Node's own handling of CONNECT aside) with a status below 500 and no internals in its body; for every 4xx, a hash of every row of every table of Skein's schema (a token's last-used time aside) is the same before and after; every operation of the OpenAPI document is tried.",
+    scenarios: ["http-requests"],
+    kinds: ["http"],
   },
   {
     title: "Workers survive database faults",
