@@ -110,6 +110,7 @@ export function throughputChart(box) {
     const summary = byId("throughput-summary");
     summary.textContent = `${sum(data[1])} completed · ${sum(data[2])} failed in the last ${label}`;
     summary.dataset.completed = String(sum(data[1]));
+    summary.dataset.failed = String(sum(data[2]));
     el.dataset.minutes = String(asked);
   };
   for (const b of box.querySelectorAll("button[data-minutes]")) {
