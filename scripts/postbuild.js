@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // After tsc: copies the dashboard's static files next to the compiled server
-// (dist/server/ui), and writes the ES module entry (dist/index.mjs and its
+// (dist/server/ui; its libraries, uPlot and elkjs, are runtime dependencies
+// that src/server/ui.ts serves from node_modules), and writes the ES module entry (dist/index.mjs and its
 // types) over the CommonJS build, so that both `require("skein")` and
 // `import { JobManager } from "skein"` work.
 const { cpSync, writeFileSync } = require("node:fs");
@@ -8,7 +9,8 @@ const path = require("node:path");
 
 const root = path.join(__dirname, "..");
 const dist = path.join(root, "dist");
-cpSync(path.join(root, "src", "server", "ui"), path.join(dist, "server", "ui"), { recursive: true });
+// The dashboard's types.d.ts only serves the type check (tsconfig.ui.json); it is not shipped.
+cpSync(path.join(root, "src", "server", "ui"), path.join(dist, "server", "ui"), { recursive: true, filter: (file) => !file.endsWith(".d.ts") });
 
 const names = Object.keys(require(path.join(dist, "index.js"))).filter((name) => name !== "__esModule" && name !== "default");
 const lines = [
