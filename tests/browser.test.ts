@@ -47,6 +47,12 @@ describeIfBrowser("dashboard in a real browser", () => {
           await new Promise((r) => setTimeout(r, Number((params as { ms?: number } | null)?.ms ?? 300)));
           return { done: c.job.name };
         },
+        // Two durable steps.
+        staged: async (_p, c) => {
+          const rows = await c.step("fetch rows", async () => ({ rows: 3 }));
+          await c.step("store rows", async () => `stored ${rows.rows}`);
+          return "staged";
+        },
         // Fails the first time it runs (in this process), succeeds when retried.
         flaky: async (_p, c) => {
           if (!failedOnce.has(c.job.id)) {
@@ -154,6 +160,23 @@ describeIfBrowser("dashboard in a real browser", () => {
     await page.click("a[href='#/jobs']");
     await page.waitForSelector("tr[data-job='ui-flaky']");
     await shot(page, "jobs");
+    await page.close();
+  });
+
+  it("a job's page shows its durable steps and its parent's key", async () => {
+    await ctx.jobManager.createJob({ id: "ui-parent", jobType: "agent", name: "parent", tenant: "orgA", payload: { agent_name: "noop" } });
+    await ctx.jobManager.createJobs([{ id: "t4:orgA:ui-staged", jobType: "agent", name: "staged", tenant: "orgA", payload: { agent_name: "staged" } }], {
+      parent: { id: "ui-parent", tenant: "orgA", taskId: null },
+    });
+    const page = await loggedIn(orgA);
+    await page.goto(`${base}/#/job/ui-staged`);
+    await page.waitForFunction(() => document.querySelector("h1")?.textContent?.includes("completed"), undefined, { timeout: 20_000 });
+    await page.waitForSelector("#steps");
+    const column = (n: number) => page.locator(`#steps tr td:nth-child(${n})`).allTextContents();
+    expect(await column(2)).toEqual(["fetch rows", "store rows"]);
+    expect(await column(3)).toEqual(["1", "1"]);
+    expect(await column(4)).toEqual(['{"rows":3}', '"stored 3"']);
+    expect(await page.textContent("#job-details")).toMatch(/ui-parent \(key -\)/);
     await page.close();
   });
 

@@ -159,6 +159,34 @@ describe("workflow commands", () => {
   });
 });
 
+describe("provenance and steps from the command line", () => {
+  beforeEach(() => ctx.pool.query("TRUNCATE job_events, job_steps, schedules, schedule_ticks"));
+
+  it("list and history filter by name, schedule, parent and creation time; steps prints a job's stored steps", async () => {
+    const t0 = new Date("2030-01-01T00:00:00Z");
+    await ctx.jobManager.createSchedule({ name: "hourly", intervalSeconds: 3600, jobTemplate: { jobType: "agent", payload: { agent_name: "noop" } } }, { now: t0 });
+    const [tick] = await ctx.jobManager.runDueSchedules({ now: new Date("2030-01-01T01:00:00Z") });
+    const between = new Date();
+    await ctx.jobManager.createJobs([{ id: "pa", jobType: "agent", name: "parent" }]);
+    await ctx.jobManager.createJobs([{ id: "ch", jobType: "agent", name: "child" }], { parent: { id: "pa", tenant: null, taskId: null } });
+    const ids = async (...args: string[]) => (JSON.parse((await skein(...args, "--json")).stdout) as Array<{ id: string }>).map((j) => j.id).sort();
+    expect(await ids("list", "--schedule", "hourly")).toEqual([tick.jobId]);
+    expect(await ids("list", "--parent", "pa")).toEqual(["ch"]);
+    expect(await ids("list", "--name", "parent")).toEqual(["pa"]);
+    expect(await ids("list", "--created-after", between.toISOString())).toEqual(["ch", "pa"]);
+    expect(await ids("list", "--created-before", between.toISOString())).toEqual([tick.jobId]);
+    expect((await skein("show", tick.jobId)).stdout).toMatch(/schedule\s+hourly \(tick 2030-01-01T01:00:00.000Z\)/);
+    await ctx.jobManager.cancelJob(tick.jobId);
+    expect(await ids("history", "--schedule", "hourly")).toEqual([tick.jobId]);
+    const bad = await skein("list", "--created-after", "soon");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/createdAfter/);
+    await ctx.pool.query("INSERT INTO job_steps (job_id, name, attempt, result) VALUES ('pa', 'fetch', 1, '{\"rows\": 3}')");
+    expect((await skein("steps", "pa")).stdout).toMatch(/fetch\s+1\s+\{"rows":3\}/);
+    expect((await skein("steps", "nope")).code).toBe(2);
+  });
+});
+
 describe("the demo", () => {
   it("runs on its own embedded PostgreSQL, finishes the graph and prints the summary", async () => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), "skein-demo-"));
@@ -172,6 +200,8 @@ describe("the demo", () => {
       expect(result.stdout).toMatch(/doomed-report\s+cancelled/);
       expect(result.stdout).toMatch(/Delegation: "research" created 2 child jobs/);
       expect(result.stdout).toMatch(/Schedule: demo-heartbeat-\w+ fired every second/);
+      expect(result.stdout).toMatch(/Durable steps: "ingest" \(completed, \{"uploaded":1183\}\) lost its worker in the middle of "transform"/);
+      expect(result.stdout).toMatch(/download ran 1x, transform ran 2x, upload ran 1x; stored steps: download \(attempt 1\), transform \(attempt 2\), upload \(attempt 2\)/);
       expect(result.stdout).toMatch(/Skein status at/);
     } finally {
       rmSync(dataDir, { recursive: true, force: true });

@@ -1,4 +1,6 @@
 import { JobStatus, Worker, type DependencySpec } from "../src";
+import { databaseFor } from "../src/db/database";
+import { graphAround } from "../src/db/sql/graph";
 import { truncateAll, useTestDatabase } from "./helpers/db";
 import { TestDriver } from "./helpers/store";
 import { deferred, waitFor } from "./helpers/wait";
@@ -181,5 +183,20 @@ describe("graph operations", () => {
     expect(rows).toEqual([{ job_id: "live", depends_on_id: "old" }]);
     expect(await readyIds()).toEqual(["live"]);
     expect((await ctx.jobManager.getJob("live"))?.status).toBe(JobStatus.PENDING);
+  });
+});
+
+describe("the graph around a job", () => {
+  it("cut at its limit, it holds the job and the jobs nearest to it", async () => {
+    const far = Array.from({ length: 20 }, (_, i) => ({ id: `far${i}`, jobType: "agent" as const, name: `far ${i}` }));
+    await ctx.jobManager.createJobs([
+      ...far,
+      { id: "near", jobType: "agent", name: "near", dependencies: far.map((f) => f.id) },
+      { id: "mid", jobType: "agent", name: "mid", dependencies: ["near"] },
+      { id: "below", jobType: "agent", name: "below", dependencies: ["mid"] },
+    ]);
+    const graph = await graphAround(databaseFor(ctx.prisma), "mid", null, 3);
+    expect(graph.nodes.map((n) => n.id).sort()).toEqual(["below", "mid", "near"]);
+    expect(graph.edges).toEqual(expect.arrayContaining([{ from: "near", to: "mid", onFailure: "cancel" }, { from: "mid", to: "below", onFailure: "cancel" }]));
   });
 });

@@ -22,11 +22,16 @@ const statuses = async () =>
     ),
   );
 
-/** Claims the ready job `id` (by id: no other job is touched) and completes it, offering its dependents to worker w1. */
+/** Leases the ready job `id` to worker w0 (no other job is touched) and completes it, offering its dependents to worker w1. */
 async function completeOffering(id: string, handoff: HandoffRequest) {
-  const row = await driver.store.claimOne({ workerId: "w0", id, leaseSeconds: 60 });
-  if (!row) throw new Error(`${id} was not ready`);
-  return driver.store.complete([{ id, leaseToken: row.lease_token as string, result: { from: id } }], handoff);
+  const { rows } = await ctx.pool.query<{ lease_token: string }>(
+    `UPDATE jobs SET status = 'running', locked_by = 'w0', lease_token = gen_random_uuid(), lease_expires_at = now() + interval '60 seconds',
+       started_at = now(), attempts = attempts + 1
+     WHERE id = $1 AND status = 'pending' AND pending_dependencies = 0 RETURNING lease_token::text`,
+    [id],
+  );
+  if (rows.length === 0) throw new Error(`${id} was not ready`);
+  return driver.store.complete([{ id, leaseToken: rows[0].lease_token, result: { from: id } }], handoff);
 }
 
 describe("a completion hands ready dependents to its worker", () => {
@@ -68,8 +73,9 @@ describe("a completion hands ready dependents to its worker", () => {
     ]);
     await ctx.jobManager.createJobs([job("child", ["root"])], { parent: { id: "plain", tenant: null, taskId: null } });
     const { handed, ready } = await completeOffering("root", offer(20, { queues: ["default"], tags: [] }));
-    expect(handed.map((r) => r.id)).toEqual(["plain"]);
-    expect(ready).toBe(6); // all but "later" (not due) and the one handed over
+    // A delegated child is a plain job too: its parent never runs it, it parks until the child ends.
+    expect(handed.map((r) => r.id).sort()).toEqual(["child", "plain"]);
+    expect(ready).toBe(5); // all but "later" (not due) and the two handed over
     // A worker with the tag and the queue takes those too.
     await truncateAll(ctx.pool);
     await ctx.jobManager.createJobs([job("root"), job("gpu", ["root"], { tags: ["gpu"] }), job("mail", ["root"], { queue: "mail" })]);

@@ -33,15 +33,6 @@ describe("HeldJobs (jobs claimed ahead of free slots)", () => {
     expect(held.size).toBe(0);
   });
 
-  it("takes one job by id (a parent about to run the child it waits on)", () => {
-    const { held, dropped } = heldJobs();
-    held.add([row("a"), row("child"), row("b")], 0, 60_000);
-    expect(held.takeById("child", 10)?.id).toBe("child");
-    expect(held.takeById("child", 10)).toBeUndefined();
-    expect(held.take(5, 10).map((r) => r.id)).toEqual(["a", "b"]);
-    expect(dropped).toEqual([]);
-  });
-
   it("applies a renewal to the jobs it asked about: renewed leases move on, lost ones are dropped, later claims are left alone", () => {
     const { held, dropped } = heldJobs(1000);
     held.add([row("kept"), row("lost")], 0, 5_000);

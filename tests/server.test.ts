@@ -19,7 +19,7 @@ beforeAll(async () => {
 afterAll(() => app?.close());
 beforeEach(async () => {
   await truncateAll(ctx.pool);
-  await ctx.pool.query("TRUNCATE api_tokens, schedules, schedule_ticks, rate_limits, tasks, job_events, job_logs");
+  await ctx.pool.query("TRUNCATE api_tokens, schedules, schedule_ticks, rate_limits, tasks, job_events, job_logs, job_steps");
   orgA = (await createTenantToken(ctx.prisma, "orgA")).token;
   orgB = (await createTenantToken(ctx.prisma, "orgB")).token;
 });
@@ -159,6 +159,24 @@ describe("jobs and graphs", () => {
     expect((await ctx.jobManager.getJob("t4:orgA:q"))?.status).toBe("pending");
     expect((await call("POST", "/api/jobs/p/retry", orgA, { downstream: "yes" })).statusCode).toBe(400);
     expect((await call("POST", "/api/jobs/p/retry", orgA, {})).statusCode).toBe(409);
+  });
+
+  it("lists filter by name, schedule, parent and creation time, in the tenant's own ids; a job's steps are readable", async () => {
+    expect((await call("POST", "/api/jobs", orgA, job("pa"))).statusCode).toBe(201);
+    const between = new Date();
+    await ctx.jobManager.createJobs([job("ch") as never], { parent: { id: "t4:orgA:pa", tenant: "orgA", taskId: null } });
+    await ctx.jobManager.createJobs([job("other") as never], { parent: { id: "t4:orgB:pa", tenant: "orgB", taskId: null } });
+    const ids = async (query: string, token = orgA) => ((await call("GET", `/api/jobs?${query}`, token)).json() as Array<{ id: string }>).map((j) => j.id).sort();
+    expect(await ids("parentId=pa")).toEqual(["ch"]);
+    expect(await ids("parentId=pa", orgB)).toEqual(["other"]); // orgB's own "pa"
+    expect(await ids("name=pa")).toEqual(["pa"]);
+    expect(await ids(`createdAfter=${encodeURIComponent(between.toISOString())}`)).toEqual(["ch"]);
+    expect(await ids(`createdBefore=${encodeURIComponent(between.toISOString())}`)).toEqual(["pa"]);
+    expect(await ids("scheduleName=nightly")).toEqual([]);
+    expect((await call("GET", "/api/jobs?createdAfter=soon", orgA)).statusCode).toBe(400);
+    await ctx.pool.query("INSERT INTO job_steps (job_id, name, attempt, result) VALUES ('t4:orgA:pa', 'fetch', 1, '[1,2]')");
+    expect((await call("GET", "/api/jobs/pa/steps", orgA)).json()).toMatchObject([{ name: "fetch", attempt: 1, result: [1, 2] }]);
+    expect((await call("GET", "/api/jobs/pa/steps", orgB)).statusCode).toBe(404);
   });
 
   it("tasks are created for the caller's tenant and hidden from others", async () => {

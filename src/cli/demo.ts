@@ -5,6 +5,8 @@ import type { JobManager } from "../jobs/JobManager";
 import { createLogger } from "../core/logger";
 import { Worker } from "../worker/Worker";
 import type { AgentRegistry, QueryEngine } from "../worker/types";
+import type { WorkerOptions } from "../worker/options";
+import type { Logger } from "../core/logger";
 import type { CliConfig } from "./config";
 import { openDatabase } from "./database";
 import { formatStatus, json, table } from "./format";
@@ -100,6 +102,15 @@ function demoAgents(): AgentRegistry {
   };
 }
 
+/** Starts a worker for the durable part of the demo. */
+function startDurableWorker(prisma: WorkerOptions["prisma"], logger: Logger) {
+  return async (agents: AgentRegistry): Promise<Worker> => {
+    const worker = new Worker({ prisma, agentRegistry: agents, maxConcurrentJobs: 2, pollInterval: 0.2, logger, maintenance: false });
+    await worker.start();
+    return worker;
+  };
+}
+
 const demoQueryEngine: QueryEngine = async ({ query }, ctx) => {
   const merged = Object.values(ctx.dependencyResults)[0] as { bySource?: Record<string, number> } | null;
   const best = Object.entries(merged?.bySource ?? {}).sort((a, b) => b[1] - a[1])[0];
@@ -142,6 +153,68 @@ async function printSummary(jobManager: JobManager, ids: string[], lastTick: Dat
   say("");
 }
 
+/** Runs of each durable step of the demo's "ingest" job, and a signal for the moment to crash its worker. */
+interface DurableRuns {
+  counts: Record<string, number>;
+  inTransform: Promise<void>;
+}
+
+/**
+ * The demo's durable job: three steps (download, transform, upload). The
+ * first time "transform" runs, it tells the demo, which stops the worker
+ * abruptly right there (as a crash would) and starts another.
+ */
+function durableAgents(): { agents: AgentRegistry; runs: DurableRuns } {
+  let crashNow!: () => void;
+  const runs: DurableRuns = { counts: {}, inTransform: new Promise((resolve) => (crashNow = resolve)) };
+  const counted = async <T>(name: string, ctx: Parameters<AgentRegistry[string]>[1], fn: () => Promise<T>) =>
+    ctx.step(name, async () => {
+      runs.counts[name] = (runs.counts[name] ?? 0) + 1;
+      return fn();
+    });
+  const agents: AgentRegistry = {
+    ingest: async (_params, ctx) => {
+      const downloaded = await counted("download", ctx, async () => (await pause(150, ctx.signal), { rows: 1200 }));
+      const transformed = await counted("transform", ctx, async () => {
+        if (runs.counts.transform === 1) {
+          crashNow();
+          await pause(60_000, ctx.signal);
+          throw new Error("interrupted");
+        }
+        return { rows: downloaded.rows, cleaned: downloaded.rows - 17 };
+      });
+      return counted("upload", ctx, async () => ({ uploaded: transformed.cleaned }));
+    },
+  };
+  return { agents, runs };
+}
+
+/**
+ * Durable steps surviving a crash: the "ingest" job's worker is stopped
+ * abruptly in the middle of its second step, and a new worker finishes it
+ * without running the first step again.
+ */
+async function durableDemo(jobManager: JobManager, start: (agents: AgentRegistry) => Promise<Worker>, run: string, say: (line: string) => void): Promise<void> {
+  const { agents, runs } = durableAgents();
+  const first = await start(agents);
+  const job = await jobManager.createJob({ id: `demo-${run}-ingest`, jobType: JobType.AGENT, name: "ingest", payload: { agent_name: "ingest" } });
+  await runs.inTransform;
+  await first.stop({ force: true });
+  const second = await start(agents);
+  try {
+    let done = await jobManager.getJob(job.id);
+    while (!done?.archived) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      done = await jobManager.getJob(job.id);
+    }
+    const steps = (await jobManager.getJobSteps(job.id)) ?? [];
+    say(`Durable steps: "ingest" (${done.status}, ${JSON.stringify(done.result)}) lost its worker in the middle of "transform" (a forced stop standing in for a crash; tests/durable-crash.test.ts uses kill -9);`);
+    say(`  a new worker resumed it: ${["download", "transform", "upload"].map((s) => `${s} ran ${runs.counts[s] ?? 0}x`).join(", ")}; stored steps: ${steps.map((s) => `${s.name} (attempt ${s.attempt})`).join(", ")} (skein steps ${job.id}).`);
+  } finally {
+    await second.stop({ force: true });
+  }
+}
+
 /** Runs the demo: embedded database (unless a URL is configured), a worker, the graph, a live progress line, the status summary. */
 export async function runDemo(config: CliConfig, output: { json: boolean; tty: boolean }): Promise<void> {
   // Failures are part of the show; the table reports them, so keep the log to real errors.
@@ -174,6 +247,8 @@ export async function runDemo(config: CliConfig, output: { json: boolean; tty: b
     await db.jobManager.deleteSchedule(scheduleName);
     await worker.stop();
     await printSummary(db.jobManager, ids, ticks.find((s) => s.name === scheduleName)?.lastRunAt ?? null, scheduleName, say);
+    await durableDemo(db.jobManager, startDurableWorker(db.prisma, logger), run, say);
+    say("");
     const snapshot = await readStatus(db.db);
     say(output.json ? json(snapshot) : formatStatus(snapshot, 60));
   } finally {

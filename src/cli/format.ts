@@ -56,8 +56,9 @@ export function formatJob(job: Job): string {
     ["status", job.status + (job.archived ? " (archived)" : "")],
     ["description", job.description ?? "-"],
     ["dependencies", job.dependencies.length ? job.dependencies.map((d) => (typeof d === "string" ? d : `${d.id} (on failure: ${d.onFailure ?? "cancel"})`)).join(", ") : "-"],
-    ["parent", job.parentId ?? "-"],
+    ["parent", job.parentId === null ? "-" : `${job.parentId} (key ${job.delegationKey ?? "-"}${job.detached ? ", detached" : ""})`],
     ["children", job.childIds?.length ? job.childIds.join(", ") : "-"],
+    ["schedule", job.scheduleName === null ? "-" : `${job.scheduleName} (tick ${job.scheduledFor?.toISOString() ?? "?"})`],
     ["waiting on", String(job.pendingDependencies)],
     ["priority", String(job.priority)],
     ["queue", job.queue],
@@ -128,6 +129,15 @@ export function formatEvents(events: Array<{ at: Date; event: string; workerId: 
   return table(
     ["at", "event", "attempt", "worker", "detail"],
     events.map((e) => [e.at.toISOString(), e.event, e.attempt === null ? "-" : String(e.attempt), e.workerId ?? "-", e.detail ? clip(JSON.stringify(e.detail), 80) : ""]),
+  );
+}
+
+/** A job's durable steps as a table. */
+export function formatSteps(steps: Array<{ name: string; attempt: number; result: unknown; wakeAt: Date | null; createdAt: Date }>): string {
+  if (steps.length === 0) return "no steps stored";
+  return table(
+    ["stored at", "step", "attempt", "result"],
+    steps.map((s) => [s.createdAt.toISOString(), s.name, String(s.attempt), s.wakeAt ? `wakes at ${s.wakeAt.toISOString()}` : clip(JSON.stringify(s.result), 80)]),
   );
 }
 

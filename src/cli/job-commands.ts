@@ -1,6 +1,7 @@
 import type { CommandModule } from "yargs";
 import { readFileSync } from "node:fs";
 import type { JobStatus } from "../core/types";
+import type { ProvenanceQuery } from "../jobs/reads";
 import { command, print, withDatabase } from "./command";
 import { UsageError } from "./config";
 import { formatExplanation, formatJob, formatJobs } from "./format";
@@ -78,13 +79,26 @@ export const show = command({
       },
 });
 
+/** Filters of `list` and `history`: where jobs came from. */
+const PROVENANCE_FLAGS = {
+  name: { type: "string", describe: "Only jobs of this name" },
+  schedule: { type: "string", describe: "Only jobs a schedule of this name created" },
+  parent: { type: "string", describe: "Only children of this job (ctx.delegate)" },
+  "created-after": { type: "string", describe: "Only jobs created after this ISO 8601 time" },
+  "created-before": { type: "string", describe: "Only jobs created before this ISO 8601 time" },
+} as const;
+
+function provenanceOf(args: { name?: string; schedule?: string; parent?: string; "created-after"?: string; "created-before"?: string }): ProvenanceQuery {
+  return { name: args.name, scheduleName: args.schedule, parentId: args.parent, createdAfter: args["created-after"], createdBefore: args["created-before"] };
+}
+
 export const list = command({
   command: "list",
   describe: "List live jobs (or archived ones with --status completed|failed|cancelled)",
-  builder: (y) => y.options({ status: { type: "string", choices: ["pending", "running", "completed", "failed", "cancelled"] }, limit: { type: "number", default: 50 } }),
+  builder: (y) => y.options({ status: { type: "string", choices: ["pending", "running", "completed", "failed", "cancelled"] }, limit: { type: "number", default: 50 }, ...PROVENANCE_FLAGS }),
   handler: async (args) => {
     await withDatabase(args, async ({ jobManager }) => {
-      const jobs = await jobManager.listJobs({ status: args.status as JobStatus | undefined, limit: numberFlag("limit", args.limit, { integer: true, positive: true }) });
+      const jobs = await jobManager.listJobs({ status: args.status as JobStatus | undefined, limit: numberFlag("limit", args.limit, { integer: true, positive: true }), ...provenanceOf(args) });
       print(args, jobs, formatJobs(jobs));
     });
       },
@@ -117,10 +131,10 @@ export const retry = command({
 export const history = command({
   command: "history",
   describe: "List finished jobs, most recent first",
-  builder: (y) => y.options({ status: { type: "string", choices: ["completed", "failed", "cancelled"] }, limit: { type: "number", default: 50 } }),
+  builder: (y) => y.options({ status: { type: "string", choices: ["completed", "failed", "cancelled"] }, limit: { type: "number", default: 50 }, ...PROVENANCE_FLAGS }),
   handler: async (args) => {
     await withDatabase(args, async ({ jobManager }) => {
-      const jobs = await jobManager.getJobHistory({ status: args.status as JobStatus | undefined, limit: numberFlag("limit", args.limit, { integer: true, positive: true }) });
+      const jobs = await jobManager.getJobHistory({ status: args.status as JobStatus | undefined, limit: numberFlag("limit", args.limit, { integer: true, positive: true }), ...provenanceOf(args) });
       print(args, jobs, formatJobs(jobs));
     });
       },

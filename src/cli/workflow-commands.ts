@@ -4,7 +4,7 @@ import type { CreateJobInput } from "../core/types";
 import type { CreateScheduleInput } from "../schedules";
 import { common, print, withDatabase, type Flags } from "./command";
 import { UsageError } from "./config";
-import { formatEvents, formatJobs, formatLogLine, formatSchedules } from "./format";
+import { formatEvents, formatJobs, formatLogLine, formatSchedules, formatSteps } from "./format";
 import { numberFlag } from "./main";
 
 /** `skein logs`, `events`, `dlq` and `schedules`: the workflow commands. */
@@ -48,6 +48,19 @@ const events: CommandModule<Flags, IdArgs> = {
       const list = await jobManager.getJobEvents(String(args.id));
       if (!list) throw new UsageError(`job ${JSON.stringify(args.id)} not found`);
       print(args, list, formatEvents(list));
+    });
+  },
+};
+
+const steps: CommandModule<Flags, IdArgs> = {
+  command: "steps <id>",
+  describe: "Print a job's durable steps (ctx.step) and sleeps (ctx.sleep): what later attempts get back instead of running them again",
+  builder: (y) => common(y).positional("id", { type: "string", demandOption: true }) as never,
+  handler: async (args) => {
+    await withDatabase(args, async ({ jobManager }) => {
+      const list = await jobManager.getJobSteps(String(args.id));
+      if (!list) throw new UsageError(`job ${JSON.stringify(args.id)} not found`);
+      print(args, list, formatSteps(list));
     });
   },
 };
@@ -174,4 +187,4 @@ function parseJson(text: string): Record<string, never> {
 }
 
 /** The workflow commands, for `yargs.command([...])`. */
-export const workflowCommands = [logs, events, dlq, schedules] as unknown as CommandModule[];
+export const workflowCommands = [logs, events, steps, dlq, schedules] as unknown as CommandModule[];

@@ -114,6 +114,14 @@ export interface Job {
   parentId: string | null;
   /** Jobs this one created from inside its run (delegation); filled by `getJob` only. */
   childIds?: string[];
+  /** A child's key within its parent: the `key` it was delegated with, or `#<n>` (the n-th unkeyed delegation of the parent's run). */
+  delegationKey: string | null;
+  /** A child delegated with `detached: true`: its parent's failure or cancellation does not cancel it. */
+  detached: boolean;
+  /** The schedule that created the job, if any. */
+  scheduleName: string | null;
+  /** The schedule's tick the job was created for. */
+  scheduledFor: Date | null;
   /** When the job's last dependency finished (null if it was ready when created). */
   readyAt: Date | null;
   timeoutSeconds: number | null;

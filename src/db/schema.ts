@@ -11,6 +11,7 @@ export const TABLES = [
   "job_history",
   "job_events",
   "job_logs",
+  "job_steps",
   "workers",
   "maintenance_runs",
   "rate_limits",

@@ -1,10 +1,11 @@
 import { sqlState, SqlState, type Database } from "./database";
 import { finishDownstream } from "./sql/cancel";
-import { claimById, claimJobs, type Claimed, failExpiredLeases, releaseJobs, renewLeases, retryExpiredLeases, type ClaimRequest } from "./sql/claim";
+import { claimJobs, type Claimed, failExpiredLeases, releaseJobs, renewLeases, retryExpiredLeases, type ClaimRequest } from "./sql/claim";
 import { archiveCompleted, recordFailure, unblockDependents, type Completion, type Failure, type FailureOutcome } from "./sql/finish";
 import { leasedWithTokens, unblockAndHandOff, type HandoffRequest } from "./sql/handoff";
 import { deferRateLimited, pauseRateLimitKey } from "./sql/limits";
 import type { JobRow } from "./sql/rows";
+import { jobSteps, parkJob, saveStep, type ParkRequest, type StepRow } from "./sql/workflow";
 
 /**
  * The worker's seam to the database: claim, complete, fail, renew, release
@@ -18,11 +19,6 @@ export class JobStore {
   claim(request: ClaimRequest): Promise<Claimed> {
     if (request.limit <= 0) return Promise.resolve({ rows: [], flowWaiting: false });
     return claimJobs(this.db, request);
-  }
-
-  /** Claims one ready job by id for a worker (a parent running the child it waits on). */
-  claimOne(request: Omit<ClaimRequest, "limit"> & { id: string }): Promise<JobRow | undefined> {
-    return claimById(this.db, request);
   }
 
   /**
@@ -54,6 +50,25 @@ export class JobStore {
         return outcome;
       }),
     );
+  }
+
+  /**
+   * Parks a running job whose lease still matches (a parent waiting for its
+   * children, a sleep): pending, without a lease or a slot, until its
+   * children end and its run time comes. Returns whether the lease matched.
+   */
+  park(request: ParkRequest): Promise<boolean> {
+    return retryTransient(() => parkJob(this.db, request));
+  }
+
+  /** A job's stored steps (`ctx.step`, `ctx.sleep`). */
+  steps(jobId: string): Promise<StepRow[]> {
+    return jobSteps(this.db, jobId);
+  }
+
+  /** Stores a step's result (or a sleep's wake time) while the attempt's lease holds. */
+  saveStep(step: Parameters<typeof saveStep>[1]): Promise<"saved" | "exists" | "lost"> {
+    return saveStep(this.db, step);
   }
 
   /** Renews a worker's leases; returns the lease tokens it still holds. */

@@ -11,12 +11,13 @@ import { ScheduleService, type CreateScheduleInput, type FiredTick, type Schedul
 import type { JobsContext } from "./context";
 import type { JobEvent } from "./events";
 import { JobOperations, type CancelOptions, type ReplayOutcome } from "./operations";
-import { JobReader, type HistoryQuery, type JobLogLine, type ListQuery } from "./reads";
+import { JobReader, type HistoryQuery, type JobLogLine, type ListQuery, type ProvenanceQuery } from "./reads";
 import { TaskService } from "./tasks";
 import { normalizeJobInput } from "./validation";
+import { WorkflowService, type DelegatingParent, type JobStep } from "./workflows";
 import { JobWriter, NO_LINK, type CreateJobOptions } from "./writer";
 
-export type { CancelOptions, CreateJobOptions, HistoryQuery, JobLogLine, ListQuery, ReplayOutcome };
+export type { CancelOptions, CreateJobOptions, DelegatingParent, HistoryQuery, JobLogLine, JobStep, ListQuery, ProvenanceQuery, ReplayOutcome };
 
 /** Options for {@link JobManager}. */
 export interface JobManagerOptions {
@@ -60,6 +61,7 @@ export class JobManager {
   private readonly tasks: TaskService;
   private readonly limits: LimitService;
   private readonly schedules: ScheduleService;
+  private readonly workflows: WorkflowService;
 
   /**
    * @param prisma a client from `createPrismaClient` (fast path) or the
@@ -74,6 +76,7 @@ export class JobManager {
     this.tasks = new TaskService(ctx, this.writer);
     this.limits = new LimitService(ctx.db);
     this.schedules = new ScheduleService(ctx, scheduledJobs(this.writer));
+    this.workflows = new WorkflowService(ctx, this.writer, this.reader, this.operations);
   }
 
   /**
@@ -264,6 +267,31 @@ export class JobManager {
   runDueSchedules(options: { now?: Date } = {}): Promise<FiredTick[]> {
     return this.schedules.runDueSchedules(options);
   }
+
+  /** A job's durable steps (`ctx.step`) and sleeps (`ctx.sleep`), oldest first; `null` if no job has this id. */
+  getJobSteps(id: string): Promise<JobStep[] | null> {
+    return this.workflows.steps(id);
+  }
+
+  /**
+   * Cancels the unfinished children of every parked parent whose wait timed
+   * out (`timeoutSeconds` of `ctx.delegate`); each such parent wakes and fails
+   * with a timeout. Workers call this every second. Returns how many children
+   * it cancelled.
+   */
+  expireWaits(): Promise<number> {
+    return this.workflows.expireWaits();
+  }
+
+  /**
+   * The worker's side of `ctx.delegate`: the children of a running job with
+   * these keys, found (made by an earlier attempt) or created now, fenced by
+   * the parent's lease (`undefined` when it is gone).
+   * @internal
+   */
+  delegateChildren(parent: DelegatingParent, inputs: readonly CreateJobInput[], keys: readonly string[], options: { detached: boolean }): Promise<Job[] | undefined> {
+    return this.workflows.delegate(parent, inputs, keys, options);
+  }
 }
 
 /** The context every service of one manager shares. */
@@ -298,7 +326,7 @@ function scheduledJobs(writer: JobWriter): ScheduledJobs {
     },
     async writeTick(sql, template, tick) {
       const job = normalizeJobInput({ ...(template as unknown as CreateJobInput), id: tick.jobId });
-      return { ready: (await writer.write(sql, [job], NO_LINK)).ready };
+      return { ready: (await writer.write(sql, [job], { ...NO_LINK, schedule: { name: tick.scheduleName, tick: tick.tickAt } })).ready };
     },
   };
 }

@@ -2,7 +2,21 @@ import type { EventRow } from "../db/sql/events";
 import type { Job } from "../core/types";
 
 /** Kinds of job event. */
-export type JobEventType = "created" | "ready" | "started" | "retried" | "completed" | "failed" | "cancelled" | "lease_lost" | "released" | "rate_limited";
+export type JobEventType =
+  | "created"
+  | "ready"
+  | "started"
+  | "retried"
+  | "completed"
+  | "failed"
+  | "cancelled"
+  | "lease_lost"
+  | "released"
+  | "rate_limited"
+  /** The attempt ended parked: waiting for delegated children, or sleeping (`detail`: waitingFor, until, deadline). */
+  | "parked"
+  /** A durable step (or a sleep) was stored (`detail.name`). */
+  | "step";
 
 /** One state change of a job. */
 export interface JobEvent {
@@ -16,7 +30,7 @@ export interface JobEvent {
 }
 
 /** Stored events that end an attempt (each implies that the attempt started). */
-const ENDS_ATTEMPT = new Set(["retried", "lease_lost", "released", "rate_limited", "failed", "cancelled"]);
+const ENDS_ATTEMPT = new Set(["retried", "lease_lost", "released", "rate_limited", "parked", "failed", "cancelled"]);
 
 /**
  * A job's full timeline. Created, ready, the latest start and the final

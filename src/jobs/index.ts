@@ -1,4 +1,4 @@
-export { JobManager, type JobLogLine, type CancelOptions, type CreateJobOptions, type HistoryQuery, type JobManagerOptions, type ListQuery, type ReplayOutcome } from "./JobManager";
+export { JobManager, type JobLogLine, type CancelOptions, type CreateJobOptions, type HistoryQuery, type JobManagerOptions, type JobStep, type ListQuery, type ProvenanceQuery, type ReplayOutcome } from "./JobManager";
 export { JobStatus, JobType, FINAL_STATUSES, type CreateJobInput, type CreateTaskInput, type DependencySpec, type FailurePolicy, dependencyId, type Job, type JsonObject, type JsonValue, type Task } from "../core/types";
 export {
   SkeinError,

@@ -4,13 +4,40 @@ import { FINAL_STATUSES, JobStatus, type Job } from "../core/types";
 import { storedEvents } from "../db/sql/events";
 import { childIds, deadLetters } from "../db/sql/graph";
 import { readLogs } from "../db/sql/logs";
-import { findJob, historyJobs, liveJobs, readyJobs } from "../db/sql/read";
+import { findJob, historyJobs, liveJobs, readyJobs, type ProvenanceFilter } from "../db/sql/read";
 import { toJob } from "../db/sql/rows";
 import type { JobsContext } from "./context";
 import { buildTimeline, type JobEvent } from "./events";
 
+/** Where jobs came from: filters of `listJobs` and `getJobHistory` (each optional; all given must hold). */
+export interface ProvenanceQuery {
+  /** Jobs of exactly this name. */
+  name?: string;
+  /** Jobs created by this schedule. */
+  scheduleName?: string;
+  /** Children of this job (created with `ctx.delegate`). */
+  parentId?: string;
+  /** Jobs created after this time. */
+  createdAfter?: Date | string;
+  /** Jobs created before this time. */
+  createdBefore?: Date | string;
+}
+
+/** Checks a {@link ProvenanceQuery}; a bad value is a ValidationError naming it. */
+export function checkProvenance(q: ProvenanceQuery): ProvenanceFilter {
+  const text = (value: string | undefined, field: string, max: number) => (value === undefined ? undefined : checkText(value, field, max, false));
+  const time = (value: Date | string | undefined, field: string) => (value === undefined ? undefined : checkTime(value, field));
+  return {
+    name: text(q.name, "name", LIMITS.nameLength),
+    scheduleName: text(q.scheduleName, "scheduleName", LIMITS.nameLength),
+    parentId: text(q.parentId, "parentId", LIMITS.idLength),
+    createdAfter: time(q.createdAfter, "createdAfter"),
+    createdBefore: time(q.createdBefore, "createdBefore"),
+  };
+}
+
 /** Options for {@link JobReader.getJobHistory}. */
-export interface HistoryQuery {
+export interface HistoryQuery extends ProvenanceQuery {
   /** @defaultValue 100 */
   limit?: number;
   offset?: number;
@@ -19,7 +46,7 @@ export interface HistoryQuery {
 }
 
 /** Options for {@link JobReader.listJobs}. */
-export interface ListQuery {
+export interface ListQuery extends ProvenanceQuery {
   /** `pending`/`running` list live jobs; `completed`/`failed`/`cancelled` list history. Default: all live jobs. */
   status?: JobStatus;
   /** @defaultValue 100 */
@@ -66,7 +93,8 @@ export class JobReader {
   async listJobs(options: ListQuery = {}): Promise<Job[]> {
     const status = checkStatus(options.status);
     const limit = checkLimit(options.limit);
-    const rows = status && FINAL_STATUSES.includes(status) ? await historyJobs(this.ctx.db, { status, limit }) : await liveJobs(this.ctx.db, { status, limit });
+    const filter = checkProvenance(options);
+    const rows = status && FINAL_STATUSES.includes(status) ? await historyJobs(this.ctx.db, { status, limit, ...filter }) : await liveJobs(this.ctx.db, { status, limit, ...filter });
     return rows.map(toJob);
   }
 
@@ -76,7 +104,7 @@ export class JobReader {
     if (status && !FINAL_STATUSES.includes(status)) throw new ValidationError("status", `history holds only ${FINAL_STATUSES.join(", ")} jobs`);
     const offset = options.offset ?? 0;
     if (!Number.isInteger(offset) || offset < 0) throw new ValidationError("offset", "must be a non-negative integer");
-    return (await historyJobs(this.ctx.db, { status, limit: checkLimit(options.limit), offset })).map(toJob);
+    return (await historyJobs(this.ctx.db, { status, limit: checkLimit(options.limit), offset, ...checkProvenance(options) })).map(toJob);
   }
 
   /** Every state change of a job, oldest first; kept after the job is archived. `null` if unknown. */

@@ -13,6 +13,12 @@ export interface JobLink {
   parentId: string | null;
   /** Tenant for jobs that name none (a task's or a parent's). */
   tenant: string | null;
+  /** Children's keys within their parent, by job id (delegation). */
+  keys?: ReadonlyMap<string, string>;
+  /** Children that outlive their parent's failure or cancellation. */
+  detached?: boolean;
+  /** The schedule and tick that made the jobs. */
+  schedule?: { name: string; tick: Date };
 }
 export const NO_LINK: JobLink = { taskId: null, parentId: null, tenant: null };
 
@@ -72,6 +78,10 @@ function newJobRow(plan: JobPlan, link: JobLink): NewJobRow {
     tags: job.tags,
     task_id: link.taskId,
     parent_id: link.parentId,
+    delegation_key: link.keys?.get(job.id) ?? null,
+    detached: link.detached === true,
+    schedule_name: link.schedule?.name ?? null,
+    scheduled_for: link.schedule?.tick.toISOString() ?? null,
   };
 }
 

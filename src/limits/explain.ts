@@ -3,7 +3,7 @@ import type { ExplainRow } from "../db/sql/limits";
 /** One reason a job is not running. */
 export interface WaitReason {
   /** Machine-readable kind. */
-  code: "dependencies" | "scheduled" | "rate_limit_paused" | "rate_limited" | "concurrency" | "no_worker" | "queued";
+  code: "dependencies" | "children" | "sleeping" | "scheduled" | "rate_limit_paused" | "rate_limited" | "concurrency" | "no_worker" | "queued";
   message: string;
 }
 
@@ -18,6 +18,11 @@ export interface JobExplanation {
 }
 
 const ms = (value: number) => `${Math.max(0, Math.ceil(value))} ms`;
+const listed = (jobs: ReadonlyArray<{ id: string; name: string; status: string }>) =>
+  jobs
+    .slice(0, 10)
+    .map((d) => `${d.id} (${JSON.stringify(d.name)}, ${d.status})`)
+    .join(", ") + (jobs.length > 10 ? `, and ${jobs.length - 10} more` : "");
 
 /** Turns the facts about a live job into reasons. Pure, so each rule is easy to test and read. */
 export function explainFromFacts(facts: ExplainRow): JobExplanation {
@@ -26,12 +31,19 @@ export function explainFromFacts(facts: ExplainRow): JobExplanation {
     return { id: facts.id, status: facts.status, reasons: [], summary: `running on worker ${facts.locked_by ?? "?"}${since}` };
   }
   const reasons: WaitReason[] = [];
-  if (facts.pending_dependencies > 0) {
-    const deps = (facts.waiting_on ?? []).map((d) => `${d.id} (${JSON.stringify(d.name)}, ${d.status})`);
-    const shown = deps.slice(0, 10).join(", ") + (deps.length > 10 ? `, and ${deps.length - 10} more` : "");
-    reasons.push({ code: "dependencies", message: `waiting on ${facts.pending_dependencies} dependenc${facts.pending_dependencies === 1 ? "y" : "ies"}: ${shown}` });
+  const waiting = facts.waiting_on ?? [];
+  const children = waiting.filter((d) => d.edge === "wait");
+  const dependencies = waiting.filter((d) => d.edge !== "wait");
+  if (dependencies.length > 0) {
+    reasons.push({ code: "dependencies", message: `waiting on ${dependencies.length} dependenc${dependencies.length === 1 ? "y" : "ies"}: ${listed(dependencies)}` });
   }
-  if (facts.run_in_ms > 0) reasons.push({ code: "scheduled", message: `runAt is in the future (in ${ms(facts.run_in_ms)})` });
+  if (children.length > 0) {
+    const until = facts.wait_until ? ` (they are cancelled at ${facts.wait_until.toISOString()})` : "";
+    reasons.push({ code: "children", message: `parked until ${children.length} delegated job${children.length === 1 ? "" : "s"} end${children.length === 1 ? "s" : ""}: ${listed(children)}${until}` });
+  }
+  if (facts.run_in_ms > 0) {
+    reasons.push(facts.sleeping ? { code: "sleeping", message: `sleeping (ctx.sleep) for ${ms(facts.run_in_ms)} more` } : { code: "scheduled", message: `runAt is in the future (in ${ms(facts.run_in_ms)})` });
+  }
   if (facts.rate_limit_key !== null && facts.paused_ms !== null && facts.paused_ms > 0) {
     reasons.push({ code: "rate_limit_paused", message: `rate limit of key ${JSON.stringify(facts.rate_limit_key)} is paused by the provider (for ${ms(facts.paused_ms)})` });
   } else if (facts.rate_limit_key !== null && facts.rate_per_second !== null && facts.tokens !== null && facts.burst !== null) {

@@ -65,7 +65,17 @@ export const TokenParams = Type.Object({ id: Type.String({ pattern: "^[a-f0-9]{1
 
 /** Query of `GET /api/jobs`. */
 export const JobsQuery = Type.Object(
-  { status: Type.Optional(literals(Object.values(JobStatus))), tenant: Type.Optional(Key), queue: Type.Optional(Key), limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) },
+  {
+    status: Type.Optional(literals(Object.values(JobStatus))),
+    tenant: Type.Optional(Key),
+    queue: Type.Optional(Key),
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 1000 })),
+    scheduleName: Type.Optional(Type.String({ minLength: 1, maxLength: 1000 })),
+    parentId: Type.Optional(Key),
+    createdAfter: Type.Optional(Type.String({ format: "date-time" })),
+    createdBefore: Type.Optional(Type.String({ format: "date-time" })),
+    limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+  },
   { additionalProperties: false },
 );
 

@@ -28,6 +28,8 @@ export interface WorkerEvents {
   "job:start": [job: Job];
   "job:complete": [job: Job, result: JsonValue | null];
   "job:fail": [job: Job, error: string, outcome: "retried" | "failed" | "refused"];
+  /** The attempt ended parked: the job waits for its children or sleeps, without a slot. */
+  "job:park": [job: Job];
   stopped: [];
 }
 
@@ -139,6 +141,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         start: (job) => this.emit("job:start", job),
         complete: (job, result) => this.emit("job:complete", job, result),
         fail: (job, error, outcome) => this.emit("job:fail", job, error, outcome),
+        park: (job) => this.emit("job:park", job),
       },
     });
   }

@@ -7,7 +7,7 @@ import type { JobStore } from "../db/store";
 import type { JobManager } from "../jobs/JobManager";
 import { AttemptAbort } from "./abort";
 import type { CompletionBatcher } from "./completer";
-import { Delegation } from "./delegation";
+import { Workflow } from "./workflow";
 import { runAttempt, type RunningJob } from "./runner";
 import type { SlotLedger } from "./slots";
 import type { Executor } from "./types";
@@ -36,6 +36,7 @@ export interface AttemptsDeps {
     start(job: Job): void;
     complete(job: Job, result: JsonValue | null): void;
     fail(job: Job, error: string, outcome: "retried" | "failed" | "refused"): void;
+    park(job: Job): void;
   };
 }
 
@@ -46,12 +47,6 @@ export class Attempts {
   /** Starts claimed jobs; never more than the free slots were taken, so each starts at once. */
   async start(rows: JobRow[]): Promise<void> {
     for (const entry of await this.prepare(rows)) void this.run(entry);
-  }
-
-  /** Runs a claimed job to its end in the caller's slot (a parent running the child it waits on). */
-  async runInline(row: JobRow): Promise<void> {
-    const [entry] = await this.prepare([row]);
-    if (entry) await this.run(entry);
   }
 
   /**
@@ -124,39 +119,13 @@ export class Attempts {
           if (outcome === "retried") this.deps.clock.setTimeout(() => this.deps.wake(true), retryInMs + 5);
         },
         onRateLimited: (_job, retryInMs) => this.deps.clock.setTimeout(() => this.deps.wake(true), retryInMs + 5),
-        delegation: (job, signal) => this.delegation(job, signal),
+        onParked: (job) => this.deps.events.park(job),
+        workflow: (entry) => new Workflow({ jobManager: this.deps.jobManager, store: this.deps.store, clock: this.deps.clock, logger: withFields(this.deps.logger, { jobId: entry.job.id }), workerId: this.deps.workerId }, entry),
       });
     } finally {
       if (released) this.deps.completionWritten();
       else release();
     }
-  }
-
-  private delegation(job: Job, signal: AbortSignal): Delegation {
-    const { deps } = this;
-    return new Delegation(
-      {
-        jobManager: deps.jobManager,
-        clock: deps.clock,
-        logger: withFields(deps.logger, { jobId: job.id }),
-        runInline: (row) => this.runInline(row),
-        claimChild: (id) => this.claimChild(id),
-      },
-      job,
-      signal,
-    );
-  }
-
-  /** A delegated child to run in its parent's slot: held already, or claimed by id; either way only while its lease holds. */
-  private async claimChild(id: string): Promise<JobRow | undefined> {
-    const { deps } = this;
-    const held = deps.ledger.takeById(id, deps.clock.now());
-    if (held) return held;
-    const requestedAt = deps.clock.now();
-    const row = await deps.store.claimOne({ id, workerId: deps.workerId, leaseSeconds: deps.leaseSeconds, filter: deps.filter });
-    if (!row) return undefined;
-    deps.ledger.hold([row], deps.clock.now(), requestedAt + deps.leaseSeconds * 1000);
-    return deps.ledger.takeById(id, deps.clock.now());
   }
 }
 

@@ -44,13 +44,13 @@ export class Claimer {
   }
 
   /**
-   * Claims plain jobs ahead of free slots (`prefetch`), never delegated
-   * children, and never through the flow-control claim: rate-limit tokens and
-   * concurrency places are taken only for jobs about to start.
+   * Claims plain jobs ahead of free slots (`prefetch`), never through the
+   * flow-control claim: rate-limit tokens and concurrency places are taken
+   * only for jobs about to start.
    */
   async claimAhead(workerId: string, limit: number, leaseSeconds: number): Promise<JobRow[]> {
     if (limit <= 0 || this.flowMode) return [];
-    const { rows, flowWaiting } = await this.store.claim({ workerId, limit, leaseSeconds, filter: this.filter, ahead: true });
+    const { rows, flowWaiting } = await this.store.claim({ workerId, limit, leaseSeconds, filter: this.filter });
     this.flowMode = flowWaiting;
     return rows;
   }

@@ -46,12 +46,6 @@ export class HeldJobs {
     return taken;
   }
 
-  /** Takes the held job `id` (a parent about to run the child it waits on), if it is held and still leased. */
-  takeById(id: string, now: number): JobRow | undefined {
-    const index = this.jobs.findIndex((h) => h.row.id === id);
-    return index < 0 ? undefined : this.takeAt(index, now);
-  }
-
   /** How long a job waited here before it was taken to start, if it was held. */
   waitedMs(row: JobRow): number | undefined {
     return this.waited.get(row);

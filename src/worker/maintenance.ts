@@ -52,8 +52,8 @@ export interface MaintenanceContext {
 
 /**
  * The timers of a worker with `maintenance` on: every second it fires due
- * schedules and analyses the job tables if they outgrew their planner
- * statistics; every minute it offers to prune history (gates in the database
+ * schedules, expires the waits of parked parents that timed out, and
+ * analyses the job tables if they outgrew their planner statistics; every minute it offers to prune history (gates in the database
  * let one worker at a time do each). A timer re-arms only once its round has
  * finished, and never after {@link MaintenanceTimers.stop}.
  */
@@ -68,6 +68,7 @@ export class MaintenanceTimers {
     if (this.active) return;
     this.active = true;
     this.everySecond(0, () => this.runSchedules());
+    this.everySecond(2, () => this.expireWaits());
     this.everySecond(1, () => refreshAndLog(this.context.db, this.context.logger, { onlyPermitted: false, failureLevel: "warn" }));
     this.pruneTask = this.everyMinute(() => this.pruneHistory());
   }
@@ -114,6 +115,17 @@ export class MaintenanceTimers {
       for (const f of fired) logger.info("schedule fired", { schedule: f.schedule, tickAt: f.tickAt.toISOString(), jobId: f.jobId });
     } catch (error) {
       logger.warn("running schedules failed", { error: String(error) });
+    }
+  }
+
+  /** Cancels the unfinished children of parked parents whose wait timed out (each parent then wakes and fails). */
+  private async expireWaits(): Promise<void> {
+    const { jobManager, logger } = this.context;
+    try {
+      const cancelled = await jobManager.expireWaits();
+      if (cancelled > 0) logger.info("wait timeouts: cancelled delegated jobs", { cancelled });
+    } catch (error) {
+      logger.warn("expiring waits failed", { error: String(error) });
     }
   }
 

@@ -8,10 +8,9 @@ import { backoffMs, sleep, type Clock } from "../core/clock";
 import type { CompletionBatcher } from "./completer";
 import { pickExecutor } from "./executors";
 import { setTaskStep } from "../db/sql/tasks";
-import type { CreateJobInput } from "../core/types";
-import type { Delegation, DelegateOptions } from "./delegation";
 import { AttemptLog } from "./joblog";
-import { NonRetryableError, RateLimitedError, type Executor, type JobContext } from "./types";
+import { DelegatedJobError, NonRetryableError, RateLimitedError, type DelegateOptions, type DelegateSpec, type Executor, type JobContext } from "./types";
+import type { Suspension, Workflow } from "./workflow";
 
 /** A claimed job while a worker runs it. */
 export interface RunningJob {
@@ -21,8 +20,8 @@ export interface RunningJob {
   readonly abort: AttemptAbort;
   /** Milliseconds it waited here, claimed ahead of a free slot, before it started (`prefetch`). */
   readonly heldMs?: number;
-  /** executing → completing/failing, or abandoned (shutdown, lease lost): then the worker records nothing. */
-  phase: "executing" | "completing" | "failing" | "shutdown" | "lease-lost";
+  /** executing → completing/failing/parking, or abandoned (shutdown, lease lost): then the worker records nothing. */
+  phase: "executing" | "completing" | "failing" | "parking" | "shutdown" | "lease-lost";
   abandon(reason: "shutdown" | "lease-lost"): void;
 }
 
@@ -40,8 +39,10 @@ export interface AttemptDeps {
   onFail(job: Job, error: string, outcome: "retried" | "failed" | "refused", retryInMs: number): void;
   /** The job went back to pending because its provider pushed back; it may run again in `retryInMs`. */
   onRateLimited(job: Job, retryInMs: number): void;
-  /** Delegation for a job's context (`ctx.delegate`). */
-  delegation(job: Job, signal: AbortSignal): Delegation;
+  /** The job was parked (waiting for its children, or sleeping). */
+  onParked(job: Job, suspension: Suspension): void;
+  /** The durable workflow of an attempt (`ctx.delegate`, `ctx.step`, `ctx.sleep`). */
+  workflow(entry: RunningJob): Workflow;
   /**
    * Frees the job's slot: called once the executor has returned and its
    * result is handed to the completion batcher, so the slot takes new work
@@ -68,11 +69,13 @@ export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<
     job.timeoutSeconds !== null
       ? deps.clock.setTimeout(() => abort.abort(new JobTimeoutError(`timed out after ${job.timeoutSeconds} s`)), job.timeoutSeconds * 1000)
       : undefined;
+  const workflow = deps.workflow(entry);
   try {
     const executor = pickExecutor(deps.executors, job);
-    const ctx = jobContext(entry, deps, logger, log);
+    const ctx = jobContext(entry, deps, logger, log, workflow);
     logger.debug("job started", { executor: executor.name, attempt: job.attempts });
     const value = await abort.race(executor.execute(job, ctx));
+    if (workflow.suspension && entry.phase === "executing") return await park(entry, workflow.suspension, deps, logger);
     const result = toJsonResult(value);
     await log.close();
     if (entry.phase !== "executing") return;
@@ -90,6 +93,7 @@ export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<
       logger.info("attempt abandoned", { reason: entry.phase });
       return;
     }
+    if (workflow.suspension) return await park(entry, workflow.suspension, deps, logger);
     entry.phase = "failing";
     if (error instanceof RateLimitedError) {
       await deferForRateLimit(entry, error, deps, logger);
@@ -103,7 +107,7 @@ export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<
 }
 
 /** What the executor of one attempt is given besides the job. */
-function jobContext(entry: RunningJob, deps: AttemptDeps, logger: Logger, log: AttemptLog): JobContext {
+function jobContext(entry: RunningJob, deps: AttemptDeps, logger: Logger, log: AttemptLog, workflow: Workflow): JobContext {
   const { job, abort } = entry;
   return {
     job,
@@ -122,12 +126,10 @@ function jobContext(entry: RunningJob, deps: AttemptDeps, logger: Logger, log: A
       throw new RateLimitedError(seconds);
     },
     log,
-    delegate: ((spec: CreateJobInput, options: DelegateOptions = {}) =>
-      deps
-        .delegation(job, abort.signal)
-        .delegateAll([spec], options)
-        .then((out) => out[0])) as JobContext["delegate"],
-    delegateAll: ((specs: CreateJobInput[], options: DelegateOptions = {}) => deps.delegation(job, abort.signal).delegateAll(specs, options)) as JobContext["delegateAll"],
+    delegate: ((spec: DelegateSpec, options: DelegateOptions = {}) => workflow.delegate([spec], options, true).then((out) => out[0])) as JobContext["delegate"],
+    delegateAll: ((specs: DelegateSpec[], options: DelegateOptions = {}) => workflow.delegate(specs, options, false)) as JobContext["delegateAll"],
+    step: (name, fn) => workflow.step(name, fn),
+    sleep: (name, ms) => workflow.sleep(name, ms),
     task: {
       id: job.taskId,
       setStep: async (step) => {
@@ -136,6 +138,37 @@ function jobContext(entry: RunningJob, deps: AttemptDeps, logger: Logger, log: A
       },
     },
   };
+}
+
+/**
+ * Ends an attempt that waits (for children, or for time): the job goes back
+ * to pending without a lease, to run again once it may go on. Whatever the
+ * executor still runs is aborted (its writes are refused: the lease is gone).
+ */
+async function park(entry: RunningJob, suspension: Suspension, deps: AttemptDeps, logger: Logger): Promise<void> {
+  const { job } = entry;
+  entry.phase = "parking";
+  const request = {
+    id: job.id,
+    leaseToken: entry.leaseToken,
+    workerId: deps.workerId,
+    children: [...suspension.children],
+    runAt: suspension.runAt === null ? null : new Date(suspension.runAt),
+    waitUntil: suspension.waitUntil === null ? null : new Date(suspension.waitUntil),
+  };
+  try {
+    const held = await deps.store.park(request);
+    if (held) {
+      logger.debug("job parked", { waitingFor: request.children, until: request.runAt, deadline: request.waitUntil });
+      deps.onParked(job, suspension);
+    } else {
+      logger.warn("parking refused: the job's lease was lost");
+    }
+  } catch (error) {
+    logger.error("could not park the job; it runs again after its lease expires", { error: String(error) });
+  } finally {
+    entry.abort.abort(new Error("the job is parked"));
+  }
 }
 
 async function deferForRateLimit(entry: RunningJob, error: RateLimitedError, deps: AttemptDeps, logger: Logger): Promise<void> {
@@ -156,7 +189,7 @@ async function deferForRateLimit(entry: RunningJob, error: RateLimitedError, dep
 async function recordFailure(entry: RunningJob, error: unknown, deps: AttemptDeps, logger: Logger): Promise<void> {
   const { job } = entry;
   const message = error instanceof Error ? error.message || error.name : String(error);
-  const final = error instanceof NonRetryableError;
+  const final = error instanceof NonRetryableError || (error instanceof DelegatedJobError && !error.retryable);
   const delayMs = backoffMs(job.retryCount, deps.retryBackoff.baseSeconds * 1000, deps.retryBackoff.maxSeconds * 1000, deps.random);
   const failure = { id: job.id, leaseToken: entry.leaseToken, error: message, retryDelaySeconds: delayMs / 1000, final, heldMs: entry.heldMs };
   for (let attempt = 0; ; attempt++) {

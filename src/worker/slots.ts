@@ -80,11 +80,6 @@ export class SlotLedger {
     return n > 0 ? this.held.take(n, now) : [];
   }
 
-  /** The held job `id`, to start now (a parent running the child it waits on), if held and still leased. */
-  takeById(id: string, now: number): JobRow | undefined {
-    return this.held.takeById(id, now);
-  }
-
   /** How long a job waited held before it was taken to start. */
   waitedMs(row: JobRow): number | undefined {
     return this.held.waitedMs(row);

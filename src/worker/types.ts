@@ -27,26 +27,51 @@ export interface JobContext {
   /**
    * Creates a job from inside this one (its `parentId` is this job; it
    * inherits this job's tenant and task unless it names a tenant). With
-   * `{ wait: true }` resolves with the child's result, or throws its failure.
+   * `{ wait: true }` resolves with the child's result, or throws
+   * {@link DelegatedJobError} if it failed, was cancelled or timed out.
    *
-   * Waiting does not hold the slot hostage: while it waits, this job runs the
-   * child itself, within its own slot, whenever the child is ready and no
-   * other worker has taken it (so a worker with `maxConcurrentJobs: 1` still
-   * finishes). Children with a rate-limit or concurrency key are left to the
-   * normal claim, which enforces their limits. After `timeoutSeconds` the
-   * child (and what depends on it) is cancelled and this job fails.
+   * Children are keyed within their parent (by `key`, or by call order:
+   * `#1`, `#2`, ...), so a retried or resumed parent finds the children it
+   * made instead of making them again: a completed child's result comes back
+   * at once, a running one is awaited.
+   *
+   * Waiting never holds a slot or a lease: the attempt ends there and the job
+   * is parked (pending) until its children end, then runs again from the
+   * top, its steps ({@link JobContext.step}) giving back their stored results
+   * and this call the child's. So do not catch the {@link JobSuspended} this
+   * throws (or rethrow it). After `timeoutSeconds` from the child's creation
+   * the child (and what depends on it) is cancelled, aborting it if it runs,
+   * and this job fails without retrying. A failed or cancelled parent cancels
+   * its children, running ones included, unless they were delegated with
+   * `detached: true`.
    */
-  delegate(spec: CreateJobInput): Promise<Job>;
-  delegate(spec: CreateJobInput, options: { wait?: false }): Promise<Job>;
-  delegate(spec: CreateJobInput, options: { wait: true; timeoutSeconds?: number }): Promise<JsonValue | null>;
+  delegate(spec: DelegateSpec): Promise<Job>;
+  delegate(spec: DelegateSpec, options: DelegateOptions & { wait?: false }): Promise<Job>;
+  delegate(spec: DelegateSpec, options: DelegateOptions & { wait: true }): Promise<JsonValue | null>;
   /**
    * Creates several children at once (atomically; they may depend on each
-   * other). With `{ wait: true }` resolves with their results in order, or
-   * throws the first failure (cancelling the children still unfinished).
+   * other; each keyed by its `key` or by call order). With `{ wait: true }`
+   * resolves with their results in order, or throws the first failure.
    */
-  delegateAll(specs: CreateJobInput[]): Promise<Job[]>;
-  delegateAll(specs: CreateJobInput[], options: { wait?: false }): Promise<Job[]>;
-  delegateAll(specs: CreateJobInput[], options: { wait: true; timeoutSeconds?: number }): Promise<Array<JsonValue | null>>;
+  delegateAll(specs: DelegateSpec[]): Promise<Job[]>;
+  delegateAll(specs: DelegateSpec[], options: Omit<DelegateOptions, "key"> & { wait?: false }): Promise<Job[]>;
+  delegateAll(specs: DelegateSpec[], options: Omit<DelegateOptions, "key"> & { wait: true }): Promise<Array<JsonValue | null>>;
+  /**
+   * A durable step: runs `fn` and stores what it returns (JSON, at most the
+   * payload limit; `undefined` as null) under `name`; on a later attempt of
+   * this job (a retry, a resume after waiting, a crash) it returns the stored
+   * value without running `fn` again. Returns the stored value (as JSON reads
+   * it back) the first time too. A name reached again in one run is keyed
+   * `name#2`, `name#3`, ... Names: at most 200 characters, no `#`.
+   */
+  step<T>(name: string, fn: () => T | Promise<T>): Promise<T>;
+  /**
+   * Ends the attempt and runs the job again (from the top) `ms` after the
+   * first time this sleep was reached, without holding a slot or a lease; on
+   * that later run it returns at once. Like `delegate`, it throws
+   * {@link JobSuspended}: do not catch it.
+   */
+  sleep(name: string, ms: number): Promise<void>;
   /** Stores log lines with the job (readable with `skein logs <id>`); also written to `logger`. */
   readonly log: JobLog;
 }
@@ -98,6 +123,51 @@ export interface QueryRequest {
 
 /** Answers `query` jobs. */
 export type QueryEngine = (request: QueryRequest, ctx: JobContext) => Promise<unknown>;
+
+/** Options of `ctx.delegate` and `ctx.delegateAll`. */
+export interface DelegateOptions {
+  /** Wait for the children's results (parking this job meanwhile). @defaultValue false */
+  wait?: boolean;
+  /** With `wait`: cancel the children still unfinished this many seconds after they were created, and fail. */
+  timeoutSeconds?: number;
+  /** `ctx.delegate` only: the child's key within this job (else `spec.key`, else its call order). */
+  key?: string;
+  /** The children outlive this job's failure or cancellation. @defaultValue false */
+  detached?: boolean;
+  /**
+   * With `wait`: a child that failed fails this job retryably once, and this
+   * job's next attempt retries the child (and waits again) instead of failing
+   * for it again. Without it a child's failure fails this job for good.
+   * @defaultValue false
+   */
+  retryFailed?: boolean;
+}
+
+/** A child to delegate: a job description with an optional key within its parent. */
+export type DelegateSpec = CreateJobInput & { key?: string };
+
+/**
+ * Thrown by `ctx.delegate` (waiting) and `ctx.sleep`: the attempt ends and
+ * the job is parked until it may go on. Let it propagate; once thrown, the
+ * attempt parks whatever the executor does afterwards.
+ */
+export class JobSuspended extends Error {
+  override name = "JobSuspended";
+}
+
+/** A delegated child did not complete: it failed, was cancelled, or did not finish in time (`reason`). */
+export class DelegatedJobError extends Error {
+  override name = "DelegatedJobError";
+  constructor(
+    readonly childId: string,
+    readonly reason: "failed" | "cancelled" | "timeout",
+    message: string,
+    /** Whether this job may retry for it (`retryFailed`); otherwise it fails for good. */
+    readonly retryable: boolean,
+  ) {
+    super(message);
+  }
+}
 
 /**
  * Throw from an executor to fail the job at once, without retries (the

@@ -43,7 +43,7 @@ export async function runCli(bin: "run-worker" | "init-worker" | "skein", args: 
 }
 
 /** Lines of the per-attempt execution log written by tests/fixtures/agents.js. */
-export function readRunLog(file: string): Array<{ event: "start" | "end"; job: string; worker: string; attempt: number; pid: number; at: number }> {
+export function readRunLog(file: string): Array<{ event: string; job: string; worker: string; attempt: number; pid: number; at: number }> {
   let text: string;
   try {
     text = readFileSync(file, "utf8");

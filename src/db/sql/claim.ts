@@ -1,7 +1,7 @@
 import type { Sql } from "../database";
 import { claimOrder, filterValues, flowReady, plainReady, shapeKey, shapeOf, workerFilter, type FilterShape, type WorkerFilter } from "./fragments";
 import { archiveInsert, leaseSet, leaseTokens, LIVE_COLUMNS, streamEvents, type JobRow, type LeaseParams } from "./rows";
-import { CHANNEL, sql, statement, T, variants, when } from "./template";
+import { CHANNEL, sql, statement, T, variants } from "./template";
 
 /** What one claim statement got, and whether jobs needing the flow-control claim wait. */
 export interface Claimed {
@@ -19,12 +19,6 @@ export interface ClaimRequest {
   leaseSeconds: number;
   /** The worker's queues and tags. @defaultValue every queue, no tags */
   filter?: WorkerFilter;
-  /**
-   * A claim ahead of free slots (`prefetch`): leaves out delegated children,
-   * which their waiting parent (maybe on another worker) must be able to claim
-   * by id and run in its own slot.
-   */
-  ahead?: boolean;
 }
 
 const EVERYTHING: WorkerFilter = { queues: null, tags: [] };
@@ -47,12 +41,12 @@ type ClaimParams = LeaseParams & WorkerFilter & { limit: number; tokens: string[
  * returns one row, with that flag alone.
  */
 const claimStatement = variants(
-  (v: FilterShape & { ahead: boolean }) => `${shapeKey(v)}${v.ahead ? "a" : ""}`,
+  (v: FilterShape) => shapeKey(v),
   (v) =>
     statement<ClaimParams, JobRow & { flow_waiting: boolean }>(
       (p) => sql`WITH candidates AS MATERIALIZED (
        SELECT j.id FROM ${T.jobs} j
-       WHERE ${plainReady("j")}${when(v.ahead, sql` AND j.parent_id IS NULL`)}${workerFilter(p, "j", v)}
+       WHERE ${plainReady("j")}${workerFilter(p, "j", v)}
        ORDER BY ${claimOrder("j")}
        LIMIT ${p.limit}
        FOR UPDATE SKIP LOCKED
@@ -81,7 +75,7 @@ const claimStatement = variants(
  */
 export async function claimJobs(db: Sql, request: ClaimRequest): Promise<Claimed> {
   const filter = request.filter ?? EVERYTHING;
-  const out = await claimStatement({ ...shapeOf(filter), ahead: request.ahead === true }).all(db, {
+  const out = await claimStatement(shapeOf(filter)).all(db, {
     workerId: request.workerId,
     limit: request.limit,
     leaseSeconds: request.leaseSeconds,
@@ -91,41 +85,6 @@ export async function claimJobs(db: Sql, request: ClaimRequest): Promise<Claimed
   const flowWaiting = out[0]?.flow_waiting === true;
   const rows: JobRow[] = out.filter((r) => r.id !== null);
   return { flowWaiting, rows: rows.sort(byClaimOrder) };
-}
-
-const claimByIdStatement = variants(shapeKey, (shape: FilterShape) =>
-  statement<LeaseParams & WorkerFilter & { id: string; token: string }, JobRow>(
-    (p) => sql`WITH candidate AS MATERIALIZED (
-       SELECT j.id FROM ${T.jobs} j
-       WHERE j.id = ${p.id} AND j.status = 'pending' AND j.pending_dependencies = 0 AND j.run_at <= now()
-         AND j.rate_limit_key IS NULL AND j.concurrency_key IS NULL${workerFilter(p, "j", shape)}
-       FOR UPDATE SKIP LOCKED
-     ), j AS (
-       UPDATE ${T.jobs} t SET ${leaseSet(p, "t", sql`${p.token}::uuid`)}
-       FROM candidate c WHERE t.id = c.id
-       RETURNING t.*
-     ), se AS (
-       ${streamEvents("j", sql`'running'`, sql`e.attempts`)}
-     )
-     SELECT ${LIVE_COLUMNS} FROM j`,
-  ),
-);
-
-/**
- * Claims one job by id if it is ready and this worker may run it: used by a
- * parent that waits on a child it delegated, to run the child within its own
- * slot. Jobs with a rate-limit or concurrency key are never claimed this way
- * (the flow-control claim enforces their limits).
- */
-export function claimById(db: Sql, request: Omit<ClaimRequest, "limit"> & { id: string }): Promise<JobRow | undefined> {
-  const filter = request.filter ?? EVERYTHING;
-  return claimByIdStatement(shapeOf(filter)).one(db, {
-    id: request.id,
-    workerId: request.workerId,
-    leaseSeconds: request.leaseSeconds,
-    token: leaseTokens(1)[0],
-    ...filterValues(filter),
-  });
 }
 
 const renewStatement = statement<{ workerId: string; tokens: readonly string[]; leaseSeconds: number }, { lease_token: string }>(

@@ -1,6 +1,6 @@
 import type { Sql } from "../database";
 import { archiveInsert, startAfterHold, streamEvents } from "./rows";
-import { CHANNEL, sql, statement, T, type Fragment } from "./template";
+import { CHANNEL, sql, statement, T, variants, type Fragment } from "./template";
 
 /** One finished attempt to record as completed, with the lease it ran under. */
 export interface Completion {
@@ -45,17 +45,30 @@ export async function archiveCompleted(db: Sql, completions: readonly Completion
 }
 
 /**
- * The dependents of the finished jobs `ids` (all edges, or with
- * `onlyIgnoring` those whose policy ignores a failure), each with how many of
- * its edges lead there, locked in id order (no deadlocks between concurrent
- * completions): the CTEs `deps` and `locked` (with `extra` columns of the
- * dependent `c`) that both unblocking statements start from.
+ * Which edges out of finished jobs count them as done: all of them (the jobs
+ * completed), those that let a failure through (`ignore`, and the `wait` edges
+ * of a parked parent, which wakes however its child ended), or only `wait`
+ * edges (a cascade cancels every other dependent).
  */
-export function lockedDependents(ids: Fragment, onlyIgnoring: Fragment, extra: Fragment): Fragment {
+export type UnblockAlong = "all" | "ignoring" | "waiting";
+const ALONG: Record<UnblockAlong, Fragment> = {
+  all: sql`true`,
+  ignoring: sql`d.on_failure IN ('ignore', 'wait')`,
+  waiting: sql`d.on_failure = 'wait'`,
+};
+
+/**
+ * The dependents of the finished jobs `ids` along the edges `along` names,
+ * each with how many of its edges lead there, locked in id order (no
+ * deadlocks between concurrent completions): the CTEs `deps` and `locked`
+ * (with `extra` columns of the dependent `c`) that both unblocking statements
+ * start from.
+ */
+export function lockedDependents(ids: Fragment, along: UnblockAlong, extra: Fragment): Fragment {
   return sql`deps AS (
        SELECT d.job_id, count(*)::int AS n
        FROM ${T.job_dependencies} d
-       WHERE d.depends_on_id = ANY(${ids}::text[]) AND (NOT ${onlyIgnoring}::boolean OR d.on_failure = 'ignore')
+       WHERE d.depends_on_id = ANY(${ids}::text[]) AND ${ALONG[along]}
        GROUP BY d.job_id
      ), locked AS (
        -- The row lock returns each dependent's latest version: its count and attributes are current.
@@ -64,8 +77,8 @@ export function lockedDependents(ids: Fragment, onlyIgnoring: Fragment, extra: F
      )`;
 }
 
-const unblockStatement = statement<{ ids: readonly string[]; onlyIgnoring: boolean }, { ready: number }>(
-  (p) => sql`WITH ${lockedDependents(sql`${p.ids}`, sql`${p.onlyIgnoring}`, sql``)}, unblocked AS (
+const unblockStatement = variants((along: UnblockAlong) => along, (along) => statement<{ ids: readonly string[] }, { ready: number }>(
+  (p) => sql`WITH ${lockedDependents(sql`${p.ids}`, along, sql``)}, unblocked AS (
        UPDATE ${T.jobs} c SET pending_dependencies = c.pending_dependencies - l.n, updated_at = now(),
          ready_at = CASE WHEN c.pending_dependencies = l.n THEN clock_timestamp() ELSE c.ready_at END
        FROM locked l
@@ -76,22 +89,21 @@ const unblockStatement = statement<{ ids: readonly string[]; onlyIgnoring: boole
      )
      SELECT ready, (SELECT pg_notify(${CHANNEL.ready}, '') FROM counts WHERE ready > 0) IS NULL AS quiet FROM counts`,
   { prepare: true },
-);
+));
 
 /**
  * Decrements the unfinished-dependency count of every pending dependent of the
- * completed jobs (with `onlyIgnoring`: of the failed or cancelled jobs, along
- * the edges whose policy ignores that) and notifies workers when any became
- * ready. With `final`, it is its transaction's last statement and the
+ * finished jobs along the edges `along` names (default: all, for completed
+ * jobs) and notifies workers when any became ready. With `final`, it is its transaction's last statement and the
  * transaction's COMMIT goes out with it (see `QueryOptions.final`).
  *
  * This must be a separate statement from the archiving: a statement that waited
  * for a row lock keeps its old snapshot, so a dependent created while the
  * completion waited would be missed and stay blocked forever.
  */
-export async function unblockDependents(db: Sql, completedIds: readonly string[], options: { onlyIgnoring?: boolean; final?: boolean } = {}): Promise<number> {
-  if (completedIds.length === 0) return 0;
-  const row = await unblockStatement.one(db, { ids: completedIds, onlyIgnoring: options.onlyIgnoring === true }, { final: options.final });
+export async function unblockDependents(db: Sql, finishedIds: readonly string[], options: { along?: UnblockAlong; final?: boolean } = {}): Promise<number> {
+  if (finishedIds.length === 0) return 0;
+  const row = await unblockStatement(options.along ?? "all").one(db, { ids: finishedIds }, { final: options.final });
   return row?.ready ?? 0;
 }
 

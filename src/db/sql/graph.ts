@@ -13,28 +13,29 @@ const cancelledDescendantsStatement = statement<{ id: string }, { id: string }>(
   (p) => sql`WITH RECURSIVE d(id) AS (
        SELECT e.job_id FROM ${T.job_dependencies} e
        JOIN ${T.job_history} h ON h.job_id = e.job_id AND h.status = 'cancelled'
-       WHERE e.depends_on_id = ${p.id}
+       WHERE e.depends_on_id = ${p.id} AND e.on_failure <> 'wait'
        UNION
        SELECT e.job_id FROM d
-       JOIN ${T.job_dependencies} e ON e.depends_on_id = d.id
+       JOIN ${T.job_dependencies} e ON e.depends_on_id = d.id AND e.on_failure <> 'wait'
        JOIN ${T.job_history} h ON h.job_id = e.job_id AND h.status = 'cancelled'
      )
      SELECT id FROM d WHERE id <> ${p.id}`,
 );
 
 /**
- * Archived cancelled jobs downstream of `id`, transitively through cancelled
- * jobs only (what `retryJob(id, { downstream: true })` restores).
+ * Archived cancelled jobs downstream of `id` through dependency edges,
+ * transitively through cancelled jobs only (what `retryJob(id, { downstream:
+ * true })` restores). A parent waiting for `id` is not downstream of it.
  */
 export async function cancelledDescendants(db: Sql, id: string): Promise<string[]> {
   return (await cancelledDescendantsStatement.all(db, { id })).map((r) => r.id);
 }
 
 const edgesOfStatement = statement<{ ids: readonly string[] }, PolicyEdge>(
-  (p) => sql`SELECT job_id, depends_on_id, on_failure FROM ${T.job_dependencies} WHERE job_id = ANY(${p.ids}::text[])`,
+  (p) => sql`SELECT job_id, depends_on_id, on_failure FROM ${T.job_dependencies} WHERE job_id = ANY(${p.ids}::text[]) AND on_failure <> 'wait'`,
 );
 
-/** The edges of the given waiting jobs. */
+/** The dependency edges of the given waiting jobs (not a parked parent's `wait` edges to its children). */
 export function edgesOf(db: Sql, jobIds: readonly string[]): Promise<PolicyEdge[]> {
   return edgesOfStatement.all(db, { ids: jobIds });
 }
@@ -74,8 +75,8 @@ export interface GraphNode {
 
 /**
  * The dependency graph around a job: its ancestors and descendants (through
- * edges, live or archived ends), at most `limit` jobs, with the edges among
- * them. `tenant` limits it to one tenant's jobs.
+ * edges, live or archived ends), at most `limit` jobs (the job and the
+ * nearest ones), with the edges among them. `tenant` limits it to one tenant's jobs.
  */
 export async function graphAround(db: Sql, id: string, tenant: string | null, limit: number): Promise<{ nodes: GraphNode[]; edges: Array<{ from: string; to: string; onFailure: string }> }> {
   const all = (await graphIdsStatement.all(db, { id, limit })).map((r) => r.id);
@@ -95,7 +96,8 @@ const graphIdsStatement = statement<{ id: string; limit: number }, { id: string 
        UNION
        SELECT e.job_id, down.depth + 1 FROM down JOIN ${T.job_dependencies} e ON e.depends_on_id = down.id WHERE down.depth < 50
      )
-     SELECT id FROM (SELECT id FROM up UNION SELECT id FROM down) x LIMIT ${p.limit}`,
+     -- The job itself first, then the nearest jobs: a graph cut at the limit stays in one piece around it.
+     SELECT id FROM (SELECT id, depth FROM up UNION ALL SELECT id, depth FROM down) x GROUP BY id ORDER BY min(depth), id LIMIT ${p.limit}`,
 );
 
 const graphNodesStatement = statement<{ ids: string[] }, GraphNode & { tenant: string | null }>(

@@ -26,10 +26,10 @@ const handoffStatement = variants(shapeKey, (shape: FilterShape) =>
   statement<HandoffParams, JobRow & { ready: number }>(
     (p) => sql`WITH ${lockedDependents(
       sql`${p.ids}`,
-      sql`false`,
+      "all",
       sql`, c.pending_dependencies, c.priority, c.run_at,
          (COALESCE(c.tenant, '') = '' AND c.rate_limit_key IS NULL AND c.concurrency_key IS NULL
-          AND c.parent_id IS NULL AND c.run_at <= now()${workerFilter(p, "c", shape)}) AS plain`,
+          AND c.run_at <= now()${workerFilter(p, "c", shape)}) AS plain`,
     )}, head AS MATERIALIZED (
        -- The first job the plain claim would give this worker now (the statement's snapshot:
        -- not counting the dependents this statement unblocks).

@@ -7,7 +7,8 @@ export type NewJobRow = Pick<
   JobRow,
   | "id" | "job_type" | "name" | "description" | "dependencies" | "max_retries" | "priority" | "pending_dependencies" | "timeout_seconds"
   | "queue" | "tenant" | "rate_limit_key" | "rate_limit_cost" | "concurrency_key" | "tags" | "task_id" | "parent_id"
-> & { payload: unknown; run_at: string | null };
+  | "delegation_key" | "detached" | "schedule_name"
+> & { payload: unknown; run_at: string | null; scheduled_for: string | null };
 
 /** A dependency edge: `job_id` waits on `depends_on_id`. */
 export interface EdgeRow {
@@ -64,16 +65,18 @@ function inputCte(json: Fragment): Fragment {
          id text, job_type text, name text, description text, payload jsonb, dependencies jsonb,
          max_retries int, priority int, run_at timestamptz, pending_dependencies int, timeout_seconds int,
          queue text, tenant text, rate_limit_key text, rate_limit_cost int, concurrency_key text, tags text[],
-         task_id text, parent_id text)
+         task_id text, parent_id text, delegation_key text, detached boolean, schedule_name text, scheduled_for timestamptz)
      )`;
 }
 
 const INSERT_FROM_INPUT = sql`INSERT INTO ${T.jobs} (id, job_type, name, description, payload, dependencies, max_retries, priority,
                          run_at, pending_dependencies, timeout_seconds, queue, tenant, rate_limit_key,
-                         rate_limit_cost, concurrency_key, tags, task_id, parent_id)
+                         rate_limit_cost, concurrency_key, tags, task_id, parent_id, delegation_key, detached,
+                         schedule_name, scheduled_for)
        SELECT id, job_type, name, description, payload, COALESCE(dependencies, '[]'), max_retries, priority,
               COALESCE(run_at, now()), pending_dependencies, timeout_seconds, queue, tenant, rate_limit_key,
-              rate_limit_cost, concurrency_key, COALESCE(tags, '{}'), task_id, parent_id
+              rate_limit_cost, concurrency_key, COALESCE(tags, '{}'), task_id, parent_id, delegation_key,
+              COALESCE(detached, false), schedule_name, scheduled_for
        FROM input`;
 
 /**
@@ -106,6 +109,10 @@ function inputJson(rows: readonly NewJobRow[]): string {
       tags: r.tags.length === 0 ? undefined : r.tags,
       task_id: unset(r.task_id),
       parent_id: unset(r.parent_id),
+      delegation_key: unset(r.delegation_key),
+      detached: r.detached ? true : undefined,
+      schedule_name: unset(r.schedule_name),
+      scheduled_for: unset(r.scheduled_for),
     })),
   );
 }
@@ -224,6 +231,10 @@ function insertedRow(input: NewJobRow, runAt: Date, createdAt: Date): JobRow {
     task_id: input.task_id,
     parent_id: input.parent_id,
     ready_at: null,
+    delegation_key: input.delegation_key,
+    detached: input.detached,
+    schedule_name: input.schedule_name,
+    scheduled_for: input.scheduled_for === null ? null : new Date(input.scheduled_for),
     timeout_seconds: input.timeout_seconds,
     locked_by: null,
     lease_token: null,
@@ -255,15 +266,16 @@ const insertEndedStatement = statement<{ rows: string }, JobRow>(
          id text, job_type text, name text, description text, payload jsonb, dependencies jsonb,
          max_retries int, priority int, run_at timestamptz, timeout_seconds int, error_message text, status text,
          queue text, tenant text, rate_limit_key text, rate_limit_cost int, concurrency_key text, tags text[],
-         task_id text, parent_id text)
+         task_id text, parent_id text, delegation_key text, detached boolean, schedule_name text, scheduled_for timestamptz)
      ), h AS (
        INSERT INTO ${T.job_history} (job_id, job_type, name, description, payload, dependencies, max_retries,
          retry_count, attempts, status, error_message, priority, run_at, queue, tenant, rate_limit_key,
          rate_limit_cost, concurrency_key, tags, task_id, parent_id, timeout_seconds, completed_at,
-         created_at, updated_at)
+         created_at, updated_at, delegation_key, detached, schedule_name, scheduled_for)
        SELECT id, job_type, name, description, payload, dependencies, max_retries, 0, 0, status,
               error_message, priority, COALESCE(run_at, now()), queue, tenant, rate_limit_key,
-              rate_limit_cost, concurrency_key, tags, task_id, parent_id, timeout_seconds, now(), now(), now()
+              rate_limit_cost, concurrency_key, tags, task_id, parent_id, timeout_seconds, now(), now(), now(),
+              delegation_key, COALESCE(detached, false), schedule_name, scheduled_for
        FROM input
        RETURNING *
      ), se AS (

@@ -278,7 +278,12 @@ export interface ExplainRow {
   concurrency_key: string | null;
   locked_by: string | null;
   started_at: Date | null;
-  waiting_on: Array<{ id: string; name: string; status: string }> | null;
+  /** Unfinished dependencies, and (edge `wait`) the delegated children a parked parent waits for. */
+  waiting_on: Array<{ id: string; name: string; status: string; edge: string }> | null;
+  /** A parked parent's deadline for its children. */
+  wait_until: Date | null;
+  /** The job sleeps (`ctx.sleep`) until its run time. */
+  sleeping: boolean;
   rate_per_second: number | null;
   burst: number | null;
   tokens: number | null;
@@ -293,8 +298,10 @@ export interface ExplainRow {
 const explainStatement = statement<{ id: string; liveWithin: number }, ExplainRow>(
   (p) => sql`SELECT j.id, j.name, j.status, j.pending_dependencies, (EXTRACT(EPOCH FROM j.run_at - now()) * 1000)::float8 AS run_in_ms,
        j.queue, j.tags, j.tenant, j.rate_limit_key, j.rate_limit_cost, j.concurrency_key, j.locked_by, j.started_at,
-       (SELECT json_agg(json_build_object('id', d.id, 'name', d.name, 'status', d.status) ORDER BY d.id)
+       (SELECT json_agg(json_build_object('id', d.id, 'name', d.name, 'status', d.status, 'edge', e.on_failure) ORDER BY d.id)
           FROM ${T.job_dependencies} e JOIN ${T.jobs} d ON d.id = e.depends_on_id WHERE e.job_id = j.id) AS waiting_on,
+       j.wait_until,
+       EXISTS (SELECT 1 FROM ${T.job_steps} s WHERE s.job_id = j.id AND s.wake_at = j.run_at AND s.wake_at > now()) AS sleeping,
        rl.rate_per_second, rl.burst,
        CASE WHEN rl.key IS NULL THEN NULL ELSE ${refilledTokens("rl")} END::float8 AS tokens,
        ${pausedMs("rl")} AS paused_ms,

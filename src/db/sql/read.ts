@@ -1,7 +1,33 @@
 import type { Sql } from "../database";
 import { claimOrder, ready } from "./fragments";
 import { HISTORY_COLUMNS, LIVE_COLUMNS, streamEvents, type JobRow } from "./rows";
-import { sql, statement, T } from "./template";
+import { ident, sql, statement, T, type Fragment, type Params } from "./template";
+
+/** Where jobs came from, for listings: their name, schedule, parent and creation time. */
+export interface ProvenanceFilter {
+  name?: string;
+  scheduleName?: string;
+  parentId?: string;
+  createdAfter?: Date;
+  createdBefore?: Date;
+}
+/** {@link ProvenanceFilter} as statement parameters (null: no filter). */
+export type ProvenanceParams = { name: string | null; scheduleName: string | null; parentId: string | null; createdAfter: Date | null; createdBefore: Date | null };
+
+/** The parameters of a {@link ProvenanceFilter}. */
+export function provenanceParams(f: ProvenanceFilter): ProvenanceParams {
+  return { name: f.name ?? null, scheduleName: f.scheduleName ?? null, parentId: f.parentId ?? null, createdAfter: f.createdAfter ?? null, createdBefore: f.createdBefore ?? null };
+}
+
+/** The conditions of a {@link ProvenanceFilter} on a job row of alias `a` (live or archived). */
+export function provenanceWhere(p: Params<ProvenanceParams>, a: "j" | "h"): Fragment {
+  const col = (name: string) => ident(`${a}.${name}`);
+  return sql`(${p.name}::text IS NULL OR ${col("name")} = ${p.name})
+       AND (${p.scheduleName}::text IS NULL OR ${col("schedule_name")} = ${p.scheduleName})
+       AND (${p.parentId}::text IS NULL OR ${col("parent_id")} = ${p.parentId})
+       AND (${p.createdAfter}::timestamptz IS NULL OR ${col("created_at")} > ${p.createdAfter})
+       AND (${p.createdBefore}::timestamptz IS NULL OR ${col("created_at")} < ${p.createdBefore})`;
+}
 
 const findJobStatement = statement<{ id: string }, JobRow>(
   (p) => sql`SELECT ${LIVE_COLUMNS} FROM ${T.jobs} j WHERE j.id = ${p.id}
@@ -27,28 +53,28 @@ export function readyJobs(db: Sql, limit: number): Promise<JobRow[]> {
   return readyJobsStatement.all(db, { limit });
 }
 
-const liveJobsStatement = statement<{ status: string | null; limit: number }, JobRow>(
+const liveJobsStatement = statement<{ status: string | null; limit: number } & ProvenanceParams, JobRow>(
   (p) => sql`SELECT ${LIVE_COLUMNS} FROM ${T.jobs} j
-     WHERE (${p.status}::text IS NULL OR j.status = ${p.status})
+     WHERE (${p.status}::text IS NULL OR j.status = ${p.status}) AND ${provenanceWhere(p, "j")}
      ORDER BY j.created_at DESC, j.id
      LIMIT ${p.limit}`,
 );
 
-/** Live jobs, optionally of one status, newest first. */
-export function liveJobs(db: Sql, options: { status?: string; limit: number }): Promise<JobRow[]> {
-  return liveJobsStatement.all(db, { status: options.status ?? null, limit: options.limit });
+/** Live jobs, optionally of one status and provenance, newest first. */
+export function liveJobs(db: Sql, options: { status?: string; limit: number } & ProvenanceFilter): Promise<JobRow[]> {
+  return liveJobsStatement.all(db, { status: options.status ?? null, limit: options.limit, ...provenanceParams(options) });
 }
 
-const historyJobsStatement = statement<{ status: string | null; limit: number; offset: number }, JobRow>(
+const historyJobsStatement = statement<{ status: string | null; limit: number; offset: number } & ProvenanceParams, JobRow>(
   (p) => sql`SELECT ${HISTORY_COLUMNS} FROM ${T.job_history} h
-     WHERE (${p.status}::text IS NULL OR h.status = ${p.status})
+     WHERE (${p.status}::text IS NULL OR h.status = ${p.status}) AND ${provenanceWhere(p, "h")}
      ORDER BY h.completed_at DESC, h.id DESC
      LIMIT ${p.limit} OFFSET ${p.offset}`,
 );
 
-/** Archived jobs, optionally of one status, most recently finished first. */
-export function historyJobs(db: Sql, options: { status?: string; limit: number; offset?: number }): Promise<JobRow[]> {
-  return historyJobsStatement.all(db, { status: options.status ?? null, limit: options.limit, offset: options.offset ?? 0 });
+/** Archived jobs, optionally of one status and provenance, most recently finished first. */
+export function historyJobs(db: Sql, options: { status?: string; limit: number; offset?: number } & ProvenanceFilter): Promise<JobRow[]> {
+  return historyJobsStatement.all(db, { status: options.status ?? null, limit: options.limit, offset: options.offset ?? 0, ...provenanceParams(options) });
 }
 
 const pruneStatement = statement<{ days: number }, { n: number }>(
@@ -62,6 +88,8 @@ const pruneStatement = statement<{ days: number }, { n: number }>(
        DELETE FROM ${T.job_logs} l USING gone g WHERE l.job_id = g.job_id
      ), stream AS (
        DELETE FROM ${T.stream_events} s USING gone g WHERE s.job_id = g.job_id
+     ), steps AS (
+       DELETE FROM ${T.job_steps} s USING gone g WHERE s.job_id = g.job_id
      )
      SELECT count(*)::int AS n FROM gone`,
 );
@@ -87,10 +115,11 @@ const restoreStatement = statement<{ id: string; pending: number }, JobRow>(
      ), j AS (
        INSERT INTO ${T.jobs} (id, job_type, name, description, payload, dependencies, max_retries, retry_count,
          attempts, status, priority, run_at, pending_dependencies, queue, tenant, rate_limit_key,
-         rate_limit_cost, concurrency_key, tags, timeout_seconds, parent_id, task_id, created_at, updated_at)
+         rate_limit_cost, concurrency_key, tags, timeout_seconds, parent_id, task_id, created_at, updated_at,
+         delegation_key, detached, schedule_name, scheduled_for)
        SELECT job_id, job_type, name, description, payload, dependencies, max_retries, 0, attempts, 'pending',
          priority, now(), ${p.pending}, queue, tenant, rate_limit_key, rate_limit_cost, concurrency_key, tags,
-         timeout_seconds, parent_id, task_id, created_at, now()
+         timeout_seconds, parent_id, task_id, created_at, now(), delegation_key, detached, schedule_name, scheduled_for
        FROM h
        RETURNING *
      ), se AS (

@@ -28,6 +28,10 @@ export interface JobRow {
   task_id: string | null;
   parent_id: string | null;
   ready_at: Date | null;
+  delegation_key: string | null;
+  detached: boolean;
+  schedule_name: string | null;
+  scheduled_for: Date | null;
   timeout_seconds: number | null;
   locked_by: string | null;
   lease_token: string | null;
@@ -58,7 +62,7 @@ const COMMON = [
 ] as const;
 const COMMON_TAIL = [
   "queue", "tenant", "rate_limit_key", "rate_limit_cost", "concurrency_key", "tags", "task_id", "parent_id", "ready_at",
-  "timeout_seconds", "locked_by",
+  "delegation_key", "detached", "schedule_name", "scheduled_for", "timeout_seconds", "locked_by",
 ] as const;
 
 /** Columns of a live job (alias `j`), in the shape of {@link JobRow}. */
@@ -144,12 +148,12 @@ export function archiveInsert(source: string, values: ArchiveValues): Fragment {
   return sql`INSERT INTO ${T.job_history} (job_id, job_type, name, description, payload, dependencies, max_retries,
       retry_count, attempts, status, error_message, result, priority, run_at, queue, tenant, rate_limit_key,
       rate_limit_cost, concurrency_key, tags, timeout_seconds, parent_id, task_id, locked_by, duration_seconds,
-      started_at, completed_at, created_at, updated_at, ready_at)
+      started_at, completed_at, created_at, updated_at, ready_at, delegation_key, detached, schedule_name, scheduled_for)
     SELECT s.id, s.job_type, s.name, s.description, s.payload, s.dependencies, s.max_retries,
       s.retry_count, s.attempts, ${values.status}, ${values.error}, ${values.result}, s.priority, s.run_at, s.queue, s.tenant,
       s.rate_limit_key, s.rate_limit_cost, s.concurrency_key, s.tags, s.timeout_seconds, s.parent_id, s.task_id,
       s.locked_by, EXTRACT(EPOCH FROM (clock_timestamp() - ${startedAt}))::float8, ${startedAt},
-      clock_timestamp(), s.created_at, clock_timestamp(), s.ready_at
+      clock_timestamp(), s.created_at, clock_timestamp(), s.ready_at, s.delegation_key, s.detached, s.schedule_name, s.scheduled_for
     FROM ${ident(source)} s`;
 }
 
@@ -179,6 +183,10 @@ export function toJob(row: JobRow): Job {
     tags: row.tags,
     taskId: row.task_id,
     parentId: row.parent_id,
+    delegationKey: row.delegation_key,
+    detached: row.detached,
+    scheduleName: row.schedule_name,
+    scheduledFor: row.scheduled_for,
     readyAt: row.ready_at,
     timeoutSeconds: row.timeout_seconds,
     lockedBy: row.locked_by,

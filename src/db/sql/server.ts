@@ -1,16 +1,17 @@
 import type { Sql } from "../database";
+import { provenanceParams, provenanceWhere, type ProvenanceFilter, type ProvenanceParams } from "./read";
 import { HISTORY_COLUMNS, LIVE_COLUMNS, type JobRow } from "./rows";
 import { join, sql, statement, T, variants } from "./template";
 
 /** Filters of the API's job list. */
-export interface JobFilter {
+export interface JobFilter extends ProvenanceFilter {
   status?: string;
   tenant?: string;
   queue?: string;
   limit: number;
 }
 
-type FilterParams = { status: string | null; tenant: string | null; queue: string | null; limit: number };
+type FilterParams = { status: string | null; tenant: string | null; queue: string | null; limit: number } & ProvenanceParams;
 
 const filteredStatement = variants(
   (v: { live: boolean; archived: boolean }) => `${v.live ? "l" : ""}${v.archived ? "a" : ""}`,
@@ -20,13 +21,13 @@ const filteredStatement = variants(
       if (v.live) {
         parts.push(sql`(SELECT ${LIVE_COLUMNS}, j.updated_at AS sort_at FROM ${T.jobs} j
       WHERE (${p.status}::text IS NULL OR j.status = ${p.status}) AND (${p.tenant}::text IS NULL OR j.tenant = ${p.tenant})
-        AND (${p.queue}::text IS NULL OR j.queue = ${p.queue})
+        AND (${p.queue}::text IS NULL OR j.queue = ${p.queue}) AND ${provenanceWhere(p, "j")}
       ORDER BY j.updated_at DESC LIMIT ${p.limit})`);
       }
       if (v.archived) {
         parts.push(sql`(SELECT ${HISTORY_COLUMNS}, h.completed_at AS sort_at FROM ${T.job_history} h
       WHERE (${p.status}::text IS NULL OR h.status = ${p.status}) AND (${p.tenant}::text IS NULL OR h.tenant = ${p.tenant})
-        AND (${p.queue}::text IS NULL OR h.queue = ${p.queue})
+        AND (${p.queue}::text IS NULL OR h.queue = ${p.queue}) AND ${provenanceWhere(p, "h")}
       ORDER BY h.completed_at DESC LIMIT ${p.limit})`);
       }
       return sql`SELECT * FROM (${join(parts, " UNION ALL ")}) x ORDER BY sort_at DESC, id LIMIT ${p.limit}`;
@@ -38,7 +39,7 @@ export function filteredJobs(db: Sql, f: JobFilter): Promise<JobRow[]> {
   const live = f.status === undefined || f.status === "pending" || f.status === "running";
   const archived = f.status === undefined || ["completed", "failed", "cancelled"].includes(f.status);
   if (!live && !archived) return Promise.resolve([]);
-  return filteredStatement({ live, archived }).all(db, { status: f.status ?? null, tenant: f.tenant ?? null, queue: f.queue ?? null, limit: f.limit });
+  return filteredStatement({ live, archived }).all(db, { status: f.status ?? null, tenant: f.tenant ?? null, queue: f.queue ?? null, limit: f.limit, ...provenanceParams(f) });
 }
 
 const ownedStatement = statement<{ ids: readonly string[]; tenant: string }, { id: string }>(

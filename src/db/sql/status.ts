@@ -34,12 +34,20 @@ const runningStatement = statement<None, StatusSnapshot["running"][number]>(
 const waitingStatement = statement<None, StatusSnapshot["waiting"][number]>(
   () => sql`SELECT j.id, j.name,
          CASE
+           WHEN EXISTS (SELECT 1 FROM ${T.job_dependencies} e JOIN ${T.jobs} c ON c.id = e.depends_on_id WHERE e.job_id = j.id AND e.on_failure = 'wait') THEN
+             'parked until its delegated jobs end: ' ||
+             (SELECT string_agg(d.depends_on_id, ', ' ORDER BY d.depends_on_id) FROM (
+                SELECT e.depends_on_id FROM ${T.job_dependencies} e JOIN ${T.jobs} c ON c.id = e.depends_on_id
+                WHERE e.job_id = j.id AND e.on_failure = 'wait' ORDER BY e.depends_on_id LIMIT 3) d)
+             || CASE WHEN j.wait_until IS NOT NULL THEN ' (cancelled at ' || to_char(j.wait_until AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || ')' ELSE '' END
            WHEN j.pending_dependencies > 0 THEN
              'waiting on ' || j.pending_dependencies || ' dependenc' || CASE WHEN j.pending_dependencies = 1 THEN 'y' ELSE 'ies' END || ': ' ||
              (SELECT string_agg(d.depends_on_id, ', ' ORDER BY d.depends_on_id) FROM (
                 SELECT e.depends_on_id FROM ${T.job_dependencies} e JOIN ${T.jobs} p ON p.id = e.depends_on_id
                 WHERE e.job_id = j.id ORDER BY e.depends_on_id LIMIT 3) d)
              || CASE WHEN j.pending_dependencies > 3 THEN ', ...' ELSE '' END
+           WHEN j.run_at > now() AND EXISTS (SELECT 1 FROM ${T.job_steps} st WHERE st.job_id = j.id AND st.wake_at = j.run_at) THEN
+             'sleeping (ctx.sleep) until ' || to_char(j.run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
            WHEN j.run_at > now() THEN 'runAt in the future (' || to_char(j.run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || ')'
            ELSE 'ready, waiting for a free worker slot'
          END AS reason

@@ -55,7 +55,11 @@ function listAndCreate(app: TypedApp, ctx: ServerContext): void {
     const own = tenantOf(request);
     if (own !== null && request.query.tenant !== undefined && request.query.tenant !== own) throw new HttpError(403, "a tenant token can only list its own tenant's jobs", "tenant");
     const ids = idsOf(request);
-    return (await filteredJobs(ctx.db, { ...request.query, tenant: own ?? request.query.tenant })).map((row) => ids.job(toJob(row)));
+    const q = request.query;
+    const parentId = q.parentId === undefined ? undefined : await ids.resolveOne(ctx.db, q.parentId);
+    const createdAfter = q.createdAfter === undefined ? undefined : new Date(q.createdAfter);
+    const createdBefore = q.createdBefore === undefined ? undefined : new Date(q.createdBefore);
+    return (await filteredJobs(ctx.db, { ...q, tenant: own ?? q.tenant, parentId, createdAfter, createdBefore })).map((row) => ids.job(toJob(row)));
   });
   app.post("/api/jobs", { config: { access: "tenant" }, schema: { tags: ["jobs"], summary: "Create a job", body: JobInput } }, async (request, reply) => {
     const [input] = await scopedJobs(ctx, request, [asCreateJobInput(request.body)]);
@@ -83,6 +87,9 @@ function readOne(app: TypedApp, ctx: ServerContext): void {
     const lines = await ctx.jobManager.getJobLogs(job.id, request.query);
     return lines.map((line) => ({ ...line, jobId: request.params.id }));
   });
+  app.get("/api/jobs/:id/steps", { ...route, schema: { tags: ["jobs"], summary: "A job's durable steps (ctx.step) and sleeps (ctx.sleep)", params: IdParams } }, async (request) =>
+    ctx.jobManager.getJobSteps((await visibleJob(ctx, request, request.params.id)).id),
+  );
   app.get("/api/jobs/:id/explain", { ...route, schema: { tags: ["jobs"], summary: "Why a job is not running", params: IdParams } }, async (request) => {
     const ids = idsOf(request);
     const explanation = await ctx.jobManager.explain((await visibleJob(ctx, request, request.params.id)).id);

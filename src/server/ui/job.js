@@ -23,7 +23,8 @@ function detailsMarkup(job, why) {
     <table><tr><th>id</th><td>${esc(job.id)}</td><th>type</th><td>${esc(job.jobType)}</td></tr>
       <tr><th>tenant</th><td>${esc(job.tenant ?? "-")}</td><th>queue</th><td>${esc(job.queue)}</td></tr>
       <tr><th>attempts</th><td>${job.attempts} (retries ${job.retryCount}/${job.maxRetries})</td><th>worker</th><td>${esc(job.lockedBy ?? "-")}</td></tr>
-      <tr><th>parent</th><td>${job.parentId ? link(job.parentId) : "-"}</td><th>children</th><td>${(job.childIds ?? []).map(link).join(", ") || "-"}</td></tr>
+      <tr><th>parent</th><td>${job.parentId ? `${link(job.parentId)} (key ${esc(job.delegationKey ?? "-")}${job.detached ? ", detached" : ""})` : "-"}</td><th>children</th><td>${(job.childIds ?? []).map(link).join(", ") || "-"}</td></tr>
+      <tr><th>schedule</th><td colspan="3">${job.scheduleName ? `${esc(job.scheduleName)} (tick ${time(job.scheduledFor)})` : "-"}</td></tr>
       <tr><th>error</th><td colspan="3">${esc(job.errorMessage ?? "-")}</td></tr>
       <tr><th>result</th><td colspan="3"><code>${esc(JSON.stringify(job.result))}</code></td></tr></table>`;
 }
@@ -44,6 +45,13 @@ function withJob(graph, job) {
   return { nodes: [...graph.nodes, { id: job.id, name: job.name, status: job.status }], edges: [...graph.edges, ...deps] };
 }
 
+/** @param {JobStep[]} steps */
+const stepsMarkup = (steps) =>
+  steps.length === 0
+    ? `<p class="muted">No durable steps (ctx.step) stored.</p>`
+    : `<table id="steps"><tr><th>stored</th><th>step</th><th>attempt</th><th>result</th></tr>
+  ${steps.map((s) => `<tr><td>${time(s.createdAt)}</td><td>${esc(s.name)}</td><td>${s.attempt}</td><td><code>${esc(s.wakeAt ? `wakes at ${time(s.wakeAt)}` : JSON.stringify(s.result).slice(0, 100))}</code></td></tr>`).join("")}</table>`;
+
 /** @param {JobEvent[]} events */
 const eventsMarkup = (events) => `<table id="events"><tr><th>at</th><th>event</th><th>attempt</th><th>worker</th><th>detail</th></tr>
   ${events.map((e) => `<tr><td>${time(e.at)}</td><td>${esc(e.event)}</td><td>${e.attempt ?? "-"}</td><td>${esc(e.workerId ?? "-")}</td><td>${esc(e.detail ? JSON.stringify(e.detail).slice(0, 100) : "")}</td></tr>`).join("")}</table>`;
@@ -56,17 +64,18 @@ export async function jobPage(id) {
   const mine = session.generation;
   const path = `/api/jobs/${encodeURIComponent(id)}`;
   main.innerHTML = `<div id="job-details"><p class="muted">Loading…</p></div><h2>Dependency graph</h2><p class="muted" id="graph-note"></p><div id="graph-box"></div>
-    <h2>Logs</h2><pre class="logs" id="logs"></pre><h2>Events</h2><div id="job-events"></div>`;
+    <h2>Steps</h2><div id="job-steps"></div><h2>Logs</h2><pre class="logs" id="logs"></pre><h2>Events</h2><div id="job-events"></div>`;
   /** @type {import("./graph-view.js").GraphView | null} */
   let view = null;
   const render = async () => {
-    /** @type {[Job, JobEvent[], Graph, Explanation | null]} */
-    const [job, events, around, why] = await Promise.all([api(path), api(`${path}/events`), api(`${path}/graph`), api(`${path}/explain`)]);
+    /** @type {[Job, JobEvent[], Graph, Explanation | null, JobStep[]]} */
+    const [job, events, around, why, steps] = await Promise.all([api(path), api(`${path}/events`), api(`${path}/graph`), api(`${path}/explain`), api(`${path}/steps`)]);
     if (!current(mine)) return;
     const graph = withJob(around, job);
     byId("graph-note").textContent = around.nodes.length >= GRAPH_API_LIMIT ? `More jobs are connected to this one than the ${GRAPH_API_LIMIT} drawn here; the Graph page draws up to 1,000 jobs by queue or status.` : "";
     byId("job-details").innerHTML = detailsMarkup(job, why);
     byId("job-events").innerHTML = eventsMarkup(events);
+    byId("job-steps").innerHTML = stepsMarkup(steps);
     document.getElementById("retry")?.addEventListener("click", () => api(`${path}/retry`, { method: "POST", body: JSON.stringify({ downstream: true }) }).then(render).catch(showError));
     document.getElementById("cancel")?.addEventListener("click", () => api(`${path}/cancel`, { method: "POST", body: JSON.stringify({ cascade: true }) }).then(render).catch(showError));
     if (view && view.key === structureKey(drawable(graph))) {

@@ -30,10 +30,23 @@ interface Job {
   dependencies: DependencySpec[];
   parentId: string | null;
   childIds?: string[];
+  delegationKey: string | null;
+  detached: boolean;
+  scheduleName: string | null;
+  scheduledFor: string | null;
   lockedBy: string | null;
   startedAt: string | null;
   completedAt: string | null;
   updatedAt: string;
+}
+
+/** A durable step (`ctx.step`) or sleep (`ctx.sleep`) of a job. */
+interface JobStep {
+  name: string;
+  attempt: number;
+  result: unknown;
+  wakeAt: string | null;
+  createdAt: string;
 }
 
 interface JobEvent {

@@ -22,6 +22,8 @@ export interface Budget {
   graphs: { builders: number; rounds: number; batch: number; workers: number; deadlineMs: number };
   migrations: { processes: number; rounds: number };
   badInput: { apiRuns: number; cliRuns: number };
+  /** Durable workflows (steps, delegated children, sleeps) through worker crashes. */
+  workflow: { flows: number; workers: number; concurrency: number; killEveryMs: [number, number]; deadlineMs: number };
   /** Generated HTTP requests: how many, with fresh fixtures every `reseedEvery`. */
   httpRequests: { requests: number; reseedEvery: number; deadlineMs: number };
 }
@@ -41,6 +43,7 @@ const FULL: Budget = {
   graphs: { builders: 8, rounds: 40, batch: 20, workers: 3, deadlineMs: 8 * 60_000 },
   migrations: { processes: 10, rounds: 4 },
   badInput: { apiRuns: 150, cliRuns: 40 },
+  workflow: { flows: 400, workers: 4, concurrency: 8, killEveryMs: [1500, 4000], deadlineMs: 10 * 60_000 },
   httpRequests: { requests: 6000, reseedEvery: 500, deadlineMs: 10 * 60_000 },
 };
 
@@ -59,6 +62,7 @@ const SHORT: Budget = {
   graphs: { builders: 6, rounds: 12, batch: 15, workers: 2, deadlineMs: 60_000 },
   migrations: { processes: 10, rounds: 1 },
   badInput: { apiRuns: 30, cliRuns: 8 },
+  workflow: { flows: 60, workers: 3, concurrency: 6, killEveryMs: [1500, 3000], deadlineMs: 90_000 },
   httpRequests: { requests: 800, reseedEvery: 200, deadlineMs: 90_000 },
 };
 

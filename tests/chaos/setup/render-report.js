@@ -27,6 +27,11 @@ const SCENARIOS = [
     what: "Many client processes create overlapping graphs at once (createJobs batches and single createJob calls) whose jobs depend on each other's jobs, on jobs running or completing right now, and on archived ones (failed and cancelled included), while workers complete them.",
   },
   {
+    key: "workflow",
+    title: "Durable workflows through crashes",
+    what: "Workflow jobs (five durable steps with `ctx.step`; after the second, two delegated children they wait for with `ctx.delegateAll`; after the fourth, half of them sleep with `ctx.sleep`) run on several worker processes while a controller `kill -9`s a random worker every few seconds and starts another. Waiting and sleeping park the parents, so they resume on any worker.",
+  },
+  {
     key: "migrations",
     title: "Migrations from 10 processes at once",
     what: "10 processes (`init-worker`, `run-worker`, or both mixed) migrate a fresh database at the same moment; then the racing workers run a graph of jobs on it.",
@@ -90,8 +95,15 @@ const GUARANTEES = [
     title: "Workers survive database faults",
     text: "A worker process outlives terminated connections, database restarts, statement timeouts and a full server: it reconnects, its LISTEN connection recovers, it keeps draining jobs and exits 0 on SIGTERM.",
     how: "`survival`: no worker process exits unless the test kills or stops it (one started while the database is unreachable may exit with the documented one-line error; that is counted, not flagged). `listener`: after the faults each live worker listens on a new connection, and jobs created then start within 3 s although polls are 30 s apart. `liveness`: every scenario drains within its deadline. `exit`: SIGTERM ends every worker with code 0. `startup`: a worker that cannot start says why in one line.",
-    scenarios: ["db-faults", "crash", "pause", "graph-building", "migrations"],
+    scenarios: ["db-faults", "crash", "pause", "graph-building", "workflow", "migrations"],
     kinds: ["survival", "startup", "listener", "liveness", "exit", "fault"],
+  },
+  {
+    title: "A workflow's completed steps and children never run again",
+    text: "A step whose result was stored is given back, never run again, by every later attempt of its job (a retry, a resume after waiting or sleeping, a crash); a retried or resumed parent re-attaches to the children it delegated instead of making new ones; a child that completed is not run again.",
+    how: "`workflow`: from each step's start and end traces and `job_steps`, no step starts in an attempt after the one that stored it; every parent has exactly its two children (two keys), no child starts after the attempt whose completion was recorded, and every workflow completes with the values its steps and children stored.",
+    scenarios: ["workflow"],
+    kinds: ["workflow"],
   },
   {
     title: "Migrations are safe from many processes at once",

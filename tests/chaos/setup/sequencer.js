@@ -1,7 +1,7 @@
 // Runs the scenarios in a fixed order, cheapest first, so a quick failure shows early.
 const Sequencer = require("@jest/test-sequencer").default;
 
-const ORDER = ["bad-input", "http-requests", "migrations", "pause", "graph-building", "db-faults", "crash"];
+const ORDER = ["bad-input", "http-requests", "migrations", "pause", "graph-building", "workflow", "db-faults", "crash"];
 const rank = (file) => {
   const i = ORDER.findIndex((name) => file.endsWith(`${name}.chaos.ts`));
   return i === -1 ? ORDER.length : i;

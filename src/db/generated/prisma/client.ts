@@ -122,3 +122,10 @@ export type ScheduleTick = Prisma.ScheduleTickModel
  * A tenant's API token for `skein serve`; only the hash of its secret is stored.
  */
 export type ApiToken = Prisma.ApiTokenModel
+/**
+ * Model JobStep
+ * A durable step of a job (`ctx.step`, `ctx.sleep`): its result, stored when
+ * it returned, is given back on later attempts instead of running it again.
+ * Kept with the job's history.
+ */
+export type JobStep = Prisma.JobStepModel

@@ -412,7 +412,8 @@ export const ModelName = {
   StreamTicket: 'StreamTicket',
   Schedule: 'Schedule',
   ScheduleTick: 'ScheduleTick',
-  ApiToken: 'ApiToken'
+  ApiToken: 'ApiToken',
+  JobStep: 'JobStep'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -428,7 +429,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "job" | "jobDependency" | "jobHistory" | "worker" | "maintenanceRun" | "rateLimit" | "concurrencyLimit" | "tenantWeight" | "task" | "jobEvent" | "jobLog" | "streamEvent" | "streamTicket" | "schedule" | "scheduleTick" | "apiToken"
+    modelProps: "job" | "jobDependency" | "jobHistory" | "worker" | "maintenanceRun" | "rateLimit" | "concurrencyLimit" | "tenantWeight" | "task" | "jobEvent" | "jobLog" | "streamEvent" | "streamTicket" | "schedule" | "scheduleTick" | "apiToken" | "jobStep"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -1616,6 +1617,80 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    JobStep: {
+      payload: Prisma.$JobStepPayload<ExtArgs>
+      fields: Prisma.JobStepFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.JobStepFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$JobStepPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.JobStepFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$JobStepPayload>
+        }
+        findFirst: {
+          args: Prisma.JobStepFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$JobStepPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.JobStepFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$JobStepPayload>
+        }
+        findMany: {
+          args: Prisma.JobStepFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$JobStepPayload>[]
+        }
+        create: {
+          args: Prisma.JobStepCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$JobStepPayload>
+        }
+        createMany: {
+          args: Prisma.JobStepCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.JobStepCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$JobStepPayload>[]
+        }
+        delete: {
+          args: Prisma.JobStepDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$JobStepPayload>
+        }
+        update: {
+          args: Prisma.JobStepUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$JobStepPayload>
+        }
+        deleteMany: {
+          args: Prisma.JobStepDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.JobStepUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.JobStepUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$JobStepPayload>[]
+        }
+        upsert: {
+          args: Prisma.JobStepUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$JobStepPayload>
+        }
+        aggregate: {
+          args: Prisma.JobStepAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateJobStep>
+        }
+        groupBy: {
+          args: Prisma.JobStepGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.JobStepGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.JobStepCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.JobStepCountAggregateOutputType> | number
+        }
+      }
+    }
   }
 } & {
   other: {
@@ -1687,7 +1762,12 @@ export const JobScalarFieldEnum = {
   completedAt: 'completedAt',
   createdAt: 'createdAt',
   updatedAt: 'updatedAt',
-  readyAt: 'readyAt'
+  readyAt: 'readyAt',
+  delegationKey: 'delegationKey',
+  detached: 'detached',
+  scheduleName: 'scheduleName',
+  scheduledFor: 'scheduledFor',
+  waitUntil: 'waitUntil'
 } as const
 
 export type JobScalarFieldEnum = (typeof JobScalarFieldEnum)[keyof typeof JobScalarFieldEnum]
@@ -1730,6 +1810,10 @@ export const JobHistoryScalarFieldEnum = {
   lockedBy: 'lockedBy',
   durationSeconds: 'durationSeconds',
   readyAt: 'readyAt',
+  delegationKey: 'delegationKey',
+  detached: 'detached',
+  scheduleName: 'scheduleName',
+  scheduledFor: 'scheduledFor',
   startedAt: 'startedAt',
   completedAt: 'completedAt',
   createdAt: 'createdAt',
@@ -1898,6 +1982,18 @@ export const ApiTokenScalarFieldEnum = {
 export type ApiTokenScalarFieldEnum = (typeof ApiTokenScalarFieldEnum)[keyof typeof ApiTokenScalarFieldEnum]
 
 
+export const JobStepScalarFieldEnum = {
+  jobId: 'jobId',
+  name: 'name',
+  attempt: 'attempt',
+  result: 'result',
+  wakeAt: 'wakeAt',
+  createdAt: 'createdAt'
+} as const
+
+export type JobStepScalarFieldEnum = (typeof JobStepScalarFieldEnum)[keyof typeof JobStepScalarFieldEnum]
+
+
 export const SortOrder = {
   asc: 'asc',
   desc: 'desc'
@@ -2009,6 +2105,13 @@ export type ListDateTimeFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaM
 
 
 /**
+ * Reference to a field of type 'Boolean'
+ */
+export type BooleanFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'Boolean'>
+    
+
+
+/**
  * Reference to a field of type 'BigInt'
  */
 export type BigIntFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'BigInt'>
@@ -2033,13 +2136,6 @@ export type FloatFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, '
  * Reference to a field of type 'Float[]'
  */
 export type ListFloatFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'Float[]'>
-    
-
-
-/**
- * Reference to a field of type 'Boolean'
- */
-export type BooleanFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'Boolean'>
     
 
 /**
@@ -2209,6 +2305,7 @@ export type GlobalOmitConfig = {
   schedule?: Prisma.ScheduleOmit
   scheduleTick?: Prisma.ScheduleTickOmit
   apiToken?: Prisma.ApiTokenOmit
+  jobStep?: Prisma.JobStepOmit
 }
 
 /* Types for Logging */

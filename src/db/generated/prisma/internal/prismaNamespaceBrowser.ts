@@ -66,7 +66,8 @@ export const ModelName = {
   StreamTicket: 'StreamTicket',
   Schedule: 'Schedule',
   ScheduleTick: 'ScheduleTick',
-  ApiToken: 'ApiToken'
+  ApiToken: 'ApiToken',
+  JobStep: 'JobStep'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -117,7 +118,12 @@ export const JobScalarFieldEnum = {
   completedAt: 'completedAt',
   createdAt: 'createdAt',
   updatedAt: 'updatedAt',
-  readyAt: 'readyAt'
+  readyAt: 'readyAt',
+  delegationKey: 'delegationKey',
+  detached: 'detached',
+  scheduleName: 'scheduleName',
+  scheduledFor: 'scheduledFor',
+  waitUntil: 'waitUntil'
 } as const
 
 export type JobScalarFieldEnum = (typeof JobScalarFieldEnum)[keyof typeof JobScalarFieldEnum]
@@ -160,6 +166,10 @@ export const JobHistoryScalarFieldEnum = {
   lockedBy: 'lockedBy',
   durationSeconds: 'durationSeconds',
   readyAt: 'readyAt',
+  delegationKey: 'delegationKey',
+  detached: 'detached',
+  scheduleName: 'scheduleName',
+  scheduledFor: 'scheduledFor',
   startedAt: 'startedAt',
   completedAt: 'completedAt',
   createdAt: 'createdAt',
@@ -326,6 +336,18 @@ export const ApiTokenScalarFieldEnum = {
 } as const
 
 export type ApiTokenScalarFieldEnum = (typeof ApiTokenScalarFieldEnum)[keyof typeof ApiTokenScalarFieldEnum]
+
+
+export const JobStepScalarFieldEnum = {
+  jobId: 'jobId',
+  name: 'name',
+  attempt: 'attempt',
+  result: 'result',
+  wakeAt: 'wakeAt',
+  createdAt: 'createdAt'
+} as const
+
+export type JobStepScalarFieldEnum = (typeof JobStepScalarFieldEnum)[keyof typeof JobStepScalarFieldEnum]
 
 
 export const SortOrder = {

@@ -76,6 +76,11 @@ export type JobMinAggregateOutputType = {
   createdAt: Date | null
   updatedAt: Date | null
   readyAt: Date | null
+  delegationKey: string | null
+  detached: boolean | null
+  scheduleName: string | null
+  scheduledFor: Date | null
+  waitUntil: Date | null
 }
 
 export type JobMaxAggregateOutputType = {
@@ -107,6 +112,11 @@ export type JobMaxAggregateOutputType = {
   createdAt: Date | null
   updatedAt: Date | null
   readyAt: Date | null
+  delegationKey: string | null
+  detached: boolean | null
+  scheduleName: string | null
+  scheduledFor: Date | null
+  waitUntil: Date | null
 }
 
 export type JobCountAggregateOutputType = {
@@ -142,6 +152,11 @@ export type JobCountAggregateOutputType = {
   createdAt: number
   updatedAt: number
   readyAt: number
+  delegationKey: number
+  detached: number
+  scheduleName: number
+  scheduledFor: number
+  waitUntil: number
   _all: number
 }
 
@@ -195,6 +210,11 @@ export type JobMinAggregateInputType = {
   createdAt?: true
   updatedAt?: true
   readyAt?: true
+  delegationKey?: true
+  detached?: true
+  scheduleName?: true
+  scheduledFor?: true
+  waitUntil?: true
 }
 
 export type JobMaxAggregateInputType = {
@@ -226,6 +246,11 @@ export type JobMaxAggregateInputType = {
   createdAt?: true
   updatedAt?: true
   readyAt?: true
+  delegationKey?: true
+  detached?: true
+  scheduleName?: true
+  scheduledFor?: true
+  waitUntil?: true
 }
 
 export type JobCountAggregateInputType = {
@@ -261,6 +286,11 @@ export type JobCountAggregateInputType = {
   createdAt?: true
   updatedAt?: true
   readyAt?: true
+  delegationKey?: true
+  detached?: true
+  scheduleName?: true
+  scheduledFor?: true
+  waitUntil?: true
   _all?: true
 }
 
@@ -383,6 +413,11 @@ export type JobGroupByOutputType = {
   createdAt: Date
   updatedAt: Date
   readyAt: Date | null
+  delegationKey: string | null
+  detached: boolean
+  scheduleName: string | null
+  scheduledFor: Date | null
+  waitUntil: Date | null
   _count: JobCountAggregateOutputType | null
   _avg: JobAvgAggregateOutputType | null
   _sum: JobSumAggregateOutputType | null
@@ -441,6 +476,11 @@ export type JobWhereInput = {
   createdAt?: Prisma.DateTimeFilter<"Job"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Job"> | Date | string
   readyAt?: Prisma.DateTimeNullableFilter<"Job"> | Date | string | null
+  delegationKey?: Prisma.StringNullableFilter<"Job"> | string | null
+  detached?: Prisma.BoolFilter<"Job"> | boolean
+  scheduleName?: Prisma.StringNullableFilter<"Job"> | string | null
+  scheduledFor?: Prisma.DateTimeNullableFilter<"Job"> | Date | string | null
+  waitUntil?: Prisma.DateTimeNullableFilter<"Job"> | Date | string | null
 }
 
 export type JobOrderByWithRelationInput = {
@@ -476,6 +516,11 @@ export type JobOrderByWithRelationInput = {
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   readyAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  delegationKey?: Prisma.SortOrderInput | Prisma.SortOrder
+  detached?: Prisma.SortOrder
+  scheduleName?: Prisma.SortOrderInput | Prisma.SortOrder
+  scheduledFor?: Prisma.SortOrderInput | Prisma.SortOrder
+  waitUntil?: Prisma.SortOrderInput | Prisma.SortOrder
 }
 
 export type JobWhereUniqueInput = Prisma.AtLeast<{
@@ -514,6 +559,11 @@ export type JobWhereUniqueInput = Prisma.AtLeast<{
   createdAt?: Prisma.DateTimeFilter<"Job"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Job"> | Date | string
   readyAt?: Prisma.DateTimeNullableFilter<"Job"> | Date | string | null
+  delegationKey?: Prisma.StringNullableFilter<"Job"> | string | null
+  detached?: Prisma.BoolFilter<"Job"> | boolean
+  scheduleName?: Prisma.StringNullableFilter<"Job"> | string | null
+  scheduledFor?: Prisma.DateTimeNullableFilter<"Job"> | Date | string | null
+  waitUntil?: Prisma.DateTimeNullableFilter<"Job"> | Date | string | null
 }, "id">
 
 export type JobOrderByWithAggregationInput = {
@@ -549,6 +599,11 @@ export type JobOrderByWithAggregationInput = {
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   readyAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  delegationKey?: Prisma.SortOrderInput | Prisma.SortOrder
+  detached?: Prisma.SortOrder
+  scheduleName?: Prisma.SortOrderInput | Prisma.SortOrder
+  scheduledFor?: Prisma.SortOrderInput | Prisma.SortOrder
+  waitUntil?: Prisma.SortOrderInput | Prisma.SortOrder
   _count?: Prisma.JobCountOrderByAggregateInput
   _avg?: Prisma.JobAvgOrderByAggregateInput
   _max?: Prisma.JobMaxOrderByAggregateInput
@@ -592,6 +647,11 @@ export type JobScalarWhereWithAggregatesInput = {
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"Job"> | Date | string
   updatedAt?: Prisma.DateTimeWithAggregatesFilter<"Job"> | Date | string
   readyAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Job"> | Date | string | null
+  delegationKey?: Prisma.StringNullableWithAggregatesFilter<"Job"> | string | null
+  detached?: Prisma.BoolWithAggregatesFilter<"Job"> | boolean
+  scheduleName?: Prisma.StringNullableWithAggregatesFilter<"Job"> | string | null
+  scheduledFor?: Prisma.DateTimeNullableWithAggregatesFilter<"Job"> | Date | string | null
+  waitUntil?: Prisma.DateTimeNullableWithAggregatesFilter<"Job"> | Date | string | null
 }
 
 export type JobCreateInput = {
@@ -627,6 +687,11 @@ export type JobCreateInput = {
   createdAt?: Date | string
   updatedAt?: Date | string
   readyAt?: Date | string | null
+  delegationKey?: string | null
+  detached?: boolean
+  scheduleName?: string | null
+  scheduledFor?: Date | string | null
+  waitUntil?: Date | string | null
 }
 
 export type JobUncheckedCreateInput = {
@@ -662,6 +727,11 @@ export type JobUncheckedCreateInput = {
   createdAt?: Date | string
   updatedAt?: Date | string
   readyAt?: Date | string | null
+  delegationKey?: string | null
+  detached?: boolean
+  scheduleName?: string | null
+  scheduledFor?: Date | string | null
+  waitUntil?: Date | string | null
 }
 
 export type JobUpdateInput = {
@@ -697,6 +767,11 @@ export type JobUpdateInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   readyAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  delegationKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  detached?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  scheduleName?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  scheduledFor?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  waitUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type JobUncheckedUpdateInput = {
@@ -732,6 +807,11 @@ export type JobUncheckedUpdateInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   readyAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  delegationKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  detached?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  scheduleName?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  scheduledFor?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  waitUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type JobCreateManyInput = {
@@ -767,6 +847,11 @@ export type JobCreateManyInput = {
   createdAt?: Date | string
   updatedAt?: Date | string
   readyAt?: Date | string | null
+  delegationKey?: string | null
+  detached?: boolean
+  scheduleName?: string | null
+  scheduledFor?: Date | string | null
+  waitUntil?: Date | string | null
 }
 
 export type JobUpdateManyMutationInput = {
@@ -802,6 +887,11 @@ export type JobUpdateManyMutationInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   readyAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  delegationKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  detached?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  scheduleName?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  scheduledFor?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  waitUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type JobUncheckedUpdateManyInput = {
@@ -837,6 +927,11 @@ export type JobUncheckedUpdateManyInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   readyAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  delegationKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  detached?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  scheduleName?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  scheduledFor?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  waitUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type StringNullableListFilter<$PrismaModel = never> = {
@@ -880,6 +975,11 @@ export type JobCountOrderByAggregateInput = {
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   readyAt?: Prisma.SortOrder
+  delegationKey?: Prisma.SortOrder
+  detached?: Prisma.SortOrder
+  scheduleName?: Prisma.SortOrder
+  scheduledFor?: Prisma.SortOrder
+  waitUntil?: Prisma.SortOrder
 }
 
 export type JobAvgOrderByAggregateInput = {
@@ -921,6 +1021,11 @@ export type JobMaxOrderByAggregateInput = {
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   readyAt?: Prisma.SortOrder
+  delegationKey?: Prisma.SortOrder
+  detached?: Prisma.SortOrder
+  scheduleName?: Prisma.SortOrder
+  scheduledFor?: Prisma.SortOrder
+  waitUntil?: Prisma.SortOrder
 }
 
 export type JobMinOrderByAggregateInput = {
@@ -952,6 +1057,11 @@ export type JobMinOrderByAggregateInput = {
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   readyAt?: Prisma.SortOrder
+  delegationKey?: Prisma.SortOrder
+  detached?: Prisma.SortOrder
+  scheduleName?: Prisma.SortOrder
+  scheduledFor?: Prisma.SortOrder
+  waitUntil?: Prisma.SortOrder
 }
 
 export type JobSumOrderByAggregateInput = {
@@ -1005,6 +1115,10 @@ export type NullableDateTimeFieldUpdateOperationsInput = {
   set?: Date | string | null
 }
 
+export type BoolFieldUpdateOperationsInput = {
+  set?: boolean
+}
+
 
 
 export type JobSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -1040,6 +1154,11 @@ export type JobSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = ru
   createdAt?: boolean
   updatedAt?: boolean
   readyAt?: boolean
+  delegationKey?: boolean
+  detached?: boolean
+  scheduleName?: boolean
+  scheduledFor?: boolean
+  waitUntil?: boolean
 }, ExtArgs["result"]["job"]>
 
 export type JobSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -1075,6 +1194,11 @@ export type JobSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extension
   createdAt?: boolean
   updatedAt?: boolean
   readyAt?: boolean
+  delegationKey?: boolean
+  detached?: boolean
+  scheduleName?: boolean
+  scheduledFor?: boolean
+  waitUntil?: boolean
 }, ExtArgs["result"]["job"]>
 
 export type JobSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -1110,6 +1234,11 @@ export type JobSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extension
   createdAt?: boolean
   updatedAt?: boolean
   readyAt?: boolean
+  delegationKey?: boolean
+  detached?: boolean
+  scheduleName?: boolean
+  scheduledFor?: boolean
+  waitUntil?: boolean
 }, ExtArgs["result"]["job"]>
 
 export type JobSelectScalar = {
@@ -1145,9 +1274,14 @@ export type JobSelectScalar = {
   createdAt?: boolean
   updatedAt?: boolean
   readyAt?: boolean
+  delegationKey?: boolean
+  detached?: boolean
+  scheduleName?: boolean
+  scheduledFor?: boolean
+  waitUntil?: boolean
 }
 
-export type JobOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "jobType" | "name" | "description" | "payload" | "dependencies" | "maxRetries" | "retryCount" | "attempts" | "status" | "errorMessage" | "result" | "priority" | "runAt" | "pendingDependencies" | "queue" | "tenant" | "rateLimitKey" | "rateLimitCost" | "concurrencyKey" | "tags" | "timeoutSeconds" | "parentId" | "taskId" | "lockedBy" | "leaseToken" | "leaseExpiresAt" | "startedAt" | "completedAt" | "createdAt" | "updatedAt" | "readyAt", ExtArgs["result"]["job"]>
+export type JobOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "jobType" | "name" | "description" | "payload" | "dependencies" | "maxRetries" | "retryCount" | "attempts" | "status" | "errorMessage" | "result" | "priority" | "runAt" | "pendingDependencies" | "queue" | "tenant" | "rateLimitKey" | "rateLimitCost" | "concurrencyKey" | "tags" | "timeoutSeconds" | "parentId" | "taskId" | "lockedBy" | "leaseToken" | "leaseExpiresAt" | "startedAt" | "completedAt" | "createdAt" | "updatedAt" | "readyAt" | "delegationKey" | "detached" | "scheduleName" | "scheduledFor" | "waitUntil", ExtArgs["result"]["job"]>
 
 export type $JobPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   name: "Job"
@@ -1194,6 +1328,23 @@ export type $JobPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs = 
      * When the last dependency finished (null if the job was ready when created).
      */
     readyAt: Date | null
+    /**
+     * A child's key within its parent (`ctx.delegate`): explicit, or `#<n>` by call order.
+     */
+    delegationKey: string | null
+    /**
+     * A child that outlives its parent's failure or cancellation.
+     */
+    detached: boolean
+    /**
+     * The schedule that made the job, and the tick it was made for.
+     */
+    scheduleName: string | null
+    scheduledFor: Date | null
+    /**
+     * A parked parent's deadline: its children still unfinished then are cancelled.
+     */
+    waitUntil: Date | null
   }, ExtArgs["result"]["job"]>
   composites: {}
 }
@@ -1649,6 +1800,11 @@ export interface JobFieldRefs {
   readonly createdAt: Prisma.FieldRef<"Job", 'DateTime'>
   readonly updatedAt: Prisma.FieldRef<"Job", 'DateTime'>
   readonly readyAt: Prisma.FieldRef<"Job", 'DateTime'>
+  readonly delegationKey: Prisma.FieldRef<"Job", 'String'>
+  readonly detached: Prisma.FieldRef<"Job", 'Boolean'>
+  readonly scheduleName: Prisma.FieldRef<"Job", 'String'>
+  readonly scheduledFor: Prisma.FieldRef<"Job", 'DateTime'>
+  readonly waitUntil: Prisma.FieldRef<"Job", 'DateTime'>
 }
     
 

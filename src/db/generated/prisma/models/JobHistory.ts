@@ -72,6 +72,10 @@ export type JobHistoryMinAggregateOutputType = {
   lockedBy: string | null
   durationSeconds: number | null
   readyAt: Date | null
+  delegationKey: string | null
+  detached: boolean | null
+  scheduleName: string | null
+  scheduledFor: Date | null
   startedAt: Date | null
   completedAt: Date | null
   createdAt: Date | null
@@ -103,6 +107,10 @@ export type JobHistoryMaxAggregateOutputType = {
   lockedBy: string | null
   durationSeconds: number | null
   readyAt: Date | null
+  delegationKey: string | null
+  detached: boolean | null
+  scheduleName: string | null
+  scheduledFor: Date | null
   startedAt: Date | null
   completedAt: Date | null
   createdAt: Date | null
@@ -138,6 +146,10 @@ export type JobHistoryCountAggregateOutputType = {
   lockedBy: number
   durationSeconds: number
   readyAt: number
+  delegationKey: number
+  detached: number
+  scheduleName: number
+  scheduledFor: number
   startedAt: number
   completedAt: number
   createdAt: number
@@ -193,6 +205,10 @@ export type JobHistoryMinAggregateInputType = {
   lockedBy?: true
   durationSeconds?: true
   readyAt?: true
+  delegationKey?: true
+  detached?: true
+  scheduleName?: true
+  scheduledFor?: true
   startedAt?: true
   completedAt?: true
   createdAt?: true
@@ -224,6 +240,10 @@ export type JobHistoryMaxAggregateInputType = {
   lockedBy?: true
   durationSeconds?: true
   readyAt?: true
+  delegationKey?: true
+  detached?: true
+  scheduleName?: true
+  scheduledFor?: true
   startedAt?: true
   completedAt?: true
   createdAt?: true
@@ -259,6 +279,10 @@ export type JobHistoryCountAggregateInputType = {
   lockedBy?: true
   durationSeconds?: true
   readyAt?: true
+  delegationKey?: true
+  detached?: true
+  scheduleName?: true
+  scheduledFor?: true
   startedAt?: true
   completedAt?: true
   createdAt?: true
@@ -381,6 +405,10 @@ export type JobHistoryGroupByOutputType = {
   lockedBy: string | null
   durationSeconds: number | null
   readyAt: Date | null
+  delegationKey: string | null
+  detached: boolean
+  scheduleName: string | null
+  scheduledFor: Date | null
   startedAt: Date | null
   completedAt: Date
   createdAt: Date
@@ -439,6 +467,10 @@ export type JobHistoryWhereInput = {
   lockedBy?: Prisma.StringNullableFilter<"JobHistory"> | string | null
   durationSeconds?: Prisma.FloatNullableFilter<"JobHistory"> | number | null
   readyAt?: Prisma.DateTimeNullableFilter<"JobHistory"> | Date | string | null
+  delegationKey?: Prisma.StringNullableFilter<"JobHistory"> | string | null
+  detached?: Prisma.BoolFilter<"JobHistory"> | boolean
+  scheduleName?: Prisma.StringNullableFilter<"JobHistory"> | string | null
+  scheduledFor?: Prisma.DateTimeNullableFilter<"JobHistory"> | Date | string | null
   startedAt?: Prisma.DateTimeNullableFilter<"JobHistory"> | Date | string | null
   completedAt?: Prisma.DateTimeFilter<"JobHistory"> | Date | string
   createdAt?: Prisma.DateTimeFilter<"JobHistory"> | Date | string
@@ -474,6 +506,10 @@ export type JobHistoryOrderByWithRelationInput = {
   lockedBy?: Prisma.SortOrderInput | Prisma.SortOrder
   durationSeconds?: Prisma.SortOrderInput | Prisma.SortOrder
   readyAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  delegationKey?: Prisma.SortOrderInput | Prisma.SortOrder
+  detached?: Prisma.SortOrder
+  scheduleName?: Prisma.SortOrderInput | Prisma.SortOrder
+  scheduledFor?: Prisma.SortOrderInput | Prisma.SortOrder
   startedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   completedAt?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -512,6 +548,10 @@ export type JobHistoryWhereUniqueInput = Prisma.AtLeast<{
   lockedBy?: Prisma.StringNullableFilter<"JobHistory"> | string | null
   durationSeconds?: Prisma.FloatNullableFilter<"JobHistory"> | number | null
   readyAt?: Prisma.DateTimeNullableFilter<"JobHistory"> | Date | string | null
+  delegationKey?: Prisma.StringNullableFilter<"JobHistory"> | string | null
+  detached?: Prisma.BoolFilter<"JobHistory"> | boolean
+  scheduleName?: Prisma.StringNullableFilter<"JobHistory"> | string | null
+  scheduledFor?: Prisma.DateTimeNullableFilter<"JobHistory"> | Date | string | null
   startedAt?: Prisma.DateTimeNullableFilter<"JobHistory"> | Date | string | null
   completedAt?: Prisma.DateTimeFilter<"JobHistory"> | Date | string
   createdAt?: Prisma.DateTimeFilter<"JobHistory"> | Date | string
@@ -547,6 +587,10 @@ export type JobHistoryOrderByWithAggregationInput = {
   lockedBy?: Prisma.SortOrderInput | Prisma.SortOrder
   durationSeconds?: Prisma.SortOrderInput | Prisma.SortOrder
   readyAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  delegationKey?: Prisma.SortOrderInput | Prisma.SortOrder
+  detached?: Prisma.SortOrder
+  scheduleName?: Prisma.SortOrderInput | Prisma.SortOrder
+  scheduledFor?: Prisma.SortOrderInput | Prisma.SortOrder
   startedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   completedAt?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -590,6 +634,10 @@ export type JobHistoryScalarWhereWithAggregatesInput = {
   lockedBy?: Prisma.StringNullableWithAggregatesFilter<"JobHistory"> | string | null
   durationSeconds?: Prisma.FloatNullableWithAggregatesFilter<"JobHistory"> | number | null
   readyAt?: Prisma.DateTimeNullableWithAggregatesFilter<"JobHistory"> | Date | string | null
+  delegationKey?: Prisma.StringNullableWithAggregatesFilter<"JobHistory"> | string | null
+  detached?: Prisma.BoolWithAggregatesFilter<"JobHistory"> | boolean
+  scheduleName?: Prisma.StringNullableWithAggregatesFilter<"JobHistory"> | string | null
+  scheduledFor?: Prisma.DateTimeNullableWithAggregatesFilter<"JobHistory"> | Date | string | null
   startedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"JobHistory"> | Date | string | null
   completedAt?: Prisma.DateTimeWithAggregatesFilter<"JobHistory"> | Date | string
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"JobHistory"> | Date | string
@@ -625,6 +673,10 @@ export type JobHistoryCreateInput = {
   lockedBy?: string | null
   durationSeconds?: number | null
   readyAt?: Date | string | null
+  delegationKey?: string | null
+  detached?: boolean
+  scheduleName?: string | null
+  scheduledFor?: Date | string | null
   startedAt?: Date | string | null
   completedAt: Date | string
   createdAt: Date | string
@@ -660,6 +712,10 @@ export type JobHistoryUncheckedCreateInput = {
   lockedBy?: string | null
   durationSeconds?: number | null
   readyAt?: Date | string | null
+  delegationKey?: string | null
+  detached?: boolean
+  scheduleName?: string | null
+  scheduledFor?: Date | string | null
   startedAt?: Date | string | null
   completedAt: Date | string
   createdAt: Date | string
@@ -695,6 +751,10 @@ export type JobHistoryUpdateInput = {
   lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   durationSeconds?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   readyAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  delegationKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  detached?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  scheduleName?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  scheduledFor?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   completedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -730,6 +790,10 @@ export type JobHistoryUncheckedUpdateInput = {
   lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   durationSeconds?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   readyAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  delegationKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  detached?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  scheduleName?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  scheduledFor?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   completedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -765,6 +829,10 @@ export type JobHistoryCreateManyInput = {
   lockedBy?: string | null
   durationSeconds?: number | null
   readyAt?: Date | string | null
+  delegationKey?: string | null
+  detached?: boolean
+  scheduleName?: string | null
+  scheduledFor?: Date | string | null
   startedAt?: Date | string | null
   completedAt: Date | string
   createdAt: Date | string
@@ -800,6 +868,10 @@ export type JobHistoryUpdateManyMutationInput = {
   lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   durationSeconds?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   readyAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  delegationKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  detached?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  scheduleName?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  scheduledFor?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   completedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -835,6 +907,10 @@ export type JobHistoryUncheckedUpdateManyInput = {
   lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   durationSeconds?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   readyAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  delegationKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  detached?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  scheduleName?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  scheduledFor?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   completedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -870,6 +946,10 @@ export type JobHistoryCountOrderByAggregateInput = {
   lockedBy?: Prisma.SortOrder
   durationSeconds?: Prisma.SortOrder
   readyAt?: Prisma.SortOrder
+  delegationKey?: Prisma.SortOrder
+  detached?: Prisma.SortOrder
+  scheduleName?: Prisma.SortOrder
+  scheduledFor?: Prisma.SortOrder
   startedAt?: Prisma.SortOrder
   completedAt?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -912,6 +992,10 @@ export type JobHistoryMaxOrderByAggregateInput = {
   lockedBy?: Prisma.SortOrder
   durationSeconds?: Prisma.SortOrder
   readyAt?: Prisma.SortOrder
+  delegationKey?: Prisma.SortOrder
+  detached?: Prisma.SortOrder
+  scheduleName?: Prisma.SortOrder
+  scheduledFor?: Prisma.SortOrder
   startedAt?: Prisma.SortOrder
   completedAt?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -943,6 +1027,10 @@ export type JobHistoryMinOrderByAggregateInput = {
   lockedBy?: Prisma.SortOrder
   durationSeconds?: Prisma.SortOrder
   readyAt?: Prisma.SortOrder
+  delegationKey?: Prisma.SortOrder
+  detached?: Prisma.SortOrder
+  scheduleName?: Prisma.SortOrder
+  scheduledFor?: Prisma.SortOrder
   startedAt?: Prisma.SortOrder
   completedAt?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -1016,6 +1104,10 @@ export type JobHistorySelect<ExtArgs extends runtime.Types.Extensions.InternalAr
   lockedBy?: boolean
   durationSeconds?: boolean
   readyAt?: boolean
+  delegationKey?: boolean
+  detached?: boolean
+  scheduleName?: boolean
+  scheduledFor?: boolean
   startedAt?: boolean
   completedAt?: boolean
   createdAt?: boolean
@@ -1051,6 +1143,10 @@ export type JobHistorySelectCreateManyAndReturn<ExtArgs extends runtime.Types.Ex
   lockedBy?: boolean
   durationSeconds?: boolean
   readyAt?: boolean
+  delegationKey?: boolean
+  detached?: boolean
+  scheduleName?: boolean
+  scheduledFor?: boolean
   startedAt?: boolean
   completedAt?: boolean
   createdAt?: boolean
@@ -1086,6 +1182,10 @@ export type JobHistorySelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Ex
   lockedBy?: boolean
   durationSeconds?: boolean
   readyAt?: boolean
+  delegationKey?: boolean
+  detached?: boolean
+  scheduleName?: boolean
+  scheduledFor?: boolean
   startedAt?: boolean
   completedAt?: boolean
   createdAt?: boolean
@@ -1121,6 +1221,10 @@ export type JobHistorySelectScalar = {
   lockedBy?: boolean
   durationSeconds?: boolean
   readyAt?: boolean
+  delegationKey?: boolean
+  detached?: boolean
+  scheduleName?: boolean
+  scheduledFor?: boolean
   startedAt?: boolean
   completedAt?: boolean
   createdAt?: boolean
@@ -1128,7 +1232,7 @@ export type JobHistorySelectScalar = {
   archivedAt?: boolean
 }
 
-export type JobHistoryOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "jobId" | "jobType" | "name" | "description" | "payload" | "dependencies" | "maxRetries" | "retryCount" | "attempts" | "status" | "errorMessage" | "result" | "priority" | "runAt" | "queue" | "tenant" | "rateLimitKey" | "rateLimitCost" | "concurrencyKey" | "tags" | "timeoutSeconds" | "parentId" | "taskId" | "lockedBy" | "durationSeconds" | "readyAt" | "startedAt" | "completedAt" | "createdAt" | "updatedAt" | "archivedAt", ExtArgs["result"]["jobHistory"]>
+export type JobHistoryOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "jobId" | "jobType" | "name" | "description" | "payload" | "dependencies" | "maxRetries" | "retryCount" | "attempts" | "status" | "errorMessage" | "result" | "priority" | "runAt" | "queue" | "tenant" | "rateLimitKey" | "rateLimitCost" | "concurrencyKey" | "tags" | "timeoutSeconds" | "parentId" | "taskId" | "lockedBy" | "durationSeconds" | "readyAt" | "delegationKey" | "detached" | "scheduleName" | "scheduledFor" | "startedAt" | "completedAt" | "createdAt" | "updatedAt" | "archivedAt", ExtArgs["result"]["jobHistory"]>
 
 export type $JobHistoryPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   name: "JobHistory"
@@ -1161,6 +1265,10 @@ export type $JobHistoryPayload<ExtArgs extends runtime.Types.Extensions.Internal
     lockedBy: string | null
     durationSeconds: number | null
     readyAt: Date | null
+    delegationKey: string | null
+    detached: boolean
+    scheduleName: string | null
+    scheduledFor: Date | null
     startedAt: Date | null
     completedAt: Date
     createdAt: Date
@@ -1616,6 +1724,10 @@ export interface JobHistoryFieldRefs {
   readonly lockedBy: Prisma.FieldRef<"JobHistory", 'String'>
   readonly durationSeconds: Prisma.FieldRef<"JobHistory", 'Float'>
   readonly readyAt: Prisma.FieldRef<"JobHistory", 'DateTime'>
+  readonly delegationKey: Prisma.FieldRef<"JobHistory", 'String'>
+  readonly detached: Prisma.FieldRef<"JobHistory", 'Boolean'>
+  readonly scheduleName: Prisma.FieldRef<"JobHistory", 'String'>
+  readonly scheduledFor: Prisma.FieldRef<"JobHistory", 'DateTime'>
   readonly startedAt: Prisma.FieldRef<"JobHistory", 'DateTime'>
   readonly completedAt: Prisma.FieldRef<"JobHistory", 'DateTime'>
   readonly createdAt: Prisma.FieldRef<"JobHistory", 'DateTime'>
