@@ -23,26 +23,31 @@ const { arg, scratchServer } = require("./lib/scratch");
   await skein.migrate(url);
   const prisma = skein.createPrismaClient(url, { maxConnections: 10 });
   const jm = new skein.JobManager(prisma);
+  // Executors running at once, counted from inside them.
   let running = 0;
   let mostAtOnce = 0;
+  const counted = async (fn) => {
+    mostAtOnce = Math.max(mostAtOnce, ++running);
+    try {
+      return await fn();
+    } finally {
+      running--;
+    }
+  };
   const worker = new skein.Worker({
     prisma,
     maxConcurrentJobs: 4,
     prefetch,
     pollInterval: 1,
     agentRegistry: {
-      parent: async (_p, ctx) => {
-        const results = await ctx.delegateAll(Array.from({ length: 10 }, (_, i) => ({ jobType: "agent", name: `child ${i}`, payload: { agent_name: "child", parameters: i } })), { wait: true });
-        return results.reduce((a, b) => a + b, 0);
-      },
-      child: async (p) => p,
+      parent: (_p, ctx) =>
+        counted(async () => {
+          const results = await ctx.delegateAll(Array.from({ length: 10 }, (_, i) => ({ jobType: "agent", name: `child ${i}`, payload: { agent_name: "child", parameters: i } })), { wait: true });
+          return results.reduce((a, b) => a + b, 0);
+        }),
+      child: (p) => counted(async () => p),
     },
   });
-  worker.on("job:start", () => (mostAtOnce = Math.max(mostAtOnce, ++running)));
-  const down = () => running--;
-  worker.on("job:complete", down);
-  worker.on("job:fail", down);
-  worker.on("job:park", down);
   await jm.createJobs(Array.from({ length: parents }, (_, i) => ({ id: `p${i}`, jobType: "agent", name: "parent", payload: { agent_name: "parent" } })));
   const cpu0 = process.cpuUsage();
   const t0 = Date.now();
