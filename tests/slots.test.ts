@@ -2,6 +2,7 @@ import { createPrismaClient, JobManager, PrismaClient, Worker, type JobContext }
 import { PrismaPg } from "@prisma/adapter-pg";
 import type { JobRow } from "../src/db/sql/rows";
 import type { RunningJob } from "../src/worker/runner";
+import { AdaptivePrefetch, fixedPrefetch } from "../src/worker/prefetch";
 import { SlotLedger } from "../src/worker/slots";
 import { truncateAll, useTestDatabase } from "./helpers/db";
 import { waitFor } from "./helpers/wait";
@@ -12,8 +13,33 @@ const running = (id: string): RunningJob => ({ job: { id } }) as unknown as Runn
 /** A ledger on a clock the test moves (milliseconds). */
 function ledger(limits: { maxConcurrentJobs: number; prefetch: number }, marginMs = 1_000) {
   const dropped: string[] = [];
-  return { ledger: new SlotLedger(limits, { marginMs, onDropped: (r) => dropped.push(r.id) }), dropped };
+  return { ledger: new SlotLedger({ maxConcurrentJobs: limits.maxConcurrentJobs, prefetch: fixedPrefetch(limits.prefetch) }, { marginMs, onDropped: (r) => dropped.push(r.id) }), dropped };
 }
+
+describe("prefetch: \"auto\"", () => {
+  it("holds nothing before it has seen a job end, many for jobs shorter than a claim (capped), none for long ones", () => {
+    const auto = new AdaptivePrefetch(10);
+    expect(auto.value).toBe(0);
+    auto.claimed(2);
+    expect(auto.value).toBe(0);
+    auto.ran(0.05); // no-op jobs
+    expect(auto.value).toBe(100); // min(10 x 10, max(100, 2 x 10))
+    for (let i = 0; i < 60; i++) auto.ran(1.5); // still shorter than a claim
+    expect(auto.value).toBe(100);
+    for (let i = 0; i < 80; i++) auto.ran(20); // ten times a claim
+    expect(auto.value).toBe(10); // 100 x 2 ms / 20 ms
+    for (let i = 0; i < 80; i++) auto.ran(1000);
+    expect(auto.value).toBe(0);
+    const wide = new AdaptivePrefetch(50);
+    wide.claimed(2);
+    wide.ran(0.05);
+    expect(wide.value).toBe(100);
+    const small = new AdaptivePrefetch(2);
+    small.claimed(2);
+    small.ran(0.05);
+    expect(small.value).toBe(20);
+  });
+});
 
 describe("SlotLedger", () => {
   it("claims for free slots, less completions backed up beyond one slot each (or prefetch)", () => {
@@ -34,7 +60,7 @@ describe("SlotLedger", () => {
     expect(l.refill()).toBe(0); // 3 > 8 / 4
     l.take(1, 10);
     expect(l.refill()).toBe(6);
-    expect(new SlotLedger({ maxConcurrentJobs: 2, prefetch: 0 }, { marginMs: 0, onDropped: () => undefined }).refill()).toBe(0);
+    expect(new SlotLedger({ maxConcurrentJobs: 2, prefetch: fixedPrefetch(0) }, { marginMs: 0, onDropped: () => undefined }).refill()).toBe(0);
   });
 
   it("gives completions room for running plus held, and names the surplus held while every slot runs", () => {

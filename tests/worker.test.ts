@@ -262,7 +262,7 @@ describe("Worker: slots and completions", () => {
       await lock.query("BEGIN");
       await lock.query("LOCK TABLE job_history IN SHARE ROW EXCLUSIVE MODE");
       const started: string[] = [];
-      const worker = await startWorker({ maxConcurrentJobs: 1 });
+      const worker = await startWorker({ maxConcurrentJobs: 1, prefetch: 0 });
       worker.addExecutor({ canExecute: () => true, execute: async (job: Job) => void started.push(job.id) });
       const jobs = await ctx.jobManager.createJobs(Array.from({ length: 5 }, (_, i) => ({ jobType: "agent" as const, name: `j${i}`, payload: { agent_name: "x" } })));
       // One slot, yet a second job starts while the first one's completion is stuck...
@@ -482,7 +482,7 @@ describe("Worker: dependents handed over by completions", () => {
       { id: "x", jobType: JobType.AGENT, name: "x", payload: { agent_name: "slow" }, tags: ["first"] },
     ]);
     const registry = { quick: async () => "done", slow: async () => gate.promise.then(() => "slow done") };
-    const first = await startWorker({ maxConcurrentJobs: 1, tags: ["first"], agentRegistry: registry });
+    const first = await startWorker({ maxConcurrentJobs: 1, prefetch: 0, tags: ["first"], agentRegistry: registry });
     try {
       await waitFor(async () => (await ctx.pool.query("SELECT 1 FROM jobs WHERE id = 'x' AND status = 'running'")).rowCount === 1, "x to run on the first worker");
       expect(await finished("a")).toMatchObject({ status: "completed", lockedBy: first.workerId });

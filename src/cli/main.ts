@@ -66,7 +66,7 @@ export function numberFlag(name: string, value: number | undefined, rule: { min?
 const NUMERIC_FLAGS = new Set([
   "max-retries", "priority", "timeout", "rate-limit-cost", "limit", "days", "jobs", "cost", "every", "port",
   "poll-interval", "max-concurrent-jobs", "stale-timeout", "heartbeat-interval", "shutdown-timeout",
-  "history-retention-days", "cleanup-interval-hours", "prefetch",
+  "history-retention-days", "cleanup-interval-hours",
 ]);
 
 /** Throws a UsageError for a numeric flag given an empty value (`--priority=` or `--priority ""`). */

@@ -21,7 +21,7 @@ const argv = () =>
       ...CONNECTION_FLAGS,
       "poll-interval": { type: "number", describe: "Seconds between polls when no notification arrives", default: 5 },
       "max-concurrent-jobs": { type: "number", describe: "Jobs run at once", default: 4 },
-      prefetch: { type: "number", describe: "Jobs to hold claimed beyond the free slots (for many short jobs; held jobs start in claim order)", default: 0 },
+      prefetch: { type: "string", describe: 'Jobs to hold claimed beyond the free slots: "auto" (follows how long jobs take against a claim) or a number (0: never)', default: "auto" },
       "log-level": { type: "string", choices: ["error", "warn", "info", "debug"], describe: "Log level", default: "info" },
       agents: { type: "string", describe: "Module whose exported functions are agents (by export name)" },
       "query-engine": { type: "string", describe: "Module whose default export answers query jobs" },
@@ -59,7 +59,7 @@ void runCli(async () => {
     shutdownTimeout: numberFlag("shutdown-timeout", args["shutdown-timeout"], { min: 0 }),
     historyRetentionDays: numberFlag("history-retention-days", args["history-retention-days"], { min: 0 }),
     cleanupIntervalHours: numberFlag("cleanup-interval-hours", args["cleanup-interval-hours"], { positive: true }),
-    prefetch: numberFlag("prefetch", args.prefetch, { integer: true, min: 0 }),
+    prefetch: prefetchFlag(args.prefetch),
   };
 
   if (args.status) {
@@ -115,4 +115,12 @@ function listFlag(value: string | undefined): string[] | undefined {
   const items = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
   if (items.length === 0) throw new UsageError(`invalid list ${JSON.stringify(value)}: expected comma-separated names`);
   return items;
+}
+
+/** `--prefetch auto` or a non-negative integer. */
+function prefetchFlag(value: string | undefined): number | "auto" | undefined {
+  if (value === undefined || value === "auto") return value;
+  const n = value.trim() === "" ? Number.NaN : Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`invalid --prefetch ${JSON.stringify(value)}: expected "auto" or an integer >= 0`);
+  return n;
 }

@@ -22,6 +22,7 @@ import { MaintenanceTimers, rescueExpiredLeases } from "./maintenance";
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from "./options";
 import { SlotLedger } from "./slots";
 import type { Executor } from "./types";
+import { AdaptivePrefetch, fixedPrefetch, type PrefetchLimit } from "./prefetch";
 
 /** Events a {@link Worker} emits. */
 export interface WorkerEvents {
@@ -56,6 +57,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly builtIn: Executor[];
   private readonly jobManager: JobManager;
   private readonly ledger: SlotLedger;
+  private readonly prefetch: PrefetchLimit;
   private readonly completer: CompletionBatcher;
   private readonly handoffs: Handoffs;
   private readonly fetcher: Fetcher;
@@ -82,7 +84,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.builtIn = [new AgentExecutor(this.options.agentRegistry), new QueryExecutor(this.options.queryEngine)];
     const filter = { queues: this.options.queues, tags: this.options.tags };
     this.handoffs = new Handoffs(this.store, { workerId: this.workerId, leaseSeconds: this.options.staleTimeout, filter, logger: this.logger });
-    this.ledger = new SlotLedger(this.options, {
+    const prefetch = this.options.prefetch === "auto" ? new AdaptivePrefetch(this.options.maxConcurrentJobs) : fixedPrefetch(this.options.prefetch);
+    this.prefetch = prefetch;
+    this.ledger = new SlotLedger({ maxConcurrentJobs: this.options.maxConcurrentJobs, prefetch }, {
       marginMs: this.options.heartbeatInterval * 1000,
       onDropped: (row) => this.handoffs.settle(this.release([row], `worker ${this.workerId} held it past its lease (paused?) and did not start it`)),
     });
@@ -115,6 +119,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       running: () => this.state === "running",
       start: (rows) => this.attempts.start(rows),
       release: (rows, reason) => this.release(rows, reason),
+      claimed: (ms) => this.prefetch.claimed(ms),
     });
   }
 
@@ -134,6 +139,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       executors: () => [...this.custom, ...this.builtIn],
       wake: (reset) => this.fetcher.wake(reset),
       completionWritten: () => this.fetcher.completionWritten(),
+      ran: (ms) => this.prefetch.ran(ms),
       idle: () => {
         for (const done of this.idleWaiters.splice(0)) done();
       },

@@ -30,6 +30,8 @@ export interface AttemptsDeps {
   wake(reset?: boolean): void;
   /** A completion was written. */
   completionWritten(): void;
+  /** An executor ran for `ms` (for `prefetch: "auto"`). */
+  ran(ms: number): void;
   /** The last running job ended. */
   idle(): void;
   events: {
@@ -105,6 +107,7 @@ export class Attempts {
     try {
       await runAttempt(entry, {
         release,
+        ran: (ms) => this.deps.ran(ms),
         workerId: this.deps.workerId,
         executors: this.deps.executors(),
         logger: this.deps.logger,

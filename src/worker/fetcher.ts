@@ -25,6 +25,8 @@ export interface FetcherDeps {
   start(rows: JobRow[]): Promise<void>;
   /** Returns claimed jobs that will not start here to pending, without using a retry. */
   release(rows: JobRow[], reason: string): Promise<void>;
+  /** A claim took `ms` from request to reply (for `prefetch: "auto"`). */
+  claimed(ms: number): void;
 }
 
 /**
@@ -129,7 +131,9 @@ export class Fetcher {
     const requestedAt = clock.now();
     let rows: JobRow[];
     try {
+      const sent = performance.now();
       const round = await this.deps.claimer.claim(this.deps.workerId, free, this.deps.leaseSeconds);
+      this.deps.claimed(performance.now() - sent);
       rows = round.rows;
       if (round.retryInMs !== undefined) this.wakeAfter(round.retryInMs);
     } catch (error) {
@@ -158,7 +162,9 @@ export class Fetcher {
     const requestedAt = this.deps.clock.now();
     let rows: JobRow[];
     try {
+      const sent = performance.now();
       rows = await this.deps.claimer.claimAhead(this.deps.workerId, want, this.deps.leaseSeconds);
+      this.deps.claimed(performance.now() - sent);
     } catch (error) {
       this.deps.logger.warn("claiming jobs ahead failed", { error: String(error) });
       return;

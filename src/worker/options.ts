@@ -27,14 +27,18 @@ export interface WorkerOptions {
   /**
    * Jobs to hold claimed beyond the free slots, so a slot that frees up starts
    * its next job without a round trip to the database (like graphile-worker's
-   * `localQueue`). Worth it for many short jobs; leave it at 0 for long ones.
-   * Held jobs are `running` under this worker's lease (renewed by heartbeats),
-   * start in claim order, and go back to pending on `stop()`; a job queued
-   * later with a higher priority waits until they have started. Only plain
-   * jobs are held: jobs under flow control (tenant, rate-limit or concurrency
-   * key) are claimed for free slots only. @defaultValue 0
+   * `localQueue`). `"auto"` follows the work: it holds what the slots finish
+   * during two claim round trips (moving averages of both), so many for
+   * short jobs (at most `max(100, 2 × maxConcurrentJobs)`, and at most ten per
+   * slot) and none for jobs that take longer than a claim; a number fixes it
+   * (0: never hold). Held jobs are `running` under this worker's lease
+   * (renewed by heartbeats), start in claim order, and go back to pending on
+   * `stop()` or when the limit falls; a job queued later with a higher
+   * priority waits until they have started. Only plain jobs are held: jobs
+   * under flow control (tenant, rate-limit or concurrency key) are claimed for
+   * free slots only. @defaultValue "auto"
    */
-  prefetch?: number;
+  prefetch?: number | "auto";
   /** Seconds between polls when no notification arrives (jittered). @defaultValue 5 */
   pollInterval?: number;
   /** The worker's id. @defaultValue `<host>-<pid>-<random>` */
@@ -91,7 +95,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     agentRegistry: options.agentRegistry ?? {},
     queryEngine: options.queryEngine,
     maxConcurrentJobs: positive(options.maxConcurrentJobs, "maxConcurrentJobs", 4, true),
-    prefetch: nonNegative(options.prefetch, "prefetch", 0, true),
+    prefetch: options.prefetch === "auto" || options.prefetch === undefined ? "auto" : nonNegative(options.prefetch, "prefetch", 0, true),
     pollInterval: positive(options.pollInterval, "pollInterval", 5),
     workerId: options.workerId,
     staleTimeout: positive(options.staleTimeout, "staleTimeout", 60),

@@ -39,6 +39,8 @@ export interface AttemptDeps {
   onFail(job: Job, error: string, outcome: "retried" | "failed" | "refused", retryInMs: number): void;
   /** The job went back to pending because its provider pushed back; it may run again in `retryInMs`. */
   onRateLimited(job: Job, retryInMs: number): void;
+  /** The executor ran for `ms` (for `prefetch: "auto"`). */
+  ran(ms: number): void;
   /** The job was parked (waiting for its children, or sleeping). */
   onParked(job: Job, suspension: Suspension): void;
   /** The durable workflow of an attempt (`ctx.delegate`, `ctx.step`, `ctx.sleep`). */
@@ -74,7 +76,8 @@ export async function runAttempt(entry: RunningJob, deps: AttemptDeps): Promise<
     const executor = pickExecutor(deps.executors, job);
     const ctx = jobContext(entry, deps, logger, log, workflow);
     logger.debug("job started", { executor: executor.name, attempt: job.attempts });
-    const value = await abort.race(executor.execute(job, ctx));
+    const began = performance.now();
+    const value = await abort.race(executor.execute(job, ctx)).finally(() => deps.ran(performance.now() - began));
     if (workflow.suspension && entry.phase === "executing") return await park(entry, workflow.suspension, deps, logger);
     const result = toJsonResult(value);
     await log.close();

@@ -1,6 +1,7 @@
 import type { JobRow } from "../db/sql/rows";
 import { HeldJobs } from "./held";
 import type { RunningJob } from "./runner";
+import type { PrefetchLimit } from "./prefetch";
 
 /** What a claim round may ask for. */
 export interface ClaimBudget {
@@ -29,7 +30,7 @@ export class SlotLedger {
   private readonly held: HeldJobs;
 
   constructor(
-    private readonly limits: { maxConcurrentJobs: number; prefetch: number },
+    private readonly limits: { maxConcurrentJobs: number; prefetch: PrefetchLimit },
     lease: { marginMs: number; onDropped: (row: JobRow) => void },
   ) {
     this.held = new HeldJobs(lease);
@@ -46,13 +47,13 @@ export class SlotLedger {
    * `prefetch`, if larger), no further.
    */
   budget(completing: number): ClaimBudget {
-    const backlog = Math.max(0, completing - Math.max(this.limits.maxConcurrentJobs, this.limits.prefetch));
+    const backlog = Math.max(0, completing - Math.max(this.limits.maxConcurrentJobs, this.limits.prefetch.value));
     return { free: this.limits.maxConcurrentJobs - this.running.size - backlog, throttled: backlog > 0 };
   }
 
   /** Jobs a completion may hand this worker: room for running plus held, less what runs and is held. */
   handoffRoom(): number {
-    return this.limits.maxConcurrentJobs + this.limits.prefetch - this.running.size - this.held.size;
+    return this.limits.maxConcurrentJobs + this.limits.prefetch.value - this.running.size - this.held.size;
   }
 
   /**
@@ -61,13 +62,14 @@ export class SlotLedger {
    * twice as often, and was slower); 0 otherwise.
    */
   refill(): number {
-    if (this.limits.prefetch === 0 || this.held.size > this.limits.prefetch / 4) return 0;
-    return this.limits.prefetch - this.held.size;
+    const prefetch = this.limits.prefetch.value;
+    if (prefetch === 0 || this.held.size > prefetch / 4) return 0;
+    return prefetch - this.held.size;
   }
 
   /** Held jobs beyond `prefetch` while every slot runs a job: they should go back to pending for other workers. */
   surplus(): number {
-    return this.running.size >= this.limits.maxConcurrentJobs ? Math.max(0, this.held.size - this.limits.prefetch) : 0;
+    return this.running.size >= this.limits.maxConcurrentJobs ? Math.max(0, this.held.size - this.limits.prefetch.value) : 0;
   }
 
   /** Holds claimed jobs whose reply came back at `claimedAt` and whose lease runs at least until `leaseUntil` (clock milliseconds). */
