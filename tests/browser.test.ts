@@ -177,6 +177,7 @@ describeIfBrowser("dashboard in a real browser", () => {
     expect(await column(3)).toEqual(["1", "1"]);
     expect(await column(4)).toEqual(['{"rows":3}', '"stored 3"']);
     expect(await page.textContent("#job-details")).toMatch(/ui-parent \(key -\)/);
+    await shot(page, "job-steps");
     await page.close();
   });
 
@@ -211,6 +212,38 @@ describeIfBrowser("dashboard in a real browser", () => {
     await page.click("a[href='#/dlq']");
     await page.waitForSelector("main h1");
     await shot(page, "dead-letters");
+    await page.close();
+  });
+
+  it("the admin pauses and resumes a queue, and quiets and resumes a worker, from the dashboard", async () => {
+    // The test worker serves the default queue: pause it for the length of this test.
+    const page = await loggedIn(ADMIN);
+    try {
+      await page.click("a[href='#/queues']");
+      await page.fill("#pause-form input", "default");
+      await page.click("#pause-form button");
+      await page.waitForSelector("tr[data-queue='default'][data-paused='true']");
+      await ctx.jobManager.createJob({ id: "ui-paused-1", jobType: "agent", name: "letter", payload: { agent_name: "step", parameters: { ms: 10 } } });
+      await page.waitForSelector("tr[data-queue='default'] td.ready:text('1')");
+      await shot(page, "queues");
+      await new Promise((resolve) => setTimeout(resolve, 800));
+      expect((await ctx.jobManager.getJob("ui-paused-1"))?.status).toBe("pending");
+      await page.click("tr[data-queue='default'] button[data-action='resume']");
+      await waitFor(async () => (await ctx.jobManager.getJob("ui-paused-1"))?.status === "completed", "the resumed queue's job");
+    } finally {
+      await ctx.jobManager.resumeQueue("default");
+    }
+    await page.click("a[href='#/workers']");
+    await page.click(`button[data-action='quiet'][data-worker-id='${worker.workerId}']`);
+    await page.waitForSelector(`tr[data-worker='${worker.workerId}'][data-status='quiet']`);
+    try {
+      expect((await ctx.jobManager.listWorkers()).find((w) => w.id === worker.workerId)?.status).toBe("quiet");
+      await shot(page, "workers-quiet");
+      await page.click(`button[data-action='resume'][data-worker-id='${worker.workerId}']`);
+      await page.waitForSelector(`tr[data-worker='${worker.workerId}'][data-status='running']`);
+    } finally {
+      await ctx.jobManager.resumeWorker(worker.workerId);
+    }
     await page.close();
   });
 

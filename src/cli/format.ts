@@ -29,9 +29,11 @@ export function formatStatus(s: StatusSnapshot, staleSeconds: number): string {
     "",
     `Workers (${s.workers.length}):`,
     table(
-      ["id", "host", "pid", "slots", "state", "last heartbeat"],
-      s.workers.map((w) => [w.id, w.host, String(w.pid), String(w.concurrency), w.heartbeatAgeSeconds > staleSeconds ? "lost" : w.status, `${duration(w.heartbeatAgeSeconds)} ago`]),
+      ["id", "host", "pid", "slots", "state", "tenants", "last heartbeat"],
+      s.workers.map((w) => [w.id, w.host, String(w.pid), String(w.concurrency), w.heartbeatAgeSeconds > staleSeconds ? "lost" : w.status, w.tenants?.join(",") ?? "all", `${duration(w.heartbeatAgeSeconds)} ago`]),
     ),
+    "",
+    `Paused queues: ${s.pausedQueues.length > 0 ? s.pausedQueues.join(", ") : "none"}`,
     "",
     `Jobs: ${c.pending} pending (${s.pending.ready} ready, ${s.pending.blockedOnDependencies} blocked on dependencies, ${s.pending.scheduled} scheduled later), ` +
       `${c.running} running, ${c.completed} completed, ${c.failed} failed, ${c.cancelled} cancelled`,

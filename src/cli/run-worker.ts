@@ -36,6 +36,7 @@ const argv = () =>
       "rate-limit": { type: "string", array: true, describe: "Set a rate limit for every worker: key=N/s or key=N/m, optionally :burst (repeatable)" },
       queues: { type: "string", describe: "Comma-separated queues to serve (default: every queue)" },
       tags: { type: "string", describe: "Comma-separated tags of this worker; it runs jobs whose tags are all among them" },
+      tenants: { type: "string", describe: "Comma-separated tenants to serve: only their jobs run here (default: every tenant)" },
       serve: { type: "boolean", default: false, describe: "Also serve the HTTP API, /metrics and the dashboard (see skein serve)" },
       port: { type: "number", default: 8080, describe: "With --serve: port to listen on" },
       host: { type: "string", default: "127.0.0.1", describe: "With --serve: address to listen on" },
@@ -79,13 +80,12 @@ void runCli(async () => {
   }
 
   const rateLimits = (args["rate-limit"] ?? []).map((spec) => parseRateLimitSpec(String(spec)));
-  const queues = listFlag(args.queues);
-  const tags = listFlag(args.tags) ?? [];
+  const [queues, tags, tenants] = [listFlag(args.queues), listFlag(args.tags) ?? [], listFlag(args.tenants)];
   const agentRegistry = await loadAgents(args.agents, config.agentConfig);
   const queryEngine = await loadQueryEngine(args["query-engine"]);
   const db = await openDatabase(config, logger, { migrate: true, maxConnections: maxConcurrentJobs + 4 });
   for (const { key, options: limit } of rateLimits) await db.jobManager.setRateLimit(key, limit);
-  const worker = new Worker({ prisma: db.prisma, agentRegistry, queryEngine, maxConcurrentJobs, workerId: args["worker-id"], logger, queues, tags, ...options });
+  const worker = new Worker({ prisma: db.prisma, agentRegistry, queryEngine, maxConcurrentJobs, workerId: args["worker-id"], logger, queues, tags, tenants, ...options });
   const stopped = new Promise<void>((resolve) => worker.once("stopped", resolve));
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {

@@ -7,6 +7,7 @@ import { jobCommands } from "./job-commands";
 import { taskCommands } from "./task-commands";
 import { workflowCommands } from "./workflow-commands";
 import { serverCommands } from "./server-commands";
+import { controlCommands } from "./control-commands";
 import { runDemo } from "./demo";
 import { failUsage, refuseEmptyNumbers, runCli } from "./main";
 import { migrationScript } from "../db/migrations";
@@ -39,6 +40,7 @@ void runCli(async () => {
     )
     .command(workflowCommands)
     .command(serverCommands)
+    .command(controlCommands)
     .demandCommand(1, "name a command (see --help)")
     .strict()
     .fail(failUsage)

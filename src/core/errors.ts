@@ -79,3 +79,11 @@ export class ScheduleNotFoundError extends SkeinError {
     super(`schedule ${JSON.stringify(scheduleName)} not found`);
   }
 }
+
+/** No running worker has this id (it stopped, or never ran). */
+export class WorkerNotFoundError extends SkeinError {
+  override readonly name = "WorkerNotFoundError";
+  constructor(readonly workerId: string) {
+    super(`no running worker has id ${JSON.stringify(workerId)}`);
+  }
+}

@@ -23,12 +23,13 @@ export const TABLES = [
   "api_tokens",
   "stream_events",
   "stream_tickets",
+  "paused_queues",
 ] as const;
 /** One of Skein's tables. */
 export type TableName = (typeof TABLES)[number];
 
 /** Skein's notification channels (each schema has its own set). */
-export type ChannelName = "jobs_ready" | "jobs_cancelled";
+export type ChannelName = "jobs_ready" | "jobs_cancelled" | "workers_control";
 
 // Lowercase only: an unquoted name in a Prisma datasource, a psql session or a
 // DBA's query means the same schema. 48 characters leave room for the channel suffixes.

@@ -15,8 +15,10 @@ import { JobReader, type HistoryQuery, type JobLogLine, type ListQuery, type Pro
 import { TaskService } from "./tasks";
 import { normalizeJobInput } from "./validation";
 import { WorkflowService, type DelegatingParent, type JobStep } from "./workflows";
+import { ControlService, type QueueInfo, type WorkerInfo } from "./control";
 import { JobWriter, NO_LINK, type CreateJobOptions } from "./writer";
 
+export type { QueueInfo, WorkerInfo };
 export type { CancelOptions, CreateJobOptions, DelegatingParent, HistoryQuery, JobLogLine, JobStep, ListQuery, ProvenanceQuery, ReplayOutcome };
 
 /** Options for {@link JobManager}. */
@@ -62,6 +64,7 @@ export class JobManager {
   private readonly limits: LimitService;
   private readonly schedules: ScheduleService;
   private readonly workflows: WorkflowService;
+  private readonly control: ControlService;
 
   /**
    * @param prisma a client from `createPrismaClient` (fast path) or the
@@ -77,6 +80,7 @@ export class JobManager {
     this.limits = new LimitService(ctx.db);
     this.schedules = new ScheduleService(ctx, scheduledJobs(this.writer));
     this.workflows = new WorkflowService(ctx, this.writer, this.reader, this.operations);
+    this.control = new ControlService(ctx);
   }
 
   /**
@@ -266,6 +270,55 @@ export class JobManager {
    */
   runDueSchedules(options: { now?: Date } = {}): Promise<FiredTick[]> {
     return this.schedules.runDueSchedules(options);
+  }
+
+  /**
+   * Pauses a queue: its jobs stay pending and no worker claims them, by any
+   * claim path, until it is resumed; jobs already running finish, and jobs
+   * workers hold claimed ahead of a free slot go back to pending.
+   */
+  pauseQueue(name: string): Promise<QueueInfo> {
+    return this.control.pauseQueue(name);
+  }
+
+  /** Resumes a paused queue (workers are woken at once). */
+  resumeQueue(name: string): Promise<QueueInfo> {
+    return this.control.resumeQueue(name);
+  }
+
+  /** Every queue with live jobs or paused: ready, running and waiting jobs, whether it is paused, the oldest ready job's age. */
+  listQueues(): Promise<QueueInfo[]> {
+    return this.control.listQueues();
+  }
+
+  /** Registered workers, with their state (running, quiet, draining, stopping) and what operators asked of them. */
+  listWorkers(): Promise<WorkerInfo[]> {
+    return this.control.listWorkers();
+  }
+
+  /**
+   * Asks a running worker to go quiet: it claims nothing (jobs it held
+   * claimed ahead go back to pending), finishes what runs and stays
+   * registered, until resumed. Reaches the worker within moments (NOTIFY;
+   * its next heartbeat otherwise). @throws `WorkerNotFoundError`
+   */
+  quietWorker(id: string): Promise<WorkerInfo> {
+    return this.control.requestOfWorker(id, { state: "quiet" });
+  }
+
+  /** Asks a running worker to drain: quiet, then stop once nothing runs (`run-worker` then exits 0). @throws `WorkerNotFoundError` */
+  drainWorker(id: string): Promise<WorkerInfo> {
+    return this.control.requestOfWorker(id, { state: "drain" });
+  }
+
+  /** Asks a quiet (or still draining) worker to claim again. @throws `WorkerNotFoundError` */
+  resumeWorker(id: string): Promise<WorkerInfo> {
+    return this.control.requestOfWorker(id, { state: "active" });
+  }
+
+  /** Changes how many jobs a running worker runs at once, without restarting it. @throws `WorkerNotFoundError` */
+  setWorkerConcurrency(id: string, maxConcurrentJobs: number): Promise<WorkerInfo> {
+    return this.control.requestOfWorker(id, { concurrency: maxConcurrentJobs });
   }
 
   /** A job's durable steps (`ctx.step`) and sleeps (`ctx.sleep`), oldest first; `null` if no job has this id. */

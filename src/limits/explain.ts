@@ -3,7 +3,7 @@ import type { ExplainRow } from "../db/sql/limits";
 /** One reason a job is not running. */
 export interface WaitReason {
   /** Machine-readable kind. */
-  code: "dependencies" | "children" | "sleeping" | "scheduled" | "rate_limit_paused" | "rate_limited" | "concurrency" | "no_worker" | "queued";
+  code: "queue_paused" | "dependencies" | "children" | "sleeping" | "scheduled" | "rate_limit_paused" | "rate_limited" | "concurrency" | "no_worker" | "queued";
   message: string;
 }
 
@@ -31,6 +31,7 @@ export function explainFromFacts(facts: ExplainRow): JobExplanation {
     return { id: facts.id, status: facts.status, reasons: [], summary: `running on worker ${facts.locked_by ?? "?"}${since}` };
   }
   const reasons: WaitReason[] = [];
+  if (facts.queue_paused) reasons.push({ code: "queue_paused", message: `queue ${JSON.stringify(facts.queue)} is paused (resumeQueue, or skein queues resume ${facts.queue})` });
   const waiting = facts.waiting_on ?? [];
   const children = waiting.filter((d) => d.edge === "wait");
   const dependencies = waiting.filter((d) => d.edge !== "wait");
@@ -58,7 +59,13 @@ export function explainFromFacts(facts: ExplainRow): JobExplanation {
   }
   if (facts.serving_workers === 0) {
     const what = `queue ${JSON.stringify(facts.queue)}${facts.tags.length > 0 ? ` with tags [${facts.tags.join(", ")}]` : ""}`;
-    reasons.push({ code: "no_worker", message: facts.live_workers === 0 ? `no live worker (none serves ${what})` : `no live worker serves ${what}` });
+    const message =
+      facts.live_workers === 0
+        ? `no live worker (none serves ${what})`
+        : facts.serving_any_tenant > 0
+          ? `no live worker serves tenant ${facts.tenant === null ? "(none)" : JSON.stringify(facts.tenant)}: the workers of ${what} serve only other tenants`
+          : `no live worker serves ${what} (or those that do are quiet or draining)`;
+    reasons.push({ code: "no_worker", message });
   }
   if (reasons.length === 0) {
     reasons.push({ code: "queued", message: facts.ahead > 0 ? `queued behind ${facts.ahead} ready job${facts.ahead === 1 ? "" : "s"}` : "ready: next in line for a free worker slot" });

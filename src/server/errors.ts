@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { DependencyCycleError, DuplicateJobIdError, InvalidJobStateError, JobNotFoundError, ScheduleNotFoundError, UnknownDependencyError, ValidationError } from "../core/errors";
+import { DependencyCycleError, DuplicateJobIdError, InvalidJobStateError, JobNotFoundError, ScheduleNotFoundError, UnknownDependencyError, ValidationError, WorkerNotFoundError } from "../core/errors";
 import type { Logger } from "../core/logger";
 import { TenantIds } from "./tenancy";
 
@@ -36,7 +36,7 @@ function known(error: FastifyError): [number, ErrorBody] | undefined {
   if (error instanceof UnknownDependencyError || error instanceof DependencyCycleError) return [400, { error: "bad request", message: error.message, field: "dependencies" }];
   if (error instanceof DuplicateJobIdError) return [409, { error: "conflict", message: error.message, field: "id" }];
   if (error instanceof InvalidJobStateError) return [409, { error: "conflict", message: error.message }];
-  if (error instanceof JobNotFoundError || error instanceof ScheduleNotFoundError) return [404, { error: "not found", message: error.message }];
+  if (error instanceof JobNotFoundError || error instanceof ScheduleNotFoundError || error instanceof WorkerNotFoundError) return [404, { error: "not found", message: error.message }];
   if (typeof error.statusCode === "number" && error.statusCode >= 400 && error.statusCode < 500) return [error.statusCode, { error: statusText(error.statusCode), message: error.message }];
   return undefined;
 }

@@ -63,6 +63,12 @@ export const NameParams = Type.Object({ name: Name });
 /** A token id in a path. */
 export const TokenParams = Type.Object({ id: Type.String({ pattern: "^[a-f0-9]{16}$" }) });
 
+/** Path parameters naming a worker. */
+export const WorkerParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 255 }) });
+
+/** Body of `PUT /api/workers/:id/concurrency`. */
+export const ConcurrencyInput = Type.Object({ maxConcurrentJobs: Type.Integer({ minimum: 1, maximum: 10_000 }) }, { additionalProperties: false });
+
 /** Query of `GET /api/jobs`. */
 export const JobsQuery = Type.Object(
   {

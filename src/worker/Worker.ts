@@ -23,6 +23,7 @@ import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } 
 import { SlotLedger } from "./slots";
 import type { Executor } from "./types";
 import { AdaptivePrefetch, fixedPrefetch, type PrefetchLimit } from "./prefetch";
+import { WorkerControl } from "./control";
 
 /** Events a {@link Worker} emits. */
 export interface WorkerEvents {
@@ -62,6 +63,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly handoffs: Handoffs;
   private readonly fetcher: Fetcher;
   private readonly attempts: Attempts;
+  private readonly control: WorkerControl;
   private state: "new" | "running" | "stopping" | "stopped" = "new";
   private heartbeatTimer: unknown;
   /** The heartbeat in flight, if any: the stop waits for it, so that it cannot register the worker again. */
@@ -82,7 +84,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.store = new JobStore(databaseFor(this.options.prisma, this.options.schema));
     this.jobManager = new JobManager(this.options.prisma, { schema: this.store.db.schema.name, logger: this.logger, clock: this.clock, refreshStatistics: false });
     this.builtIn = [new AgentExecutor(this.options.agentRegistry), new QueryExecutor(this.options.queryEngine)];
-    const filter = { queues: this.options.queues, tags: this.options.tags };
+    const filter = { queues: this.options.queues, tags: this.options.tags, tenants: this.options.tenants };
     this.handoffs = new Handoffs(this.store, { workerId: this.workerId, leaseSeconds: this.options.staleTimeout, filter, logger: this.logger });
     const prefetch = this.options.prefetch === "auto" ? new AdaptivePrefetch(this.options.maxConcurrentJobs) : fixedPrefetch(this.options.prefetch);
     this.prefetch = prefetch;
@@ -102,6 +104,35 @@ export class Worker extends EventEmitter<WorkerEvents> {
     });
     this.fetcher = this.createFetcher(filter);
     this.attempts = this.createAttempts(filter);
+    this.control = this.createControl();
+  }
+
+  /** Operator controls: quiet, drain, resume, jobs at once, paused queues (see {@link WorkerControl}). */
+  private createControl(): WorkerControl {
+    const handBack = (rows: JobRow[], why: string) => void this.release(rows, `worker ${this.workerId} ${why}`);
+    const deps = { db: this.store.db, workerId: this.workerId, logger: this.logger, report: () => void this.touch().catch(() => undefined) };
+    return new WorkerControl(
+      {
+        ...deps,
+        setClaiming: (on) => (on ? this.fetcher.wake(true) : handBack(this.ledger.removeAllHeld(), "was quieted")),
+        drain: () => void this.drained(),
+        setConcurrency: (n) => (this.ledger.setConcurrency(n), this.prefetch.resize(n), this.fetcher.wake()),
+        queuesPaused: (queues) => handBack(this.ledger.removeHeldOfQueues(queues), "holds no job of a paused queue"),
+      },
+      this.options.maxConcurrentJobs,
+    );
+  }
+
+  /** Drain: once nothing runs, stops (unless an operator resumed it meanwhile). */
+  private async drained(): Promise<void> {
+    if (this.ledger.running.size > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    if (this.control.status === "draining") await this.stop();
+  }
+
+  /** Records the worker's status, and applies what operators asked of it (also each heartbeat). */
+  private async touch(): Promise<void> {
+    const requests = await touchWorker(this.store.db, this.registration(), this.state === "stopping" ? "stopping" : this.control.status);
+    if (requests && this.state === "running") this.control.apply(requests);
   }
 
   private createFetcher(filter: { queues: string[] | null; tags: string[] }): Fetcher {
@@ -116,7 +147,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       workerId: this.workerId,
       leaseSeconds: this.options.staleTimeout,
       pollIntervalSeconds: this.options.pollInterval,
-      running: () => this.state === "running",
+      running: () => this.state === "running" && this.control.claiming,
       start: (rows) => this.attempts.start(rows),
       release: (rows, reason) => this.release(rows, reason),
       claimed: (ms) => this.prefetch.claimed(ms),
@@ -172,6 +203,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.state = "running";
     await registerWorker(this.store.db, this.registration());
     await this.startListening();
+    await this.control.refresh(); // a request made before the listener listened
     this.scheduleHeartbeat();
     if (this.options.maintenance) {
       this.maintenanceTimers = new MaintenanceTimers({
@@ -201,8 +233,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
       {
         [schema.channel("jobs_ready")]: () => this.fetcher.wake(true),
         [schema.channel("jobs_cancelled")]: (payload) => this.abortCancelled(payload),
+        [schema.channel("workers_control")]: (payload) => this.control.notified(payload),
       },
-      { onReconnect: () => this.fetcher.wake(true) },
+      {
+        onReconnect: () => {
+          this.fetcher.wake(true);
+          void this.control.refresh();
+        },
+      },
       { clock: this.clock, logger: this.logger, random: this.options.random },
     );
     await this.listener.start();
@@ -229,6 +267,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   private async shutdown(force: boolean): Promise<void> {
     this.state = "stopping";
+    this.control.stopping();
     this.maintenanceTimers?.stop();
     await this.listener?.stop();
     await touchWorker(this.store.db, this.registration(), "stopping").catch(() => undefined);
@@ -325,7 +364,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   /** Renews leases, aborts jobs whose lease was lost, and rescues jobs of dead workers. */
   private async heartbeat(): Promise<void> {
     try {
-      await touchWorker(this.store.db, this.registration(), this.state === "stopping" ? "stopping" : "running");
+      await this.touch();
       const executing = [...this.ledger.running.values()].filter((r) => r.phase === "executing");
       const waiting = this.ledger.heldLeases(); // the jobs held now: claims in flight may add more meanwhile
       const renewedAt = this.clock.now();
@@ -352,14 +391,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   private registration(): WorkerRegistration {
-    return {
-      id: this.workerId,
-      host: os.hostname(),
-      pid: process.pid,
-      concurrency: this.options.maxConcurrentJobs,
-      executors: this.executorNames(),
-      queues: this.options.queues,
-      tags: this.options.tags,
-    };
+    const { queues, tags, tenants } = this.options;
+    return { id: this.workerId, host: os.hostname(), pid: process.pid, concurrency: this.ledger.concurrency, executors: this.executorNames(), queues, tags, tenants };
   }
 }

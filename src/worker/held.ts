@@ -56,6 +56,13 @@ export class HeldJobs {
     return n <= 0 ? [] : this.jobs.splice(Math.max(0, this.jobs.length - n)).map((h) => h.row);
   }
 
+  /** Removes the held jobs of these queues and returns their rows (the queues were paused). */
+  removeQueues(queues: ReadonlySet<string>): JobRow[] {
+    const out = this.jobs.filter((h) => queues.has(h.row.queue)).map((h) => h.row);
+    this.jobs = this.jobs.filter((h) => !queues.has(h.row.queue));
+    return out;
+  }
+
   /** Removes every held job and returns their rows (the worker is stopping). */
   removeAll(): JobRow[] {
     return this.jobs.splice(0).map((h) => h.row);

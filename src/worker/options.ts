@@ -77,13 +77,19 @@ export interface WorkerOptions {
   queues?: string[];
   /** This worker's tags: it runs a job only if the job's tags are all among them. @defaultValue [] */
   tags?: string[];
+  /**
+   * Tenants this worker serves: it runs only their jobs (not another
+   * tenant's, nor jobs without a tenant). @defaultValue every tenant
+   */
+  tenants?: string[];
 }
 
 /** Options with defaults applied. */
-export type ResolvedWorkerOptions = Required<Omit<WorkerOptions, "workerId" | "schema" | "directUrl" | "databaseUrl" | "logger" | "clock" | "retryBackoff" | "queryEngine" | "queues">> &
+export type ResolvedWorkerOptions = Required<Omit<WorkerOptions, "workerId" | "schema" | "directUrl" | "databaseUrl" | "logger" | "clock" | "retryBackoff" | "queryEngine" | "queues" | "tenants">> &
   Pick<WorkerOptions, "workerId" | "schema" | "directUrl" | "logger" | "clock" | "queryEngine"> & {
     retryBackoff: { baseSeconds: number; maxSeconds: number };
     queues: string[] | null;
+    tenants: string[] | null;
   };
 
 /** Applies defaults and validates, naming the bad option. */
@@ -114,6 +120,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     clock: options.clock,
     random: options.random ?? Math.random,
     queues: options.queues === undefined || options.queues === null ? null : checkQueues(options.queues),
+    tenants: options.tenants === undefined || options.tenants === null ? null : checkNames(options.tenants, "tenants"),
     tags: checkTags(options.tags, "tags"),
   };
   if (typeof resolved.agentRegistry !== "object") throw new ValidationError("agentRegistry", "must map agent names to functions");
@@ -134,8 +141,12 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
 }
 
 function checkQueues(value: unknown): string[] {
-  if (!Array.isArray(value) || value.length === 0) throw new ValidationError("queues", "must be a non-empty array of queue names");
-  return [...new Set(value.map((q, i) => checkText(q, `queues[${i}]`, LIMITS.keyLength, false)))];
+  return checkNames(value, "queues");
+}
+
+function checkNames(value: unknown, field: "queues" | "tenants"): string[] {
+  if (!Array.isArray(value) || value.length === 0) throw new ValidationError(field, `must be a non-empty array of ${field === "queues" ? "queue" : "tenant"} names`);
+  return [...new Set(value.map((q, i) => checkText(q, `${field}[${i}]`, LIMITS.keyLength, false)))];
 }
 
 function positive(value: unknown, name: string, fallback: number, integer = false): number {

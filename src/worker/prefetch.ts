@@ -11,11 +11,13 @@ export interface PrefetchLimit {
   ran(ms: number): void;
   /** A claim took `ms` from request to reply. */
   claimed(ms: number): void;
+  /** The worker now runs `n` jobs at once. */
+  resize(n: number): void;
 }
 
 /** A fixed `prefetch`. */
 export function fixedPrefetch(value: number): PrefetchLimit {
-  return { value, ran: () => undefined, claimed: () => undefined };
+  return { value, ran: () => undefined, claimed: () => undefined, resize: () => undefined };
 }
 
 /** Weight of the newest sample in the moving averages. */
@@ -34,9 +36,13 @@ const ALPHA = 0.1;
 export class AdaptivePrefetch implements PrefetchLimit {
   private runMs = Number.NaN;
   private claimMs = Number.NaN;
-  private readonly cap: number;
+  private cap = 0;
 
   constructor(slots: number) {
+    this.resize(slots);
+  }
+
+  resize(slots: number): void {
     this.cap = Math.min(10 * slots, Math.max(100, 2 * slots));
   }
 

@@ -97,6 +97,21 @@ export class SlotLedger {
     return this.held.removeAll();
   }
 
+  /** Removes the held jobs of paused queues and returns their rows (to go back to pending). */
+  removeHeldOfQueues(queues: ReadonlySet<string>): JobRow[] {
+    return this.held.removeQueues(queues);
+  }
+
+  /** Changes the number of jobs run at once (an operator's request). */
+  setConcurrency(n: number): void {
+    this.limits.maxConcurrentJobs = n;
+  }
+
+  /** Jobs run at once. */
+  get concurrency(): number {
+    return this.limits.maxConcurrentJobs;
+  }
+
   /** Drops held jobs that were cancelled. */
   dropHeld(ids: ReadonlySet<unknown>): void {
     this.held.removeIds(ids);

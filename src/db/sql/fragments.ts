@@ -1,4 +1,4 @@
-import { ident, sql, type Fragment, type Params } from "./template";
+import { ident, sql, T, type Fragment, type Params } from "./template";
 
 /**
  * Conditions that several statements share, each written once. Aliases are
@@ -11,39 +11,47 @@ export interface WorkerFilter {
   queues: string[] | null;
   /** The worker's tags: a job runs here only if its tags are a subset. */
   tags: string[];
+  /** Tenants served; null for every tenant (and jobs without one). @defaultValue null */
+  tenants?: string[] | null;
 }
 
 /** Which parts of a filter are set: statements with a filter are made once per shape. */
 export interface FilterShape {
   queues: boolean;
   tags: boolean;
+  tenants: boolean;
 }
 
 /** The shape of a filter. */
 export function shapeOf(filter: WorkerFilter): FilterShape {
-  return { queues: filter.queues !== null, tags: filter.tags.length > 0 };
+  return { queues: filter.queues !== null, tags: filter.tags.length > 0, tenants: (filter.tenants ?? null) !== null };
 }
 
 /** A shape's name, for `variants`. */
 export function shapeKey(shape: FilterShape): string {
-  return `${shape.queues ? "q" : "-"}${shape.tags ? "t" : "-"}`;
+  return `${shape.queues ? "q" : "-"}${shape.tags ? "t" : "-"}${shape.tenants ? "n" : "-"}`;
 }
 
-/** The filter as statement parameters (`queues` and `tags`). */
-export function filterValues(filter: WorkerFilter): { queues: string[] | null; tags: string[] } {
-  return { queues: filter.queues, tags: filter.tags };
+/** The filter as statement parameters (`queues`, `tags` and `tenants`). */
+export function filterValues(filter: WorkerFilter): { queues: string[] | null; tags: string[]; tenants: string[] | null } {
+  return { queues: filter.queues, tags: filter.tags, tenants: filter.tenants ?? null };
 }
 
 /**
- * `AND`-conditions for a worker's filter on table alias `alias`. A worker
- * without tags asks for `tags = '{}'` rather than `tags <@ '{}'`: PostgreSQL
- * estimates equality from its statistics but guesses containment, and a bad
- * guess turns the claim's ordered index scan into a sort of the whole backlog.
+ * `AND`-conditions for what a worker may claim, on table alias `alias`: its
+ * filter (queues, tags, tenants), and no job of a paused queue (the paused
+ * queues are read once per statement, an InitPlan, so every claim path sees
+ * a pause that committed before it started). A worker without tags asks for
+ * `tags = '{}'` rather than `tags <@ '{}'`: PostgreSQL estimates equality
+ * from its statistics but guesses containment, and a bad guess turns the
+ * claim's ordered index scan into a sort of the whole backlog.
  */
 export function workerFilter(p: Params<WorkerFilter>, alias: string, shape: FilterShape): Fragment {
   const a = ident(alias);
   const tags = shape.tags ? sql` AND ${a}.tags <@ ${p.tags}::text[]` : sql` AND ${a}.tags = '{}'`;
-  return shape.queues ? sql`${tags} AND ${a}.queue = ANY(${p.queues}::text[])` : tags;
+  const queues = shape.queues ? sql` AND ${a}.queue = ANY(${p.queues}::text[])` : sql``;
+  const tenants = shape.tenants ? sql` AND ${a}.tenant = ANY(${p.tenants}::text[])` : sql``;
+  return sql`${tags}${queues}${tenants} AND ${a}.queue <> ALL ((SELECT COALESCE(array_agg(name), '{}') FROM ${T.paused_queues})::text[])`;
 }
 
 /** Ready: pending with every dependency finished (the rows of jobs_ready_idx). */

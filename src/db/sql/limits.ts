@@ -291,7 +291,12 @@ export interface ExplainRow {
   max_running: number | null;
   running_with_key: number;
   live_workers: number;
+  /** Live workers claiming (not quiet or draining) that serve the job's queue, tags and tenant. */
   serving_workers: number;
+  /** The same without the tenant: more than serving_workers when only workers of other tenants could run it. */
+  serving_any_tenant: number;
+  /** The job's queue is paused. */
+  queue_paused: boolean;
   ahead: number;
 }
 
@@ -307,10 +312,14 @@ const explainStatement = statement<{ id: string; liveWithin: number }, ExplainRo
        ${pausedMs("rl")} AS paused_ms,
        cl.max_running,
        (SELECT count(*) FROM ${T.jobs} r WHERE r.status = 'running' AND r.concurrency_key = j.concurrency_key)::int AS running_with_key,
-       (SELECT count(*) FROM ${T.workers} w WHERE w.status = 'running'
+       (SELECT count(*) FROM ${T.workers} w WHERE w.status <> 'stopping'
           AND w.last_heartbeat_at > now() - make_interval(secs => ${p.liveWithin}))::int AS live_workers,
        (SELECT count(*) FROM ${T.workers} w WHERE w.status = 'running' AND w.last_heartbeat_at > now() - make_interval(secs => ${p.liveWithin})
-          AND (w.queues IS NULL OR j.queue = ANY(w.queues)) AND j.tags <@ w.tags)::int AS serving_workers,
+          AND (w.queues IS NULL OR j.queue = ANY(w.queues)) AND j.tags <@ w.tags
+          AND (w.tenants IS NULL OR j.tenant = ANY(w.tenants)))::int AS serving_workers,
+       (SELECT count(*) FROM ${T.workers} w WHERE w.status = 'running' AND w.last_heartbeat_at > now() - make_interval(secs => ${p.liveWithin})
+          AND (w.queues IS NULL OR j.queue = ANY(w.queues)) AND j.tags <@ w.tags)::int AS serving_any_tenant,
+       EXISTS (SELECT 1 FROM ${T.paused_queues} pq WHERE pq.name = j.queue) AS queue_paused,
        (SELECT count(*) FROM ${T.jobs} q WHERE ${ready("q")} AND q.run_at <= now()
           AND COALESCE(q.tenant, '') = COALESCE(j.tenant, '')
           AND (q.priority > j.priority OR (q.priority = j.priority AND (q.run_at, q.id) < (j.run_at, j.id))))::int AS ahead

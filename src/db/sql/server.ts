@@ -134,13 +134,17 @@ export interface WorkerRow {
   status: string;
   queues: string[] | null;
   tags: string[];
+  tenants: string[] | null;
+  requested_state: string | null;
+  requested_concurrency: number | null;
   started_at: Date;
   last_heartbeat_at: Date;
   running: number;
 }
 
 const workerRowsStatement = statement<Record<string, never>, WorkerRow>(
-  () => sql`SELECT w.id, w.host, w.pid, w.concurrency, w.status, w.queues, w.tags, w.started_at, w.last_heartbeat_at,
+  () => sql`SELECT w.id, w.host, w.pid, w.concurrency, w.status, w.queues, w.tags, w.tenants, w.requested_state, w.requested_concurrency,
+       w.started_at, w.last_heartbeat_at,
        (SELECT count(*)::int FROM ${T.jobs} j WHERE j.status = 'running' AND j.locked_by = w.id) AS running
      FROM ${T.workers} w ORDER BY w.started_at`,
 );

@@ -4,7 +4,9 @@ import { sql, statement, T } from "./template";
 /** A snapshot of the system for `run-worker --status`. */
 export interface StatusSnapshot {
   generatedAt: Date;
-  workers: Array<{ id: string; host: string; pid: number; concurrency: number; status: string; startedAt: Date; lastHeartbeatAt: Date; heartbeatAgeSeconds: number }>;
+  workers: Array<{ id: string; host: string; pid: number; concurrency: number; status: string; tenants: string[] | null; startedAt: Date; lastHeartbeatAt: Date; heartbeatAgeSeconds: number }>;
+  /** Queues whose jobs no worker claims until they are resumed. */
+  pausedQueues: string[];
   counts: Record<"pending" | "running" | "completed" | "failed" | "cancelled", number>;
   pending: { ready: number; blockedOnDependencies: number; scheduled: number };
   running: Array<{ id: string; name: string; workerId: string | null; startedAt: Date | null; ageSeconds: number; leaseExpiresAt: Date | null }>;
@@ -14,7 +16,7 @@ export interface StatusSnapshot {
 
 type None = Record<string, never>;
 const workersStatement = statement<None, StatusSnapshot["workers"][number]>(
-  () => sql`SELECT id, host, pid, concurrency, status, started_at AS "startedAt", last_heartbeat_at AS "lastHeartbeatAt",
+  () => sql`SELECT id, host, pid, concurrency, status, tenants, started_at AS "startedAt", last_heartbeat_at AS "lastHeartbeatAt",
          EXTRACT(EPOCH FROM now() - last_heartbeat_at)::float8 AS "heartbeatAgeSeconds"
        FROM ${T.workers} ORDER BY started_at`,
 );
@@ -60,11 +62,12 @@ const failuresStatement = statement<None, StatusSnapshot["lastFailures"][number]
        FROM ${T.job_history} WHERE status = 'failed' ORDER BY completed_at DESC LIMIT 5`,
 );
 const nowStatement = statement<None, { now: Date }>(() => sql`SELECT now() AS now`);
+const pausedStatement = statement<None, { name: string }>(() => sql`SELECT name FROM ${T.paused_queues} ORDER BY name`);
 
 /** Reads the status snapshot (a handful of indexed queries). */
 export async function readStatus(db: Sql): Promise<StatusSnapshot> {
   const none: None = {};
-  const [workers, live, history, pending, running, waiting, failures, now] = await Promise.all([
+  const [workers, live, history, pending, running, waiting, failures, now, paused] = await Promise.all([
     workersStatement.all(db, none),
     liveStatement.all(db, none),
     historyStatement.all(db, none),
@@ -73,12 +76,14 @@ export async function readStatus(db: Sql): Promise<StatusSnapshot> {
     waitingStatement.all(db, none),
     failuresStatement.all(db, none),
     nowStatement.all(db, none),
+    pausedStatement.all(db, none),
   ]);
   const counts = { pending: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
   for (const row of [...live, ...history]) counts[row.status as keyof typeof counts] += row.n;
   return {
     generatedAt: now[0].now,
     workers,
+    pausedQueues: paused.map((p) => p.name),
     counts,
     pending: pending[0] ?? { ready: 0, blockedOnDependencies: 0, scheduled: 0 },
     running,

@@ -74,9 +74,10 @@ export function join(fragments: readonly Fragment[], separator: string): Fragmen
 export const T = Object.fromEntries(TABLES.map((name) => [name, { kind: "table", name }])) as { readonly [K in TableName]: TableRef };
 
 /** Skein's notification channels, for `pg_notify(${CHANNEL.ready}, '')`. */
-export const CHANNEL: { readonly ready: ChannelRef; readonly cancelled: ChannelRef } = {
+export const CHANNEL: { readonly ready: ChannelRef; readonly cancelled: ChannelRef; readonly control: ChannelRef } = {
   ready: { kind: "channel", name: "jobs_ready" },
   cancelled: { kind: "channel", name: "jobs_cancelled" },
+  control: { kind: "channel", name: "workers_control" },
 };
 
 /** The named parameters of a statement whose values have type `P`. */

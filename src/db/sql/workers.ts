@@ -1,4 +1,5 @@
 import type { Sql } from "../database";
+import type { WorkerRequests } from "./control";
 import { sql, statement, T } from "./template";
 
 /** A worker's registration. */
@@ -11,16 +12,26 @@ export interface WorkerRegistration {
   /** Queues served (null: every queue). */
   queues: string[] | null;
   tags: string[];
+  /** Tenants served (null: every tenant). */
+  tenants: string[] | null;
 }
+
+/** What a worker reports about itself: running, quiet (claims nothing), draining (exits when idle), stopping. */
+export type WorkerStatus = "running" | "quiet" | "draining" | "stopping";
 
 type RegistrationParams = Omit<WorkerRegistration, "executors"> & { executors: string; status: string };
 
-const upsertWorkerStatement = statement<RegistrationParams & { refresh: boolean }, never>(
-  (p) => sql`INSERT INTO ${T.workers} AS w (id, host, pid, concurrency, executors, status, queues, tags)
-     VALUES (${p.id}, ${p.host}, ${p.pid}, ${p.concurrency}, ${p.executors}::jsonb, ${p.status}, ${p.queues}::text[], ${p.tags}::text[])
-     ON CONFLICT (id) DO UPDATE SET last_heartbeat_at = now(), status = ${p.status},
+// A (re-)registration clears what operators asked of an earlier process with the same id.
+const upsertWorkerStatement = statement<RegistrationParams & { refresh: boolean }, WorkerRequests>(
+  (p) => sql`INSERT INTO ${T.workers} AS w (id, host, pid, concurrency, executors, status, queues, tags, tenants)
+     VALUES (${p.id}, ${p.host}, ${p.pid}, ${p.concurrency}, ${p.executors}::jsonb, ${p.status}, ${p.queues}::text[], ${p.tags}::text[], ${p.tenants}::text[])
+     ON CONFLICT (id) DO UPDATE SET last_heartbeat_at = now(), status = ${p.status}, concurrency = ${p.concurrency},
        queues = CASE WHEN ${p.refresh}::boolean THEN ${p.queues}::text[] ELSE w.queues END,
-       tags = CASE WHEN ${p.refresh}::boolean THEN ${p.tags}::text[] ELSE w.tags END`,
+       tags = CASE WHEN ${p.refresh}::boolean THEN ${p.tags}::text[] ELSE w.tags END,
+       tenants = CASE WHEN ${p.refresh}::boolean THEN ${p.tenants}::text[] ELSE w.tenants END,
+       requested_state = CASE WHEN ${p.refresh}::boolean THEN NULL ELSE w.requested_state END,
+       requested_concurrency = CASE WHEN ${p.refresh}::boolean THEN NULL ELSE w.requested_concurrency END
+     RETURNING requested_state, requested_concurrency`,
 );
 
 function registrationValues(worker: WorkerRegistration, status: string, refresh: boolean): RegistrationParams & { refresh: boolean } {
@@ -32,9 +43,13 @@ export async function registerWorker(db: Sql, worker: WorkerRegistration): Promi
   await upsertWorkerStatement.all(db, registrationValues(worker, "running", true));
 }
 
-/** Records a heartbeat (re-registering a worker whose row was removed). */
-export async function touchWorker(db: Sql, worker: WorkerRegistration, status: "running" | "stopping"): Promise<void> {
-  await upsertWorkerStatement.all(db, registrationValues(worker, status, false));
+/**
+ * Records a heartbeat with the worker's status and concurrency
+ * (re-registering a worker whose row was removed), and returns what
+ * operators asked of it: the backstop when a control notification is lost.
+ */
+export async function touchWorker(db: Sql, worker: WorkerRegistration, status: WorkerStatus): Promise<WorkerRequests | undefined> {
+  return upsertWorkerStatement.one(db, registrationValues(worker, status, false));
 }
 
 const deregisterStatement = statement<{ id: string }, never>((p) => sql`DELETE FROM ${T.workers} WHERE id = ${p.id}`);

@@ -3,16 +3,37 @@ import { workerRows } from "../../db/sql/server";
 import { createTenantToken, listTenantTokens, revokeTenantToken } from "../auth";
 import type { ServerContext, TypedApp } from "../context";
 import { HttpError } from "../errors";
-import { NameParams, RateLimitInput, ScheduleInput, TokenInput, TokenParams } from "../schemas";
+import { ConcurrencyInput, NameParams, RateLimitInput, ScheduleInput, TokenInput, TokenParams, WorkerParams } from "../schemas";
 
 const admin = { config: { access: "admin" as const } };
 
-/** The admin's routes: workers, schedules, rate limits and tenant tokens. */
+/** The admin's routes: workers and queues, schedules, rate limits and tenant tokens. */
 export function adminRoutes(app: TypedApp, ctx: ServerContext): void {
-  app.get("/api/workers", { ...admin, schema: { tags: ["workers"], summary: "Registered workers" } }, async () => workerRows(ctx.db));
+  app.get("/api/workers", { ...admin, schema: { tags: ["workers"], summary: "Registered workers, with their state (running, quiet, draining, stopping)" } }, async () => workerRows(ctx.db));
+  controlRoutes(app, ctx);
   scheduleRoutes(app, ctx);
   rateLimitRoutes(app, ctx);
   tokenRoutes(app, ctx);
+}
+
+/** Operator controls: pause and resume queues; quiet, drain or resume a worker, or change its jobs at once. */
+function controlRoutes(app: TypedApp, ctx: ServerContext): void {
+  const { jobManager } = ctx;
+  app.get("/api/queues", { ...admin, schema: { tags: ["queues"], summary: "Queues: ready, running, waiting, paused, the oldest ready job's age" } }, async () => jobManager.listQueues());
+  app.post("/api/queues/:name/pause", { ...admin, schema: { tags: ["queues"], summary: "Pause a queue: no worker claims its jobs until it is resumed", params: NameParams } }, async (request) =>
+    jobManager.pauseQueue(request.params.name),
+  );
+  app.post("/api/queues/:name/resume", { ...admin, schema: { tags: ["queues"], summary: "Resume a paused queue", params: NameParams } }, async (request) => jobManager.resumeQueue(request.params.name));
+  const requests = { quiet: "Stop claiming; finish what runs", drain: "Stop claiming, then stop once idle", resume: "Claim again" } as const;
+  for (const verb of ["quiet", "drain", "resume"] as const) {
+    app.post(`/api/workers/:id/${verb}`, { ...admin, schema: { tags: ["workers"], summary: requests[verb], params: WorkerParams } }, async (request) => {
+      const id = request.params.id;
+      return verb === "quiet" ? jobManager.quietWorker(id) : verb === "drain" ? jobManager.drainWorker(id) : jobManager.resumeWorker(id);
+    });
+  }
+  app.put("/api/workers/:id/concurrency", { ...admin, schema: { tags: ["workers"], summary: "Change how many jobs a running worker runs at once", params: WorkerParams, body: ConcurrencyInput } }, async (request) =>
+    jobManager.setWorkerConcurrency(request.params.id, request.body.maxConcurrentJobs),
+  );
 }
 
 function scheduleRoutes(app: TypedApp, ctx: ServerContext): void {

@@ -9,6 +9,7 @@ import { api, byId, leavePage, main, session, showError } from "./lib.js";
 import { overviewPage } from "./overview.js";
 import { dlqPage, jobsPage, limitsPage, schedulesPage, submitPage } from "./pages.js";
 import { workersPage } from "./workers.js";
+import { queuesPage } from "./queues.js";
 
 /**
  * The login form, with an optional message.
@@ -49,6 +50,7 @@ const PAGES = {
   "/submit": submitPage,
   "/dlq": dlqPage,
   "/workers": workersPage,
+  "/queues": queuesPage,
   "/schedules": schedulesPage,
   "/limits": limitsPage,
 };

@@ -101,9 +101,23 @@ interface WorkerRow {
   status: string;
   queues: string[] | null;
   tags: string[];
+  tenants: string[] | null;
+  requested_state: string | null;
+  requested_concurrency: number | null;
   started_at: string;
   last_heartbeat_at: string;
   running: number;
+}
+
+/** A queue, from `GET /api/queues`. */
+interface QueueInfo {
+  name: string;
+  paused: boolean;
+  pausedAt: string | null;
+  ready: number;
+  running: number;
+  waiting: number;
+  oldestReadySeconds: number | null;
 }
 
 interface Schedule {

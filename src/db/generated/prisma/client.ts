@@ -62,6 +62,11 @@ export type JobHistory = Prisma.JobHistoryModel
  */
 export type Worker = Prisma.WorkerModel
 /**
+ * Model PausedQueue
+ * A queue whose jobs no worker claims until it is resumed.
+ */
+export type PausedQueue = Prisma.PausedQueueModel
+/**
  * Model MaintenanceRun
  * When each periodic maintenance task (e.g. history pruning) last ran, across all workers.
  */

@@ -401,6 +401,7 @@ export const ModelName = {
   JobDependency: 'JobDependency',
   JobHistory: 'JobHistory',
   Worker: 'Worker',
+  PausedQueue: 'PausedQueue',
   MaintenanceRun: 'MaintenanceRun',
   RateLimit: 'RateLimit',
   ConcurrencyLimit: 'ConcurrencyLimit',
@@ -429,7 +430,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "job" | "jobDependency" | "jobHistory" | "worker" | "maintenanceRun" | "rateLimit" | "concurrencyLimit" | "tenantWeight" | "task" | "jobEvent" | "jobLog" | "streamEvent" | "streamTicket" | "schedule" | "scheduleTick" | "apiToken" | "jobStep"
+    modelProps: "job" | "jobDependency" | "jobHistory" | "worker" | "pausedQueue" | "maintenanceRun" | "rateLimit" | "concurrencyLimit" | "tenantWeight" | "task" | "jobEvent" | "jobLog" | "streamEvent" | "streamTicket" | "schedule" | "scheduleTick" | "apiToken" | "jobStep"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -726,6 +727,80 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         count: {
           args: Prisma.WorkerCountArgs<ExtArgs>
           result: runtime.Types.Utils.Optional<Prisma.WorkerCountAggregateOutputType> | number
+        }
+      }
+    }
+    PausedQueue: {
+      payload: Prisma.$PausedQueuePayload<ExtArgs>
+      fields: Prisma.PausedQueueFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.PausedQueueFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$PausedQueuePayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.PausedQueueFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$PausedQueuePayload>
+        }
+        findFirst: {
+          args: Prisma.PausedQueueFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$PausedQueuePayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.PausedQueueFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$PausedQueuePayload>
+        }
+        findMany: {
+          args: Prisma.PausedQueueFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$PausedQueuePayload>[]
+        }
+        create: {
+          args: Prisma.PausedQueueCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$PausedQueuePayload>
+        }
+        createMany: {
+          args: Prisma.PausedQueueCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.PausedQueueCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$PausedQueuePayload>[]
+        }
+        delete: {
+          args: Prisma.PausedQueueDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$PausedQueuePayload>
+        }
+        update: {
+          args: Prisma.PausedQueueUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$PausedQueuePayload>
+        }
+        deleteMany: {
+          args: Prisma.PausedQueueDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.PausedQueueUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.PausedQueueUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$PausedQueuePayload>[]
+        }
+        upsert: {
+          args: Prisma.PausedQueueUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$PausedQueuePayload>
+        }
+        aggregate: {
+          args: Prisma.PausedQueueAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregatePausedQueue>
+        }
+        groupBy: {
+          args: Prisma.PausedQueueGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.PausedQueueGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.PausedQueueCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.PausedQueueCountAggregateOutputType> | number
         }
       }
     }
@@ -1834,10 +1909,21 @@ export const WorkerScalarFieldEnum = {
   executors: 'executors',
   status: 'status',
   queues: 'queues',
-  tags: 'tags'
+  tags: 'tags',
+  tenants: 'tenants',
+  requestedState: 'requestedState',
+  requestedConcurrency: 'requestedConcurrency'
 } as const
 
 export type WorkerScalarFieldEnum = (typeof WorkerScalarFieldEnum)[keyof typeof WorkerScalarFieldEnum]
+
+
+export const PausedQueueScalarFieldEnum = {
+  name: 'name',
+  pausedAt: 'pausedAt'
+} as const
+
+export type PausedQueueScalarFieldEnum = (typeof PausedQueueScalarFieldEnum)[keyof typeof PausedQueueScalarFieldEnum]
 
 
 export const MaintenanceRunScalarFieldEnum = {
@@ -2293,6 +2379,7 @@ export type GlobalOmitConfig = {
   jobDependency?: Prisma.JobDependencyOmit
   jobHistory?: Prisma.JobHistoryOmit
   worker?: Prisma.WorkerOmit
+  pausedQueue?: Prisma.PausedQueueOmit
   maintenanceRun?: Prisma.MaintenanceRunOmit
   rateLimit?: Prisma.RateLimitOmit
   concurrencyLimit?: Prisma.ConcurrencyLimitOmit

@@ -55,6 +55,7 @@ export const ModelName = {
   JobDependency: 'JobDependency',
   JobHistory: 'JobHistory',
   Worker: 'Worker',
+  PausedQueue: 'PausedQueue',
   MaintenanceRun: 'MaintenanceRun',
   RateLimit: 'RateLimit',
   ConcurrencyLimit: 'ConcurrencyLimit',
@@ -190,10 +191,21 @@ export const WorkerScalarFieldEnum = {
   executors: 'executors',
   status: 'status',
   queues: 'queues',
-  tags: 'tags'
+  tags: 'tags',
+  tenants: 'tenants',
+  requestedState: 'requestedState',
+  requestedConcurrency: 'requestedConcurrency'
 } as const
 
 export type WorkerScalarFieldEnum = (typeof WorkerScalarFieldEnum)[keyof typeof WorkerScalarFieldEnum]
+
+
+export const PausedQueueScalarFieldEnum = {
+  name: 'name',
+  pausedAt: 'pausedAt'
+} as const
+
+export type PausedQueueScalarFieldEnum = (typeof PausedQueueScalarFieldEnum)[keyof typeof PausedQueueScalarFieldEnum]
 
 
 export const MaintenanceRunScalarFieldEnum = {

@@ -29,11 +29,13 @@ export type AggregateWorker = {
 export type WorkerAvgAggregateOutputType = {
   pid: number | null
   concurrency: number | null
+  requestedConcurrency: number | null
 }
 
 export type WorkerSumAggregateOutputType = {
   pid: number | null
   concurrency: number | null
+  requestedConcurrency: number | null
 }
 
 export type WorkerMinAggregateOutputType = {
@@ -44,6 +46,8 @@ export type WorkerMinAggregateOutputType = {
   lastHeartbeatAt: Date | null
   concurrency: number | null
   status: string | null
+  requestedState: string | null
+  requestedConcurrency: number | null
 }
 
 export type WorkerMaxAggregateOutputType = {
@@ -54,6 +58,8 @@ export type WorkerMaxAggregateOutputType = {
   lastHeartbeatAt: Date | null
   concurrency: number | null
   status: string | null
+  requestedState: string | null
+  requestedConcurrency: number | null
 }
 
 export type WorkerCountAggregateOutputType = {
@@ -67,6 +73,9 @@ export type WorkerCountAggregateOutputType = {
   status: number
   queues: number
   tags: number
+  tenants: number
+  requestedState: number
+  requestedConcurrency: number
   _all: number
 }
 
@@ -74,11 +83,13 @@ export type WorkerCountAggregateOutputType = {
 export type WorkerAvgAggregateInputType = {
   pid?: true
   concurrency?: true
+  requestedConcurrency?: true
 }
 
 export type WorkerSumAggregateInputType = {
   pid?: true
   concurrency?: true
+  requestedConcurrency?: true
 }
 
 export type WorkerMinAggregateInputType = {
@@ -89,6 +100,8 @@ export type WorkerMinAggregateInputType = {
   lastHeartbeatAt?: true
   concurrency?: true
   status?: true
+  requestedState?: true
+  requestedConcurrency?: true
 }
 
 export type WorkerMaxAggregateInputType = {
@@ -99,6 +112,8 @@ export type WorkerMaxAggregateInputType = {
   lastHeartbeatAt?: true
   concurrency?: true
   status?: true
+  requestedState?: true
+  requestedConcurrency?: true
 }
 
 export type WorkerCountAggregateInputType = {
@@ -112,6 +127,9 @@ export type WorkerCountAggregateInputType = {
   status?: true
   queues?: true
   tags?: true
+  tenants?: true
+  requestedState?: true
+  requestedConcurrency?: true
   _all?: true
 }
 
@@ -212,6 +230,9 @@ export type WorkerGroupByOutputType = {
   status: string
   queues: string[]
   tags: string[]
+  tenants: string[]
+  requestedState: string | null
+  requestedConcurrency: number | null
   _count: WorkerCountAggregateOutputType | null
   _avg: WorkerAvgAggregateOutputType | null
   _sum: WorkerSumAggregateOutputType | null
@@ -248,6 +269,9 @@ export type WorkerWhereInput = {
   status?: Prisma.StringFilter<"Worker"> | string
   queues?: Prisma.StringNullableListFilter<"Worker">
   tags?: Prisma.StringNullableListFilter<"Worker">
+  tenants?: Prisma.StringNullableListFilter<"Worker">
+  requestedState?: Prisma.StringNullableFilter<"Worker"> | string | null
+  requestedConcurrency?: Prisma.IntNullableFilter<"Worker"> | number | null
 }
 
 export type WorkerOrderByWithRelationInput = {
@@ -261,6 +285,9 @@ export type WorkerOrderByWithRelationInput = {
   status?: Prisma.SortOrder
   queues?: Prisma.SortOrder
   tags?: Prisma.SortOrder
+  tenants?: Prisma.SortOrder
+  requestedState?: Prisma.SortOrderInput | Prisma.SortOrder
+  requestedConcurrency?: Prisma.SortOrderInput | Prisma.SortOrder
 }
 
 export type WorkerWhereUniqueInput = Prisma.AtLeast<{
@@ -277,6 +304,9 @@ export type WorkerWhereUniqueInput = Prisma.AtLeast<{
   status?: Prisma.StringFilter<"Worker"> | string
   queues?: Prisma.StringNullableListFilter<"Worker">
   tags?: Prisma.StringNullableListFilter<"Worker">
+  tenants?: Prisma.StringNullableListFilter<"Worker">
+  requestedState?: Prisma.StringNullableFilter<"Worker"> | string | null
+  requestedConcurrency?: Prisma.IntNullableFilter<"Worker"> | number | null
 }, "id">
 
 export type WorkerOrderByWithAggregationInput = {
@@ -290,6 +320,9 @@ export type WorkerOrderByWithAggregationInput = {
   status?: Prisma.SortOrder
   queues?: Prisma.SortOrder
   tags?: Prisma.SortOrder
+  tenants?: Prisma.SortOrder
+  requestedState?: Prisma.SortOrderInput | Prisma.SortOrder
+  requestedConcurrency?: Prisma.SortOrderInput | Prisma.SortOrder
   _count?: Prisma.WorkerCountOrderByAggregateInput
   _avg?: Prisma.WorkerAvgOrderByAggregateInput
   _max?: Prisma.WorkerMaxOrderByAggregateInput
@@ -311,6 +344,9 @@ export type WorkerScalarWhereWithAggregatesInput = {
   status?: Prisma.StringWithAggregatesFilter<"Worker"> | string
   queues?: Prisma.StringNullableListFilter<"Worker">
   tags?: Prisma.StringNullableListFilter<"Worker">
+  tenants?: Prisma.StringNullableListFilter<"Worker">
+  requestedState?: Prisma.StringNullableWithAggregatesFilter<"Worker"> | string | null
+  requestedConcurrency?: Prisma.IntNullableWithAggregatesFilter<"Worker"> | number | null
 }
 
 export type WorkerCreateInput = {
@@ -324,6 +360,9 @@ export type WorkerCreateInput = {
   status?: string
   queues?: Prisma.WorkerCreatequeuesInput | string[]
   tags?: Prisma.WorkerCreatetagsInput | string[]
+  tenants?: Prisma.WorkerCreatetenantsInput | string[]
+  requestedState?: string | null
+  requestedConcurrency?: number | null
 }
 
 export type WorkerUncheckedCreateInput = {
@@ -337,6 +376,9 @@ export type WorkerUncheckedCreateInput = {
   status?: string
   queues?: Prisma.WorkerCreatequeuesInput | string[]
   tags?: Prisma.WorkerCreatetagsInput | string[]
+  tenants?: Prisma.WorkerCreatetenantsInput | string[]
+  requestedState?: string | null
+  requestedConcurrency?: number | null
 }
 
 export type WorkerUpdateInput = {
@@ -350,6 +392,9 @@ export type WorkerUpdateInput = {
   status?: Prisma.StringFieldUpdateOperationsInput | string
   queues?: Prisma.WorkerUpdatequeuesInput | string[]
   tags?: Prisma.WorkerUpdatetagsInput | string[]
+  tenants?: Prisma.WorkerUpdatetenantsInput | string[]
+  requestedState?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  requestedConcurrency?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
 }
 
 export type WorkerUncheckedUpdateInput = {
@@ -363,6 +408,9 @@ export type WorkerUncheckedUpdateInput = {
   status?: Prisma.StringFieldUpdateOperationsInput | string
   queues?: Prisma.WorkerUpdatequeuesInput | string[]
   tags?: Prisma.WorkerUpdatetagsInput | string[]
+  tenants?: Prisma.WorkerUpdatetenantsInput | string[]
+  requestedState?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  requestedConcurrency?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
 }
 
 export type WorkerCreateManyInput = {
@@ -376,6 +424,9 @@ export type WorkerCreateManyInput = {
   status?: string
   queues?: Prisma.WorkerCreatequeuesInput | string[]
   tags?: Prisma.WorkerCreatetagsInput | string[]
+  tenants?: Prisma.WorkerCreatetenantsInput | string[]
+  requestedState?: string | null
+  requestedConcurrency?: number | null
 }
 
 export type WorkerUpdateManyMutationInput = {
@@ -389,6 +440,9 @@ export type WorkerUpdateManyMutationInput = {
   status?: Prisma.StringFieldUpdateOperationsInput | string
   queues?: Prisma.WorkerUpdatequeuesInput | string[]
   tags?: Prisma.WorkerUpdatetagsInput | string[]
+  tenants?: Prisma.WorkerUpdatetenantsInput | string[]
+  requestedState?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  requestedConcurrency?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
 }
 
 export type WorkerUncheckedUpdateManyInput = {
@@ -402,6 +456,9 @@ export type WorkerUncheckedUpdateManyInput = {
   status?: Prisma.StringFieldUpdateOperationsInput | string
   queues?: Prisma.WorkerUpdatequeuesInput | string[]
   tags?: Prisma.WorkerUpdatetagsInput | string[]
+  tenants?: Prisma.WorkerUpdatetenantsInput | string[]
+  requestedState?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  requestedConcurrency?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
 }
 
 export type WorkerCountOrderByAggregateInput = {
@@ -415,11 +472,15 @@ export type WorkerCountOrderByAggregateInput = {
   status?: Prisma.SortOrder
   queues?: Prisma.SortOrder
   tags?: Prisma.SortOrder
+  tenants?: Prisma.SortOrder
+  requestedState?: Prisma.SortOrder
+  requestedConcurrency?: Prisma.SortOrder
 }
 
 export type WorkerAvgOrderByAggregateInput = {
   pid?: Prisma.SortOrder
   concurrency?: Prisma.SortOrder
+  requestedConcurrency?: Prisma.SortOrder
 }
 
 export type WorkerMaxOrderByAggregateInput = {
@@ -430,6 +491,8 @@ export type WorkerMaxOrderByAggregateInput = {
   lastHeartbeatAt?: Prisma.SortOrder
   concurrency?: Prisma.SortOrder
   status?: Prisma.SortOrder
+  requestedState?: Prisma.SortOrder
+  requestedConcurrency?: Prisma.SortOrder
 }
 
 export type WorkerMinOrderByAggregateInput = {
@@ -440,11 +503,14 @@ export type WorkerMinOrderByAggregateInput = {
   lastHeartbeatAt?: Prisma.SortOrder
   concurrency?: Prisma.SortOrder
   status?: Prisma.SortOrder
+  requestedState?: Prisma.SortOrder
+  requestedConcurrency?: Prisma.SortOrder
 }
 
 export type WorkerSumOrderByAggregateInput = {
   pid?: Prisma.SortOrder
   concurrency?: Prisma.SortOrder
+  requestedConcurrency?: Prisma.SortOrder
 }
 
 export type WorkerCreatequeuesInput = {
@@ -455,12 +521,21 @@ export type WorkerCreatetagsInput = {
   set: string[]
 }
 
+export type WorkerCreatetenantsInput = {
+  set: string[]
+}
+
 export type WorkerUpdatequeuesInput = {
   set?: string[]
   push?: string | string[]
 }
 
 export type WorkerUpdatetagsInput = {
+  set?: string[]
+  push?: string | string[]
+}
+
+export type WorkerUpdatetenantsInput = {
   set?: string[]
   push?: string | string[]
 }
@@ -478,6 +553,9 @@ export type WorkerSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs =
   status?: boolean
   queues?: boolean
   tags?: boolean
+  tenants?: boolean
+  requestedState?: boolean
+  requestedConcurrency?: boolean
 }, ExtArgs["result"]["worker"]>
 
 export type WorkerSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -491,6 +569,9 @@ export type WorkerSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extens
   status?: boolean
   queues?: boolean
   tags?: boolean
+  tenants?: boolean
+  requestedState?: boolean
+  requestedConcurrency?: boolean
 }, ExtArgs["result"]["worker"]>
 
 export type WorkerSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -504,6 +585,9 @@ export type WorkerSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extens
   status?: boolean
   queues?: boolean
   tags?: boolean
+  tenants?: boolean
+  requestedState?: boolean
+  requestedConcurrency?: boolean
 }, ExtArgs["result"]["worker"]>
 
 export type WorkerSelectScalar = {
@@ -517,9 +601,12 @@ export type WorkerSelectScalar = {
   status?: boolean
   queues?: boolean
   tags?: boolean
+  tenants?: boolean
+  requestedState?: boolean
+  requestedConcurrency?: boolean
 }
 
-export type WorkerOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "host" | "pid" | "startedAt" | "lastHeartbeatAt" | "concurrency" | "executors" | "status" | "queues" | "tags", ExtArgs["result"]["worker"]>
+export type WorkerOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "host" | "pid" | "startedAt" | "lastHeartbeatAt" | "concurrency" | "executors" | "status" | "queues" | "tags" | "tenants" | "requestedState" | "requestedConcurrency", ExtArgs["result"]["worker"]>
 
 export type $WorkerPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   name: "Worker"
@@ -541,6 +628,18 @@ export type $WorkerPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs
      * A job runs here only if all its tags are among these.
      */
     tags: string[]
+    /**
+     * Tenants this worker serves; null means every tenant (and jobs without one).
+     */
+    tenants: string[]
+    /**
+     * What an operator asked of it: active, quiet or drain (null: nothing).
+     */
+    requestedState: string | null
+    /**
+     * Jobs at once an operator asked it to run (null: as started).
+     */
+    requestedConcurrency: number | null
   }, ExtArgs["result"]["worker"]>
   composites: {}
 }
@@ -974,6 +1073,9 @@ export interface WorkerFieldRefs {
   readonly status: Prisma.FieldRef<"Worker", 'String'>
   readonly queues: Prisma.FieldRef<"Worker", 'String[]'>
   readonly tags: Prisma.FieldRef<"Worker", 'String[]'>
+  readonly tenants: Prisma.FieldRef<"Worker", 'String[]'>
+  readonly requestedState: Prisma.FieldRef<"Worker", 'String'>
+  readonly requestedConcurrency: Prisma.FieldRef<"Worker", 'Int'>
 }
     
 
