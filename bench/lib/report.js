@@ -174,7 +174,7 @@ function checkTargets(rows, results = {}, context = {}) {
     const r = soakMin / offered;
     const soakRun = results.soak?.skein?.median ?? {};
     const detail = [
-      `lowest minute ${Math.round(soakMin)} jobs/s`,
+      `lowest ${soakRun.intervalSeconds === 60 ? "minute" : "interval"} ${Math.round(soakMin)} jobs/s`,
       `producer's lowest ${Math.round(soakRun.minIntervalProducedRate ?? 0)}`,
       `p99 ${fmt(soakRun.p99, "ms")} ms (worst minute ${fmt(soakRun.worstIntervalP99, "ms")})`,
       `readiness index ${fmt(soakRun.readyIndexMBStart, "MB")} → ${fmt(soakRun.readyIndexMBEnd, "MB")} MB`,

@@ -14,25 +14,31 @@ const POOL = 10;
 const MB = 1024 * 1024;
 const minutesText = (m) => (Number.isInteger(m) ? String(m) : m.toFixed(2));
 
-/** Size and vacuum state of the library's queue table (and history table, if it has one). */
+/**
+ * Size and vacuum state of the library's queue table (and history table, if
+ * it has one), summed over the leaf partitions of a partitioned table
+ * (pg-boss keeps a partition per queue).
+ */
 async function tableStats(client, tables) {
   const out = {};
+  // The table itself, and its partitions if it has any (pg_partition_tree is empty for a plain table).
+  const leaves = "SELECT $1::regclass UNION SELECT relid FROM pg_partition_tree($1::regclass) WHERE isleaf";
   const { rows } = await client.query(
-    `SELECT n_dead_tup::float8 AS dead, autovacuum_count::int AS autovacuums, autoanalyze_count::int AS autoanalyzes,
-       pg_relation_size(relid)::float8 AS heap, pg_indexes_size(relid)::float8 AS indexes
-     FROM pg_stat_all_tables WHERE relid = $1::regclass`,
+    `SELECT sum(n_dead_tup)::float8 AS dead, sum(autovacuum_count)::int AS autovacuums, sum(autoanalyze_count)::int AS autoanalyzes,
+       sum(pg_relation_size(relid))::float8 AS heap, sum(pg_indexes_size(relid))::float8 AS indexes
+     FROM pg_stat_all_tables WHERE relid IN (${leaves})`,
     [tables.queue],
   );
   const t = rows[0] ?? {};
   out.deadTuples = t.dead ?? null;
   out.autovacuums = t.autovacuums ?? null;
   out.autoanalyzes = t.autoanalyzes ?? null;
-  out.queueHeapMB = t.heap === undefined ? null : t.heap / MB;
-  out.queueIndexesMB = t.indexes === undefined ? null : t.indexes / MB;
+  out.queueHeapMB = t.heap === null || t.heap === undefined ? null : t.heap / MB;
+  out.queueIndexesMB = t.indexes === null || t.indexes === undefined ? null : t.indexes / MB;
   if (tables.readyIndex) {
     const { rows: idx } = await client.query(
       `SELECT c.relname AS name, pg_relation_size(i.indexrelid)::float8 AS bytes
-       FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1::regclass`,
+       FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid IN (${leaves})`,
       [tables.queue],
     );
     const ready = idx.filter((r) => tables.readyIndex.test(r.name));
@@ -41,11 +47,11 @@ async function tableStats(client, tables) {
   }
   if (tables.history) {
     const { rows: h } = await client.query(
-      `SELECT n_live_tup::float8 AS live, pg_total_relation_size(relid)::float8 AS bytes FROM pg_stat_all_tables WHERE relid = $1::regclass`,
+      `SELECT sum(n_live_tup)::float8 AS live, sum(pg_total_relation_size(relid))::float8 AS bytes FROM pg_stat_all_tables WHERE relid IN (${leaves})`,
       [tables.history],
     );
     out.historyRows = h[0]?.live ?? null;
-    out.historyMB = h[0] ? h[0].bytes / MB : null;
+    out.historyMB = h[0]?.bytes === null || h[0]?.bytes === undefined ? null : h[0].bytes / MB;
   }
   return out;
 }
