@@ -16,6 +16,8 @@ let producer;
 let worker;
 const stats = { executed: 0, firstStart: null, lastEnd: null, record: "none", times: new Map(), latencies: [] };
 let progressTimer;
+// The steady producer's counts: jobs whose call has started (issued), and whose call has returned (count).
+const steadyState = { issued: 0, count: 0, errors: 0 };
 
 function sendProgress() {
   progressTimer = undefined;
@@ -156,19 +158,19 @@ const commands = {
    * the previous call (at most `maxInflight` calls in flight; beyond that it
    * waits, and falls behind). Each job's payload carries the call's start time
    * (`t`) for the workers' latency. Sends { event: "produced", count, errors,
-   * lagMs } every second; returns the totals.
+   * lagMs } every second (lagMs: how late the latest calls started); returns the
+   * totals. The `produced` command reads the counts meanwhile.
    */
   async steady({ rate, batch = 1, seconds, maxInflight = 200 }) {
     const interval = (1000 * batch) / rate;
     const calls = Math.round((rate * seconds) / batch);
     const inflight = new Set();
-    let count = 0;
-    let errors = 0;
+    const state = steadyState;
     let maxLag = 0;
     let lagSinceReport = 0;
     const t0 = now() + 20;
     const report = setInterval(() => {
-      if (process.connected) process.send({ event: "produced", count, errors, lagMs: lagSinceReport });
+      if (process.connected) process.send({ event: "produced", count: state.count, errors: state.errors, lagMs: lagSinceReport });
       lagSinceReport = 0;
     }, 1000);
     try {
@@ -181,12 +183,13 @@ const commands = {
         maxLag = Math.max(maxLag, lag);
         lagSinceReport = Math.max(lagSinceReport, lag);
         const payload = { t: now() };
+        state.issued += batch;
         const p = (batch === 1 ? producer.addOne(payload) : producer.addMany(plainSpecs(batch, payload)))
           .then(() => {
-            count += batch;
+            state.count += batch;
           })
           .catch(() => {
-            errors += batch;
+            state.errors += batch;
           })
           .finally(() => inflight.delete(p));
         inflight.add(p);
@@ -195,8 +198,13 @@ const commands = {
     } finally {
       clearInterval(report);
     }
-    if (process.connected) process.send({ event: "produced", count, errors, lagMs: lagSinceReport });
-    return { count, errors, ms: now() - t0, maxLagMs: maxLag };
+    if (process.connected) process.send({ event: "produced", count: state.count, errors: state.errors, lagMs: lagSinceReport });
+    return { count: state.count, errors: state.errors, ms: now() - t0, maxLagMs: maxLag };
+  },
+
+  /** The steady producer's counts so far (answered while `steady` runs). */
+  async produced() {
+    return { ...steadyState };
   },
 
   /** Jobs executed so far, the worker's CPU since start, and the latencies recorded since the last collect (which it clears). */
