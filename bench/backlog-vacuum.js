@@ -60,6 +60,8 @@ const DRAIN_TIMEOUT_MS = 600_000;
     await skein.migrate(server.url);
     await admin.connect();
     await admin.query("CREATE EXTENSION pg_stat_statements");
+    // Skein's tables live in a schema of their own (skein by default); the statements below name them bare.
+    await admin.query(`SET search_path TO "${skein.DEFAULT_SCHEMA ?? "public"}", public`);
     if (tableSettings === "defaults") await admin.query(`ALTER TABLE jobs RESET (${SETTINGS.join(", ")})`);
     else if (tableSettings !== "shipped") await admin.query(`ALTER TABLE jobs SET (${tableSettings})`);
     const { rows: rel } = await admin.query("SELECT reloptions FROM pg_class WHERE oid = 'jobs'::regclass");

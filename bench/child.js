@@ -4,6 +4,7 @@
 // performance.timeOrigin + performance.now(), comparable across processes.
 const { performance } = require("node:perf_hooks");
 const { setTimeout: sleep } = require("node:timers/promises");
+const { setInterval, clearInterval } = require("node:timers");
 const adapters = require("./adapters");
 const graphs = require("./lib/graphs");
 
@@ -15,6 +16,8 @@ let producer;
 let worker;
 const stats = { executed: 0, firstStart: null, lastEnd: null, record: "none", times: new Map(), latencies: [] };
 let progressTimer;
+// The steady producer's counts: jobs whose call has started (issued), and whose call has returned (count).
+const steadyState = { issued: 0, count: 0, errors: 0 };
 
 function sendProgress() {
   progressTimer = undefined;
@@ -147,6 +150,69 @@ const commands = {
     }
     await Promise.all(inflight);
     return { sent: total, warm, errors, maxLagMs: maxLag, maxInflight };
+  },
+
+  /**
+   * Creates jobs at a steady `rate` per second for `seconds`, `batch` per call
+   * (addOne when 1, else addMany), on a fixed schedule that does not wait for
+   * the previous call (at most `maxInflight` calls in flight; beyond that it
+   * waits, and falls behind). Each job's payload carries the call's start time
+   * (`t`) for the workers' latency. Sends { event: "produced", count, errors,
+   * lagMs } every second (lagMs: how late the latest calls started); returns the
+   * totals. The `produced` command reads the counts meanwhile.
+   */
+  async steady({ rate, batch = 1, seconds, maxInflight = 200 }) {
+    const interval = (1000 * batch) / rate;
+    const calls = Math.round((rate * seconds) / batch);
+    const inflight = new Set();
+    const state = steadyState;
+    let maxLag = 0;
+    let lagSinceReport = 0;
+    const t0 = now() + 20;
+    const report = setInterval(() => {
+      if (process.connected) process.send({ event: "produced", count: state.count, errors: state.errors, lagMs: lagSinceReport });
+      lagSinceReport = 0;
+    }, 1000);
+    try {
+      for (let i = 0; i < calls; i++) {
+        const due = t0 + i * interval;
+        const wait = due - now();
+        if (wait > 0) await sleep(wait);
+        while (inflight.size >= maxInflight) await Promise.race(inflight);
+        const lag = Math.max(0, now() - due);
+        maxLag = Math.max(maxLag, lag);
+        lagSinceReport = Math.max(lagSinceReport, lag);
+        const payload = { t: now() };
+        state.issued += batch;
+        const p = (batch === 1 ? producer.addOne(payload) : producer.addMany(plainSpecs(batch, payload)))
+          .then(() => {
+            state.count += batch;
+          })
+          .catch(() => {
+            state.errors += batch;
+          })
+          .finally(() => inflight.delete(p));
+        inflight.add(p);
+      }
+      await Promise.all(inflight);
+    } finally {
+      clearInterval(report);
+    }
+    if (process.connected) process.send({ event: "produced", count: state.count, errors: state.errors, lagMs: lagSinceReport });
+    return { count: state.count, errors: state.errors, ms: now() - t0, maxLagMs: maxLag };
+  },
+
+  /** The steady producer's counts so far (answered while `steady` runs). */
+  async produced() {
+    return { ...steadyState };
+  },
+
+  /** Jobs executed so far, the worker's CPU since start, and the latencies recorded since the last collect (which it clears). */
+  async collect() {
+    const latencies = stats.latencies;
+    stats.latencies = [];
+    const cpu = stats.cpuAtStart ? process.cpuUsage(stats.cpuAtStart) : { user: 0, system: 0 };
+    return { executed: stats.executed, latencies, cpuMs: (cpu.user + cpu.system) / 1000, at: now() };
   },
 
   async start() {

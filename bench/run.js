@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 "use strict";
-// Skein's benchmark suite (issue 4). `npm run bench`: Skein alone.
-// `npm run bench:compare`: the same workloads on Skein, graphile-worker and
-// pg-boss in one run, on one PostgreSQL server. See docs/BENCHMARKS.md.
+// Skein's benchmark suite (issue 4, and the targets of "performance at
+// production shape"). `npm run bench`: Skein alone. `npm run bench:compare`:
+// the same workloads on Skein (tuned and with its defaults), graphile-worker,
+// pg-boss and a plain-SQL queue loop in one run, on one PostgreSQL server
+// (embedded, or --database-url). See docs/BENCHMARKS.md.
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
@@ -39,11 +41,17 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
 
 function selectCases(opts) {
   const matches = (id, prefixes) => prefixes.some((p) => id === p || id.startsWith(`${p}.`) || id.startsWith(p));
-  return allCases(opts.scale).filter((c) => (opts.only.length === 0 || matches(c.id, opts.only)) && !matches(c.id, opts.skip));
+  return allCases(opts).filter((c) => (opts.only.length === 0 || matches(c.id, opts.only)) && !matches(c.id, opts.skip));
+}
+
+/** Whether `lib` takes part in case `c`: the adapter's kinds, and the case's own list of libraries (the soak's). */
+function takesPart(c, lib) {
+  const kinds = adapters[lib].kinds;
+  return (!kinds || kinds.includes(c.kind)) && (!c.libs || c.libs.includes(lib));
 }
 
 function summary(run) {
-  const keys = ["rate", "p50", "p99", "stepP50", "resolveMs", "seconds", "maxRssMB"];
+  const keys = ["rate", "repeatedRate", "minIntervalRate", "p50", "p99", "stepP50", "resolveMs", "seconds", "workerCpuUsPerJob", "serverCpuUsPerJob", "maxRssMB"];
   const parts = [];
   for (const k of keys) {
     if (typeof run[k] === "number") parts.push(`${k}=${run[k] >= 100 ? Math.round(run[k]) : run[k].toFixed(2)}`);
@@ -66,7 +74,10 @@ async function main() {
   }
   const cases = selectCases(opts);
   if (opts.list) {
-    for (const c of allCases(opts.scale)) console.log(`${c.id.padEnd(22)} ${c.title}${c.needsDependencies ? "  [needs dependencies]" : ""}`);
+    for (const c of allCases(opts)) {
+      const libs = Object.keys(adapters).filter((l) => takesPart(c, l) && (!c.needsDependencies || adapters[l].supportsDependencies));
+      console.log(`${c.id.padEnd(18)} ${c.title}  [${libs.join(", ")}${c.once ? "; runs once" : ""}]`);
+    }
     return;
   }
   if (cases.length === 0) throw new Error("no case matches --only/--skip (see --list)");
@@ -95,17 +106,19 @@ async function main() {
       results[c.id] = {};
       const runs = Object.fromEntries(opts.libs.map((l) => [l, []]));
       for (const lib of opts.libs) {
-        if (c.needsDependencies && !adapters[lib].supportsDependencies) results[c.id][lib] = { unsupported: true };
+        if (!takesPart(c, lib)) results[c.id][lib] = { notRun: true };
+        else if (c.needsDependencies && !adapters[lib].supportsDependencies) results[c.id][lib] = { unsupported: true };
       }
-      for (let r = 1; r <= opts.repeats; r++) {
+      const repeats = c.once ? 1 : opts.repeats;
+      for (let r = 1; r <= repeats; r++) {
         // Libraries take turns within a repeat, so a slow spell on the machine hits all of them.
         for (const lib of opts.libs) {
-          if (results[c.id][lib]?.unsupported || results[c.id][lib]?.error) continue;
+          if (results[c.id][lib]) continue;
           const t0 = Date.now();
           try {
             const run = await c.run(h, lib);
             runs[lib].push(run);
-            log(`${c.id} ${LABELS[lib]} run ${r}/${opts.repeats}: ${summary(run)} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+            log(`${c.id} ${LABELS[lib]} run ${r}/${repeats}: ${summary(run)} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
           } catch (error) {
             log(`${c.id} ${LABELS[lib]} run ${r}: FAILED: ${error.message.split("\n").slice(0, 6).join("\n")}`);
             results[c.id][lib] = { error: error.message.split("\n")[0] };
@@ -127,7 +140,17 @@ async function main() {
 
   clearInterval(loadTimer);
   const rows = buildRows(cases, results, opts.libs);
-  const targets = opts.libs.includes("skein") ? checkTargets(rows) : [];
+  const serverText = `PostgreSQL ${pgInfo.version.split(" ")[0]} (${pgInfo.embedded ? "embedded" : "external"})`;
+  const loadMedian = median(loadSamples);
+  const targets = opts.libs.includes("skein") ? checkTargets(rows, results, { server: serverText, load: loadMedian, backlog: cases.find((c) => c.pending)?.pending }) : [];
+  // Per-run details some cases print (the soak's table per minute).
+  const details = [];
+  for (const c of cases) {
+    if (!c.details) continue;
+    for (const lib of opts.libs) {
+      for (const [i, run] of (results[c.id]?.[lib]?.runs ?? []).entries()) details.push(...c.details(run, `${LABELS[lib]}${i > 0 ? ` (run ${i + 1})` : ""}`), "");
+    }
+  }
   const finished = new Date();
   const meta = {
     date: started.toISOString(),
@@ -144,13 +167,16 @@ async function main() {
     settings: Object.fromEntries(opts.libs.map((l) => [LABELS[l], adapters[l].settings])),
     scale: opts.scale,
     repeats: opts.repeats,
+    backlogRounds: opts.backlogRounds,
+    soak: { minutes: opts.soakMinutes, rate: opts.soakRate, batch: opts.soakBatch, libs: opts.soakLibs ?? ["skein"] },
   };
   const md = [
     `Run ${meta.date} (${meta.minutes.toFixed(1)} min): \`${command}\` at ${git.commit ?? "?"}${git.dirty ? " with uncommitted changes in src/" : ""}`,
-    `Node ${meta.node}, ${meta.os}, ${meta.cpus}, ${meta.memoryGiB} GiB; PostgreSQL ${pgInfo.version} (${pgInfo.embedded ? "embedded" : "external"}, fsync=${pgInfo.fsync}, synchronous_commit=${pgInfo.synchronous_commit}, shared_buffers=${pgInfo.shared_buffers}); ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ")}; scale ${opts.scale}, ${opts.repeats === 1 ? "one run per case" : `median of ${opts.repeats} runs`}; 1-minute load average ${meta.load.atStart.toFixed(1)} at the start, median ${meta.load.median.toFixed(1)}, max ${meta.load.max.toFixed(1)} during the run.`,
+    `Node ${meta.node}, ${meta.os}, ${meta.cpus}, ${meta.memoryGiB} GiB; PostgreSQL ${pgInfo.version} (${pgInfo.embedded ? "embedded" : "external"}, fsync=${pgInfo.fsync}, synchronous_commit=${pgInfo.synchronous_commit}, shared_buffers=${pgInfo.shared_buffers}, max_connections=${pgInfo.max_connections}; server CPU ${pgInfo.serverCpu}); ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ")}; scale ${opts.scale}, ${opts.repeats === 1 ? "one run per case" : `median of ${opts.repeats} runs`}; 1-minute load average ${meta.load.atStart.toFixed(1)} at the start, median ${meta.load.median.toFixed(1)}, max ${meta.load.max.toFixed(1)} during the run.`,
     "",
     markdownTable(rows, opts.libs),
     "",
+    ...details,
     targets.length > 0 ? targetsText(targets, true) : "",
   ].join("\n");
 
@@ -164,13 +190,14 @@ async function main() {
 
   console.log("");
   console.log(`Skein benchmark, ${meta.date}, scale ${opts.scale}, ${opts.repeats === 1 ? "one run per case (--repeats 3 for medians)" : `median of ${opts.repeats} runs`}`);
-  console.log(`PostgreSQL ${pgInfo.version}, ${meta.cpus}; ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+  console.log(`PostgreSQL ${pgInfo.version} (${pgInfo.embedded ? "embedded" : "external"}), ${meta.cpus}; ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ")}`);
   console.log(`Load average (1 min): ${meta.load.atStart.toFixed(1)} at the start, median ${meta.load.median.toFixed(1)}, max ${meta.load.max.toFixed(1)} during the run (the benchmark's own processes included)`);
   console.log("");
   console.log(consoleTable(rows, opts.libs));
   if (opts.libs.length > 1) console.log("\n'Skein vs X': how many times better Skein is (>1: Skein better; throughput ratio, or inverse ratio for times).");
+  if (details.length > 0) console.log(`\n${details.join("\n")}`);
   if (targets.length > 0) {
-    console.log("\nIssue 4 targets:");
+    console.log(`\nTargets (performance at production shape), ${serverText}:`);
     console.log(targetsText(targets, false));
   }
   console.log(`\nResults: ${path.relative(process.cwd(), out)} (and .md)`);

@@ -42,6 +42,10 @@ module.exports = {
     return { text: "SELECT id FROM graphile_worker._private_jobs WHERE id = ANY($1::bigint[])", values: [ids] };
   },
 
+  tables() {
+    return { queue: "graphile_worker._private_jobs" };
+  },
+
   async openProducer(url, { pool }) {
     const utils = await lib().makeWorkerUtils({ connectionString: url, maxPoolSize: pool, logger: silentLogger() });
     const spec = (s) => ({ identifier: "noop", payload: s.payload ?? {}, runAt: s.runAt });

@@ -52,6 +52,10 @@ module.exports = {
     };
   },
 
+  tables() {
+    return { queue: "pgboss.job" };
+  },
+
   async openProducer(url, { pool }) {
     const { PgBoss } = lib();
     const boss = onEvents(new PgBoss({ connectionString: url, max: pool, supervise: false, schedule: false }));

@@ -3,8 +3,8 @@
 // repeat, on a fresh database, and returns a flat object of numbers; `metrics`
 // says which of them go into the table.
 const { setTimeout: sleep } = require("node:timers/promises");
-const adapters = require("../adapters");
 const { percentile } = require("./stats");
+const { soak } = require("./soak");
 
 const rate = (count, ms) => (ms > 0 ? (count * 1000) / ms : null);
 const count = (n) => n.toLocaleString("en-US");
@@ -15,6 +15,7 @@ function enqueueSingle(n) {
   const total = n(10_000, 200);
   return {
     id: "enqueue.single",
+    kind: "enqueue",
     title: `enqueue one at a time, 8 clients (${count(total)} jobs)`,
     metrics: [{ key: "rate", label: "jobs/s", unit: "jobs/s", better: "higher" }],
     async run(h, lib) {
@@ -36,6 +37,7 @@ function enqueueBulk(scaled, { id, batch: fullBatch, total, deps }) {
   const title = batch === n ? `${what}, ${count(n)} in one call` : `${what}, ${count(batch)} per call (${count(n)} jobs)`;
   return {
     id,
+    kind: "enqueue",
     title,
     needsDependencies: deps,
     metrics: [{ key: "rate", label: "jobs/s", unit: "jobs/s", better: "higher" }],
@@ -54,18 +56,24 @@ function enqueueBulk(scaled, { id, batch: fullBatch, total, deps }) {
 }
 
 // ---------------------------------------------------------------- drain
-/** The workers' and the server's CPU per job (ms) of a `runWorkers` result; the server's is null when unknown. */
+/** The workers' and the server's CPU per job (µs) of a `runWorkers` result; the server's is null when unknown. */
 function cpuPerJob(w, n) {
-  return { workerCpuMsPerJob: w.workerCpuMs / n, serverCpuMsPerJob: w.serverCpuMs === null ? null : w.serverCpuMs / n };
+  return { workerCpuUsPerJob: (w.workerCpuMs * 1000) / n, serverCpuUsPerJob: w.serverCpuMs === null ? null : (w.serverCpuMs * 1000) / n };
 }
+
+const CPU_METRICS = [
+  { key: "workerCpuUsPerJob", label: "worker CPU µs/job", unit: "us", better: "lower" },
+  { key: "serverCpuUsPerJob", label: "server CPU µs/job", unit: "us", better: "lower" },
+];
 
 function drain(scaled, total, procs, concurrency) {
   const k = short(total);
   const n = scaled(total, 200);
   return {
     id: `drain.${k}.${procs}x${concurrency}`,
+    kind: "drain",
     title: `drain ${count(n)} no-op jobs, ${procs === 1 ? "1 worker process" : `${procs} worker processes`} × c=${concurrency}`,
-    metrics: [{ key: "rate", label: "jobs/s", unit: "jobs/s", better: "higher" }],
+    metrics: [{ key: "rate", label: "jobs/s", unit: "jobs/s", better: "higher" }, ...CPU_METRICS],
     async run(h, lib) {
       const db = await h.freshDatabase(lib, `drain_${k}_${procs}x${concurrency}`);
       try {
@@ -91,6 +99,7 @@ function drain(scaled, total, procs, concurrency) {
 function latency() {
   return {
     id: "latency",
+    kind: "latency",
     title: "latency createJob → executor start at 200 jobs/s (1 worker, c=10)",
     metrics: [
       { key: "p50", label: "p50 ms", unit: "ms", better: "lower" },
@@ -150,6 +159,7 @@ function depsChains(n) {
   const length = n(100, 5);
   return {
     id: "deps.chains",
+    kind: "deps",
     title: `${chains} chains of ${length} jobs (1 worker, c=100)`,
     needsDependencies: true,
     metrics: [
@@ -191,6 +201,7 @@ function depsFanIn(scaled) {
   const n = scaled(10_000, 100);
   return {
     id: "deps.fanin",
+    kind: "deps",
     title: `fan-in: 1 job waiting on ${count(n)} (1 worker, c=50)`,
     needsDependencies: true,
     metrics: [
@@ -218,6 +229,7 @@ function depsFanOut(scaled) {
   const n = scaled(10_000, 100);
   return {
     id: "deps.fanout",
+    kind: "deps",
     title: `fan-out: ${count(n)} jobs waiting on 1 (1 worker, c=50)`,
     needsDependencies: true,
     metrics: [
@@ -253,6 +265,7 @@ function depsDag(scaled) {
   const n = scaled(50_000, 500);
   return {
     id: "deps.dag",
+    kind: "deps",
     title: `random DAG of ${count(n)} jobs, 2–5 deps each (1 worker, c=50)`,
     needsDependencies: true,
     metrics: [
@@ -278,16 +291,49 @@ async function drainReady(h, lib, url, n) {
   };
 }
 
-function scaleSmall(scaled) {
+/**
+ * `rounds` drains of `ready` jobs, one after another in the same database
+ * (each with a new worker process). The first is the fresh database's; the
+ * last comes after rounds-1 others have left their dead rows and index
+ * entries behind (too close together for autovacuum, which visits a database
+ * about once a minute, to come in between every time).
+ */
+async function drainRounds(h, lib, url, ready, rounds) {
+  const runs = [];
+  for (let r = 0; r < rounds; r++) runs.push(await drainReady(h, lib, url, ready));
+  const first = runs[0];
+  const last = runs[runs.length - 1];
+  return {
+    rate: first.rate,
+    repeatedRate: last.rate,
+    rounds: runs.map((r) => r.rate),
+    workerCpuUsPerJob: first.workerCpuUsPerJob,
+    serverCpuUsPerJob: first.serverCpuUsPerJob,
+    repeatedWorkerCpuUsPerJob: last.workerCpuUsPerJob,
+    repeatedServerCpuUsPerJob: last.serverCpuUsPerJob,
+    timedOut: runs.some((r) => r.timedOut),
+  };
+}
+
+function scaleMetrics(rounds) {
+  return [
+    { key: "rate", label: "fresh database, jobs/s", unit: "jobs/s", better: "higher" },
+    { key: "repeatedRate", label: `after ${rounds - 1} earlier drains in the same database, jobs/s`, unit: "jobs/s", better: "higher" },
+  ];
+}
+
+function scaleSmall(scaled, opts) {
   const ready = scaled(10_000, 200);
+  const rounds = opts.backlogRounds;
   return {
     id: "scale.10k",
-    title: `scale: drain ${count(ready)} ready, nothing else pending (1 worker, c=10)`,
-    metrics: [{ key: "rate", label: "jobs/s", unit: "jobs/s", better: "higher" }],
+    kind: "scale",
+    title: `scale: drain ${count(ready)} ready, nothing else pending (1 worker, c=10), ${rounds} times in one database`,
+    metrics: scaleMetrics(rounds),
     async run(h, lib) {
       const db = await h.freshDatabase(lib, "scale_small");
       try {
-        return await drainReady(h, lib, db.url, ready);
+        return await drainRounds(h, lib, db.url, ready, rounds);
       } finally {
         await db.drop();
       }
@@ -295,39 +341,33 @@ function scaleSmall(scaled) {
   };
 }
 
-function scaleLarge(scaled) {
+function scaleLarge(scaled, opts) {
   const ready = scaled(10_000, 200);
   const pending = scaled(1_000_000, 1000);
-  const backlogs = new Map();
+  const rounds = opts.backlogRounds;
   return {
     id: "scale.1m",
+    kind: "scale",
+    pending,
     title: `scale: the same with ${count(pending)} more pending (blocked or scheduled later)`,
-    metrics: [{ key: "rate", label: "jobs/s", unit: "jobs/s", better: "higher" }],
-    /** The backlog is built once per library and reused by every repeat (its jobs never run). */
+    metrics: scaleMetrics(rounds),
+    /** Each run gets its own database, cloned from a backlog built once per library family. */
     async run(h, lib) {
-      let backlog = backlogs.get(lib);
-      if (!backlog) {
-        const db = await h.freshDatabase(lib, "scale_large");
-        const timeout = Math.max(h.timeoutMs, pending * 2); // at least 500 jobs/s
-        const made = await h.withProducer(lib, db.url, (p) =>
-          p.call("backlog", { n: pending, deps: adapters[lib].supportsDependencies, maxSeconds: timeout / 1000 }, timeout + 30_000),
-        );
-        backlog = { db, made };
-        backlogs.set(lib, backlog);
+      const backlog = await h.backlogTemplate(lib, pending);
+      const db = await h.freshDatabase(lib, "scale_large", { from: backlog.name });
+      try {
+        const r = await drainRounds(h, lib, db.url, ready, rounds);
+        return { ...r, backlog: backlog.count, backlogRate: rate(backlog.count, backlog.ms), cloneMs: db.cloneMs };
+      } finally {
+        await db.drop();
       }
-      const r = await drainReady(h, lib, backlog.db.url, ready);
-      return { ...r, backlog: backlog.made.count, backlogRate: rate(backlog.made.count, backlog.made.ms) };
-    },
-    async cleanup() {
-      for (const { db } of backlogs.values()) await db.drop().catch(() => undefined);
-      backlogs.clear();
     },
   };
 }
 
-/** The cases, with job counts multiplied by `scale` (never below a small minimum). */
-function allCases(scale = 1) {
-  const n = (base, min = 1) => Math.max(min, Math.round(base * scale));
+/** The cases, with job counts multiplied by `opts.scale` (never below a small minimum). */
+function allCases(opts) {
+  const n = (base, min = 1) => Math.max(min, Math.round(base * opts.scale));
   return [
     enqueueSingle(n),
     enqueueBulk(n, { id: "enqueue.bulk1k", batch: 1000, total: 20_000, deps: false }),
@@ -344,8 +384,9 @@ function allCases(scale = 1) {
     depsFanIn(n),
     depsFanOut(n),
     depsDag(n),
-    scaleSmall(n),
-    scaleLarge(n),
+    scaleSmall(n, opts),
+    scaleLarge(n, opts),
+    soak(n, opts),
   ];
 }
 

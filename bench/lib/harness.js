@@ -19,7 +19,13 @@ class Harness {
     this.opts = opts;
     this.log = log;
     this.templates = new Map();
+    this.backlogs = new Map();
     this.counter = 0;
+  }
+
+  /** Adapters of one family (Skein tuned and with its defaults) share their databases' schema. */
+  family(lib) {
+    return adapters[lib].family ?? lib;
   }
 
   /** n scaled by --scale, at least `min`. */
@@ -31,23 +37,56 @@ class Harness {
     return this.opts.timeout * 1000;
   }
 
-  /** A template database with the library's schema installed (made once per run). */
+  /** A template database with the library's schema installed (made once per run and family). */
   async template(lib) {
-    if (!this.templates.has(lib)) {
-      const name = `${PREFIX}${lib}_template`;
+    const family = this.family(lib);
+    if (!this.templates.has(family)) {
+      const name = `${PREFIX}${family.replace(/[^a-z0-9]/gi, "_")}_template`;
       const url = await this.server.createDatabase(name);
       await adapters[lib].install(url);
-      this.templates.set(lib, name);
+      this.templates.set(family, name);
     }
-    return this.templates.get(lib);
+    return this.templates.get(family);
   }
 
-  /** A fresh database for one run, cloned from the library's template. */
-  async freshDatabase(lib, tag) {
-    const template = await this.template(lib);
-    const name = `${PREFIX}${lib}_${tag.replace(/[^a-z0-9]/gi, "_").toLowerCase()}_${++this.counter}`;
-    const url = await this.server.createDatabase(name, template);
-    return { name, url, drop: () => (this.opts.keep ? Promise.resolve() : this.server.dropDatabase(name)) };
+  /**
+   * A template database holding the library's schema and `pending` jobs that
+   * cannot run (half blocked on a dependency where the library has them, the
+   * rest scheduled a day ahead; lib/graphs.js backlogChunks). Built once per
+   * run, family and size, through the library's own bulk insert; the scale
+   * and soak cases clone it. Returns { name, count, ms } (the build's time).
+   */
+  async backlogTemplate(lib, pending) {
+    const key = `${this.family(lib)}:${pending}`;
+    if (!this.backlogs.has(key)) {
+      const build = (async () => {
+        const template = await this.template(lib);
+        const name = `${PREFIX}${this.family(lib).replace(/[^a-z0-9]/gi, "_")}_backlog_${pending}`;
+        const url = await this.server.createDatabase(name, template);
+        const timeout = Math.max(this.timeoutMs, pending * 2); // at least 500 jobs/s
+        const made = await this.withProducer(lib, url, (p) =>
+          p.call("backlog", { n: pending, deps: adapters[lib].supportsDependencies, maxSeconds: timeout / 1000 }, timeout + 30_000),
+        );
+        this.log(`backlog of ${made.count.toLocaleString("en-US")} jobs for ${this.family(lib)} built in ${(made.ms / 1000).toFixed(1)} s (${Math.round((made.count * 1000) / made.ms)} jobs/s)`);
+        return { name, count: made.count, ms: made.ms };
+      })();
+      this.backlogs.set(key, build);
+      build.catch(() => this.backlogs.delete(key));
+    }
+    return this.backlogs.get(key);
+  }
+
+  /**
+   * A fresh database for one run, cloned from the library's template, or from
+   * `from` (a template database's name; cloned file by file, for large ones).
+   */
+  async freshDatabase(lib, tag, { from } = {}) {
+    const template = from ?? (await this.template(lib));
+    const name = `${PREFIX}${lib.replace(/[^a-z0-9]/gi, "_")}_${tag.replace(/[^a-z0-9]/gi, "_").toLowerCase()}_${++this.counter}`;
+    const t0 = now();
+    const url = await this.server.createDatabase(name, template, { fileCopy: from !== undefined });
+    const cloneMs = now() - t0;
+    return { name, url, cloneMs, drop: () => (this.opts.keep ? Promise.resolve() : this.server.dropDatabase(name)) };
   }
 
   /** A producer process connected to `url`. Close it with `child.close()`. */

@@ -43,12 +43,22 @@ class Server {
     }
   }
 
-  /** Creates database `name` (dropping a leftover of the same name), optionally from a template. */
-  async createDatabase(name, template) {
+  /**
+   * Creates database `name` (dropping a leftover of the same name), optionally
+   * from a template. `fileCopy`: copy the template's files (STRATEGY FILE_COPY,
+   * PostgreSQL 15 and later) instead of writing every page to the WAL, for
+   * large templates (the backlog's).
+   */
+  async createDatabase(name, template, { fileCopy = false } = {}) {
     if (!name.startsWith(PREFIX)) throw new Error(`refusing to create ${name}: benchmark databases start with ${PREFIX}`);
     await this.admin(async (c) => {
       await c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`);
-      await c.query(`CREATE DATABASE ${c.escapeIdentifier(name)}${template ? ` TEMPLATE ${c.escapeIdentifier(template)}` : ""}`);
+      let strategy = "";
+      if (template && fileCopy) {
+        const { rows } = await c.query("SELECT current_setting('server_version_num')::int AS v");
+        if (rows[0].v >= 150000) strategy = " STRATEGY FILE_COPY";
+      }
+      await c.query(`CREATE DATABASE ${c.escapeIdentifier(name)}${template ? ` TEMPLATE ${c.escapeIdentifier(template)}${strategy}` : ""}`);
     });
     this.created.add(name);
     return this.url(name);
@@ -64,12 +74,14 @@ class Server {
   async describe() {
     return this.admin(async (c) => {
       const { rows } = await c.query(`SELECT current_setting('server_version') AS version,
+        current_setting('server_version_num')::int AS version_num,
+        current_setting('autovacuum_naptime') AS autovacuum_naptime,
         current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS synchronous_commit,
         current_setting('full_page_writes') AS full_page_writes, current_setting('wal_level') AS wal_level,
         current_setting('shared_buffers') AS shared_buffers, current_setting('work_mem') AS work_mem,
         current_setting('max_connections') AS max_connections, current_setting('autovacuum') AS autovacuum,
         current_setting('jit') AS jit`);
-      return { ...rows[0], embedded: this.embedded };
+      return { ...rows[0], embedded: this.embedded, serverCpu: this.pid ? "read from /proc" : "not available (server not on this machine, or no /proc)" };
     });
   }
 
@@ -86,11 +98,12 @@ class Server {
   }
 
   /**
-   * CPU time (ms) the embedded server's processes have used so far: the
-   * postmaster, its live children (backends, autovacuum, WAL writer...) and
-   * the children that have exited. Linux only (`/proc`); null for a server
-   * at --database-url or where `/proc` cannot be read. Clock-tick resolution
-   * (10 ms at 100 Hz).
+   * CPU time (ms) the server's processes have used so far: the postmaster,
+   * its live children (backends, autovacuum, WAL writer...) and the children
+   * that have exited. Linux only (`/proc`); null where the postmaster is not
+   * known (a server at --database-url on another machine or in another PID
+   * namespace, see `findLocalPostmaster`) or `/proc` cannot be read.
+   * Clock-tick resolution (10 ms at 100 Hz).
    */
   cpuMs() {
     if (!this.pid) return null;
@@ -129,10 +142,49 @@ class Server {
   }
 }
 
-async function openServer({ databaseUrl, log }) {
+/** A process's /proc/<pid>/cmdline as one string ("" when unreadable). */
+function cmdline(pid) {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ").trim();
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * The postmaster's PID of the server `client` is connected to, when that
+ * server runs on this machine in our PID namespace; else undefined. The
+ * backend's PID (pg_backend_pid) is only trusted if the process of that PID
+ * here is a PostgreSQL backend serving this very connection: its title
+ * ("postgres: user db 127.0.0.1(port) ...") names our socket's local port, or
+ * "[local]" for a Unix socket. Its parent is the postmaster.
+ */
+async function findLocalPostmaster(client) {
+  if (process.platform !== "linux") return undefined;
+  const { rows } = await client.query("SELECT pg_backend_pid() AS pid");
+  const backend = rows[0].pid;
+  const title = cmdline(backend);
+  const port = client.connection?.stream?.localPort;
+  const ours = title.startsWith("postgres") && (port ? title.includes(`(${port})`) : title.includes("[local]"));
+  if (!ours) return undefined;
+  try {
+    const stat = fs.readFileSync(`/proc/${backend}/stat`, "utf8");
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    return /postgres|postmaster/.test(cmdline(ppid)) ? ppid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function openServer({ databaseUrl, log = () => undefined }) {
   if (databaseUrl) {
     const server = new Server({ adminUrl: databaseUrl, embedded: false });
-    await server.admin((c) => c.query("SELECT 1"));
+    server.pid = await server.admin(async (c) => {
+      const { rows } = await c.query("SELECT current_setting('server_version_num')::int AS v");
+      if (rows[0].v < 130000) throw new Error("--database-url: PostgreSQL 13 or later is needed (DROP DATABASE ... WITH (FORCE))");
+      return findLocalPostmaster(c);
+    });
+    log(server.pid ? `the server's postmaster is PID ${server.pid} on this machine: its CPU is read from /proc` : "the server is not on this machine (or not in this PID namespace): its CPU is not measured");
     return server;
   }
   const { startEmbeddedDatabase } = require(distDir());

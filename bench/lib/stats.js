@@ -40,7 +40,9 @@ function fmt(value, unit) {
   if (value === null || value === undefined || Number.isNaN(value)) return "–";
   if (unit === "ms") return value >= 100 ? Math.round(value).toLocaleString("en-US") : value.toFixed(value >= 10 ? 1 : 2);
   if (unit === "s") return value.toFixed(value >= 100 ? 0 : 1);
-  if (unit === "MB") return Math.round(value).toLocaleString("en-US");
+  if (unit === "MB") return value >= 100 ? Math.round(value).toLocaleString("en-US") : value.toFixed(1);
+  if (unit === "us") return value >= 100 ? Math.round(value).toLocaleString("en-US") : value.toFixed(1);
+  if (unit === "rows") return Math.round(value).toLocaleString("en-US");
   if (unit === "x") return value.toFixed(2);
   if (value >= 100) return Math.round(value).toLocaleString("en-US");
   return value.toFixed(1);
