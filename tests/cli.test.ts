@@ -2,7 +2,9 @@ import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { truncateAll, useTestDatabase, createTestDatabase } from "./helpers/db";
+import { Worker } from "../src";
 import { runCli } from "./helpers/processes";
+import { waitFor } from "./helpers/wait";
 import { TestDriver } from "./helpers/store";
 
 const ctx = useTestDatabase();
@@ -207,6 +209,56 @@ describe("the demo", () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   }, 120_000);
+});
+
+describe("operator controls from the command line", () => {
+  beforeEach(() => ctx.pool.query("TRUNCATE workers, paused_queues"));
+
+  it("skein queues list, pause and resume", async () => {
+    await ctx.jobManager.createJobs([
+      { id: "m1", jobType: "agent", name: "m1", queue: "mail" },
+      { id: "m2", jobType: "agent", name: "m2", queue: "mail" },
+      { id: "d1", jobType: "agent", name: "d1" },
+    ]);
+    const paused = await skein("queues", "pause", "mail");
+    expect(paused.code).toBe(0);
+    expect(paused.stdout).toMatch(/paused queue mail \(2 ready, 0 running\)/);
+    const listed = await skein("queues", "list");
+    expect(listed.stdout).toMatch(/mail\s+paused since \S+\s+2\s+0\s+0/);
+    expect(listed.stdout).toMatch(/default\s+active\s+1\s+0\s+0/);
+    const json = JSON.parse((await skein("queues", "list", "--json")).stdout) as Array<{ name: string; paused: boolean }>;
+    expect(json.map((q) => [q.name, q.paused])).toEqual([["default", false], ["mail", true]]);
+    expect((await skein("queues", "resume", "mail")).stdout).toMatch(/resumed queue mail \(2 ready\)/);
+    expect((await ctx.jobManager.listQueues()).every((q) => !q.paused)).toBe(true);
+    const bad = await skein("queues", "pause", "");
+    expect(bad.code).toBe(2);
+  });
+
+  it("skein workers list, quiet, resume, drain and concurrency reach a running worker", async () => {
+    const worker = new Worker({ prisma: ctx.prisma, workerId: "cli-w", maxConcurrentJobs: 2, tenants: ["orgA"], pollInterval: 0.2 });
+    await worker.start();
+    try {
+      const listed = await skein("workers", "list");
+      expect(listed.code).toBe(0);
+      expect(listed.stdout).toMatch(/cli-w\s+running\s+0\s+2\s+all\s+orgA/);
+      expect((await skein("workers", "quiet", "cli-w")).stdout).toMatch(/asked worker cli-w to go quiet/);
+      await waitFor(async () => (await ctx.jobManager.listWorkers())[0]?.status === "quiet", "the worker to go quiet", 3000);
+      expect((await skein("workers", "resume", "cli-w")).stdout).toMatch(/asked worker cli-w to resume/);
+      await waitFor(async () => (await ctx.jobManager.listWorkers())[0]?.status === "running", "the worker to resume", 3000);
+      expect((await skein("workers", "concurrency", "cli-w", "5")).stdout).toMatch(/asked worker cli-w to run 5 job\(s\) at once/);
+      await waitFor(async () => (await ctx.jobManager.listWorkers())[0]?.concurrency === 5, "the worker to take 5 slots", 3000);
+      const json = JSON.parse((await skein("workers", "list", "--json")).stdout) as Array<{ id: string; concurrency: number; tenants: string[] }>;
+      expect(json).toMatchObject([{ id: "cli-w", concurrency: 5, tenants: ["orgA"] }]);
+      expect((await skein("workers", "concurrency", "cli-w", "0")).code).toBe(2);
+      const missing = await skein("workers", "quiet", "nobody");
+      expect(missing.code).toBe(1);
+      expect(missing.stderr.trim()).toMatch(/no running worker has id "nobody"/);
+      expect((await skein("workers", "drain", "cli-w")).stdout).toMatch(/asked worker cli-w to drain/);
+      await waitFor(async () => (await ctx.jobManager.listWorkers()).length === 0, "the drained worker to stop and unregister", 5000);
+    } finally {
+      await worker.stop();
+    }
+  });
 });
 
 describe("run-worker --status and init-worker", () => {
