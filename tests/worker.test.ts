@@ -482,6 +482,18 @@ describe("Worker: dependents handed over by completions", () => {
       { id: "x", jobType: JobType.AGENT, name: "x", payload: { agent_name: "slow" }, tags: ["first"] },
     ]);
     const registry = { quick: async () => "done", slow: async () => gate.promise.then(() => "slow done") };
+    // a's completion (which hands b over) is written only once x holds the slot a freed: on a
+    // loaded machine the write could otherwise come first and hand b to a free slot.
+    const original = JobStore.prototype.complete;
+    const handed: string[] = [];
+    const complete = jest.spyOn(JobStore.prototype, "complete").mockImplementation(async function (this: JobStore, completions, handoff) {
+      if (completions.some((c) => c.id === "a")) {
+        await waitFor(async () => (await ctx.pool.query("SELECT 1 FROM jobs WHERE id = 'x' AND status = 'running'")).rowCount === 1, "x to take the slot");
+      }
+      const out = await original.call(this, completions, handoff);
+      handed.push(...out.handed.map((r) => r.id));
+      return out;
+    });
     const first = await startWorker({ maxConcurrentJobs: 1, prefetch: 0, tags: ["first"], agentRegistry: registry });
     try {
       await waitFor(async () => (await ctx.pool.query("SELECT 1 FROM jobs WHERE id = 'x' AND status = 'running'")).rowCount === 1, "x to run on the first worker");
@@ -489,9 +501,11 @@ describe("Worker: dependents handed over by completions", () => {
       const second = await startWorker({ maxConcurrentJobs: 1, agentRegistry: registry });
       // b does not wait for x's slot: the second worker runs it.
       expect(await finished("b")).toMatchObject({ status: "completed", attempts: 1, lockedBy: second.workerId });
+      expect(handed).toEqual(["b"]); // handed to the first worker, and handed back
       expect((await ctx.pool.query("SELECT 1 FROM jobs WHERE id = 'x' AND status = 'running'")).rowCount).toBe(1);
     } finally {
       gate.resolve();
+      complete.mockRestore();
     }
     expect(await finished("x")).toMatchObject({ status: "completed" });
   });
