@@ -20,7 +20,7 @@ export interface RunResult {
 /**
  * The environment of every program we start: English messages (we read them
  * to classify failures) and a fixed PATH; nothing of ours (no PGPASSWORD,
- * PGDATA...) leaks into PostgreSQL, and library code does not read process.env.
+ * PGDATA...) leaks into PostgreSQL, and nothing is read from the environment of this process.
  */
 export const CHILD_ENV: NodeJS.ProcessEnv = {
   LC_ALL: "C",
