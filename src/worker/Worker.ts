@@ -111,16 +111,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private createControl(): WorkerControl {
     const handBack = (rows: JobRow[], why: string) => void this.release(rows, `worker ${this.workerId} ${why}`);
     const deps = { db: this.store.db, workerId: this.workerId, logger: this.logger, report: () => void this.touch().catch(() => undefined) };
-    return new WorkerControl(
-      {
-        ...deps,
-        setClaiming: (on) => (on ? this.fetcher.wake(true) : handBack(this.ledger.removeAllHeld(), "was quieted")),
-        drain: () => void this.drained(),
-        setConcurrency: (n) => (this.ledger.setConcurrency(n), this.prefetch.resize(n), this.fetcher.wake()),
-        queuesPaused: (queues) => handBack(this.ledger.removeHeldOfQueues(queues), "holds no job of a paused queue"),
-      },
-      this.options.maxConcurrentJobs,
-    );
+    return new WorkerControl({
+      ...deps,
+      setClaiming: (on) => (on ? this.fetcher.wake(true) : handBack(this.ledger.removeAllHeld(), "was quieted")),
+      drain: () => void this.drained(),
+      concurrency: () => this.ledger.concurrency,
+      setConcurrency: (n) => (this.ledger.setConcurrency(n), this.prefetch.resize(n), this.fetcher.wake()),
+      queuesPaused: (queues) => handBack(this.ledger.removeHeldOfQueues(queues), "holds no job of a paused queue"),
+    });
   }
 
   /** Drain: once nothing runs, stops (unless an operator resumed it meanwhile). */

@@ -12,6 +12,8 @@ export interface ControlDeps {
   setClaiming(on: boolean): void;
   /** Stop once idle (drain). */
   drain(): void;
+  /** Jobs run at once now. */
+  concurrency(): number;
   /** Run `n` jobs at once from now on. */
   setConcurrency(n: number): void;
   /** These queues are paused now: held jobs of theirs go back to pending. */
@@ -30,14 +32,8 @@ export interface ControlDeps {
  */
 export class WorkerControl {
   private current: WorkerStatus = "running";
-  private concurrency: number;
 
-  constructor(
-    private readonly deps: ControlDeps,
-    startConcurrency: number,
-  ) {
-    this.concurrency = startConcurrency;
-  }
+  constructor(private readonly deps: ControlDeps) {}
 
   /** Running (claims), quiet (claims nothing) or draining (claims nothing, stops when idle). */
   get status(): WorkerStatus {
@@ -84,9 +80,9 @@ export class WorkerControl {
   /** Applies what operators asked (from a notification or a heartbeat's reply). */
   apply(requests: WorkerRequests): void {
     const wanted = requests.requested_concurrency;
-    if (wanted !== null && wanted !== this.concurrency) {
-      this.deps.logger.info("concurrency changed by an operator", { from: this.concurrency, to: wanted });
-      this.concurrency = wanted;
+    const now = this.deps.concurrency();
+    if (wanted !== null && wanted !== now) {
+      this.deps.logger.info("concurrency changed by an operator", { from: now, to: wanted });
       this.deps.setConcurrency(wanted);
       this.deps.report();
     }
