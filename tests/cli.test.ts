@@ -253,7 +253,9 @@ describe("operator controls from the command line", () => {
       const missing = await skein("workers", "quiet", "nobody");
       expect(missing.code).toBe(1);
       expect(missing.stderr.trim()).toMatch(/no running worker has id "nobody"/);
-      expect((await skein("workers", "drain", "cli-w")).stdout).toMatch(/asked worker cli-w to drain/);
+      const drained = await skein("workers", "drain", "cli-w");
+      expect(drained.stderr).toBe("");
+      expect(drained.stdout).toMatch(/asked worker cli-w to drain/);
       await waitFor(async () => (await ctx.jobManager.listWorkers()).length === 0, "the drained worker to stop and unregister", 5000);
     } finally {
       await worker.stop();

@@ -288,7 +288,8 @@ describe("durable steps and sleeps", () => {
     );
     const started = Date.now();
     await ctx.jobManager.createJob(agentJob("s", "sleeper"));
-    await waitFor(async () => (await ctx.jobManager.getJob("s"))?.status === "pending" && ran.includes("before"), "the sleeper to park");
+    // "before" first: a job seen pending after its step ran is parked (not yet claimed would also be pending).
+    await waitFor(async () => ran.includes("before") && (await ctx.jobManager.getJob("s"))?.status === "pending", "the sleeper to park");
     expect((await ctx.jobManager.explain("s"))?.reasons.map((r) => r.code)).toContain("sleeping");
     const status = await readStatus(databaseFor(ctx.prisma));
     expect(status.waiting.find((w) => w.id === "s")?.reason).toMatch(/^sleeping \(ctx.sleep\) until /);
